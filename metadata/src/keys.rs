@@ -1,0 +1,232 @@
+//! Every metadata key prefix, in one place.
+//!
+//! Keys are a one-byte prefix followed by big-endian integers and raw names,
+//! so that a range scan walks them in numeric then byte order. Prefix bytes
+//! are never reused for another meaning; add new ones at the end.
+//!
+//! | prefix | key after the prefix | value (versioned, encoded by core-fs) |
+//! |---|---|---|
+//! | `SYSTEM` | ascii name | instance-wide records: format version, inode allocator, boot count |
+//! | `VOLUME` | volume name | volume record (id, root inode, options) |
+//! | `VOLUME_ID` | volume id (u32) | volume name (handle → volume) |
+//! | `INODE` | inode (u64) | inode record (type, mode, owner, size, times, layout, epoch) |
+//! | `DENTRY` | parent (u64) ‖ name | dentry (child inode, type, readdir cookie) |
+//! | `DIR_COOKIE` | parent (u64) ‖ cookie (u64) | name — stable readdir order and resume points |
+//! | `XATTR` | inode (u64) ‖ name | value (S3 object metadata lives here as `user.s3.*`) |
+//! | `ACL` | inode (u64) ‖ kind (u8: 1 access, 2 default) | POSIX.1e ACL entries |
+//! | `QUOTA` | quota root inode (u64) | limits and usage, updated in the same transaction as the change |
+//! | `GC` | inode (u64) | inode whose chunks must be deleted (written in the unlink transaction) |
+//! | `SNAPSHOT` | volume id (u32) ‖ name | snapshot record (epoch, time) |
+//! | `HISTORY` | epoch (u64) ‖ original key | record as it was before the first change after snapshot `epoch` (copy-on-write) |
+
+/// Instance-wide records.
+pub const SYSTEM: u8 = 0x01;
+/// Volume by name.
+pub const VOLUME: u8 = 0x02;
+/// Volume name by id.
+pub const VOLUME_ID: u8 = 0x03;
+/// Inode records.
+pub const INODE: u8 = 0x04;
+/// Directory entries by parent and name.
+pub const DENTRY: u8 = 0x05;
+/// Directory entries by parent and readdir cookie.
+pub const DIR_COOKIE: u8 = 0x06;
+/// Extended attributes.
+pub const XATTR: u8 = 0x07;
+/// POSIX ACLs.
+pub const ACL: u8 = 0x08;
+/// Quota limits and usage per quota root.
+pub const QUOTA: u8 = 0x09;
+/// Inodes whose chunks await deletion.
+pub const GC: u8 = 0x0a;
+/// Snapshots per volume.
+pub const SNAPSHOT: u8 = 0x0b;
+/// Copy-on-write history of records changed after a snapshot.
+pub const HISTORY: u8 = 0x0c;
+
+/// Name of the system record holding the on-disk format version.
+pub const SYS_FORMAT: &str = "format";
+/// Name of the system record holding the inode allocator's high-water mark.
+pub const SYS_NEXT_INODE: &str = "next_inode";
+/// Name of the system record holding the next volume id.
+pub const SYS_NEXT_VOLUME: &str = "next_volume";
+/// Name of the system record counting server starts (feeds write verifiers).
+pub const SYS_BOOT_COUNT: &str = "boot_count";
+
+fn with_prefix(prefix: u8, cap: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + cap);
+    k.push(prefix);
+    k
+}
+
+/// `SYSTEM ‖ name`.
+pub fn system(name: &str) -> Vec<u8> {
+    let mut k = with_prefix(SYSTEM, name.len());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `VOLUME ‖ name`.
+pub fn volume(name: &str) -> Vec<u8> {
+    let mut k = with_prefix(VOLUME, name.len());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The prefix of all volume records.
+pub fn volume_prefix() -> Vec<u8> {
+    vec![VOLUME]
+}
+
+/// `VOLUME_ID ‖ id`.
+pub fn volume_id(id: u32) -> Vec<u8> {
+    let mut k = with_prefix(VOLUME_ID, 4);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `INODE ‖ ino`.
+pub fn inode(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(INODE, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
+/// The prefix of all inode records.
+pub fn inode_prefix() -> Vec<u8> {
+    vec![INODE]
+}
+
+/// `DENTRY ‖ parent ‖ name`.
+pub fn dentry(parent: u64, name: &[u8]) -> Vec<u8> {
+    let mut k = dentry_prefix(parent);
+    k.extend_from_slice(name);
+    k
+}
+
+/// `DENTRY ‖ parent`: all entries of one directory, in name order.
+pub fn dentry_prefix(parent: u64) -> Vec<u8> {
+    let mut k = with_prefix(DENTRY, 8);
+    k.extend_from_slice(&parent.to_be_bytes());
+    k
+}
+
+/// `DIR_COOKIE ‖ parent ‖ cookie`.
+pub fn dir_cookie(parent: u64, cookie: u64) -> Vec<u8> {
+    let mut k = dir_cookie_prefix(parent);
+    k.extend_from_slice(&cookie.to_be_bytes());
+    k
+}
+
+/// `DIR_COOKIE ‖ parent`: all entries of one directory, in cookie order.
+pub fn dir_cookie_prefix(parent: u64) -> Vec<u8> {
+    let mut k = with_prefix(DIR_COOKIE, 8);
+    k.extend_from_slice(&parent.to_be_bytes());
+    k
+}
+
+/// Decodes the cookie from a `DIR_COOKIE` key.
+pub fn dir_cookie_of(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// `XATTR ‖ ino ‖ name`.
+pub fn xattr(ino: u64, name: &[u8]) -> Vec<u8> {
+    let mut k = xattr_prefix(ino);
+    k.extend_from_slice(name);
+    k
+}
+
+/// `XATTR ‖ ino`: all extended attributes of one inode.
+pub fn xattr_prefix(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(XATTR, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
+/// `ACL ‖ ino ‖ kind`.
+pub fn acl(ino: u64, kind: u8) -> Vec<u8> {
+    let mut k = with_prefix(ACL, 9);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k.push(kind);
+    k
+}
+
+/// `QUOTA ‖ root`.
+pub fn quota(root: u64) -> Vec<u8> {
+    let mut k = with_prefix(QUOTA, 8);
+    k.extend_from_slice(&root.to_be_bytes());
+    k
+}
+
+/// `GC ‖ ino`.
+pub fn gc(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(GC, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
+/// The prefix of all pending chunk deletions.
+pub fn gc_prefix() -> Vec<u8> {
+    vec![GC]
+}
+
+/// Decodes the inode from a `GC` or `INODE` key.
+pub fn ino_of(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// `SNAPSHOT ‖ volume ‖ name`.
+pub fn snapshot(volume: u32, name: &str) -> Vec<u8> {
+    let mut k = with_prefix(SNAPSHOT, 4 + name.len());
+    k.extend_from_slice(&volume.to_be_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `HISTORY ‖ epoch ‖ original key`.
+pub fn history(epoch: u64, original: &[u8]) -> Vec<u8> {
+    let mut k = with_prefix(HISTORY, 8 + original.len());
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(original);
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dentry_keys_of_one_directory_sort_by_name_and_stay_inside_its_prefix() {
+        let p = dentry_prefix(7);
+        let a = dentry(7, b"a");
+        let b = dentry(7, b"b");
+        let other = dentry(8, b"");
+        assert!(a < b);
+        assert!(a.starts_with(&p) && b.starts_with(&p));
+        assert!(b < crate::prefix_end(&p));
+        assert!(other >= crate::prefix_end(&p));
+    }
+
+    #[test]
+    fn cookie_and_inode_round_trip_through_keys() {
+        assert_eq!(dir_cookie_of(&dir_cookie(3, 0x0102_0304_0506)), Some(0x0102_0304_0506));
+        assert_eq!(ino_of(&gc(99)), Some(99));
+        assert_eq!(ino_of(&inode(u64::MAX)), Some(u64::MAX));
+        assert_eq!(ino_of(&[GC, 1]), None);
+    }
+
+    #[test]
+    fn prefixes_are_distinct() {
+        let all = [
+            SYSTEM, VOLUME, VOLUME_ID, INODE, DENTRY, DIR_COOKIE, XATTR, ACL, QUOTA, GC, SNAPSHOT,
+            HISTORY,
+        ];
+        let mut sorted = all.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), all.len());
+    }
+}

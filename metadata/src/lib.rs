@@ -1,0 +1,133 @@
+//! The metadata engine boundary.
+//!
+//! This crate owns the small transactional key-value trait ([`MetaKv`],
+//! [`Txn`]) that the filesystem core stores its namespace in, the two
+//! backends ([`RocksKv`] for real use, [`MemKv`] for tests and tools), the
+//! key layout of every record ([`keys`]), and the conformance suite
+//! ([`conformance`]) that every backend must pass.
+//!
+//! It must not know what an inode means: values are opaque bytes here.
+//! Only the `rocks` module names `rocksdb`.
+
+pub mod conformance;
+pub mod keys;
+mod mem;
+mod rocks;
+
+pub use mem::MemKv;
+pub use rocks::RocksKv;
+
+/// Errors a metadata backend reports.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// Another transaction committed a conflicting change; retry the whole
+    /// transaction.
+    #[error("transaction conflict")]
+    Conflict,
+    /// The engine failed (I/O, corruption, shutdown).
+    #[error("metadata engine: {0}")]
+    Engine(String),
+}
+
+impl KvError {
+    /// Whether running the transaction again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, KvError::Conflict)
+    }
+}
+
+/// Result of a metadata call.
+pub type KvResult<T> = Result<T, KvError>;
+
+/// A key-value pair returned by a scan.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+/// A transactional, ordered key-value store.
+pub trait MetaKv: Send + Sync {
+    /// Starts a transaction. Reads through it see a consistent snapshot
+    /// plus the transaction's own writes.
+    fn begin(&self) -> Box<dyn Txn + '_>;
+
+    /// Reads one key outside any transaction.
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>>;
+
+    /// Returns up to `limit` pairs with `start <= key < end`, in key order,
+    /// outside any transaction.
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>>;
+
+    /// Makes every committed transaction durable (fsync of the log).
+    fn sync(&self) -> KvResult<()>;
+}
+
+/// One transaction. Point reads are tracked: if another transaction
+/// commits a write to a key this one read, `commit` fails with
+/// [`KvError::Conflict`].
+pub trait Txn {
+    /// Reads a key and registers it for conflict detection.
+    fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>>;
+
+    /// Writes a key.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> KvResult<()>;
+
+    /// Deletes a key (no error if absent).
+    fn delete(&mut self, key: &[u8]) -> KvResult<()>;
+
+    /// Returns up to `limit` pairs with `start <= key < end`, including
+    /// this transaction's own writes. Ranges are not conflict-tracked:
+    /// guard them by reading a key that every writer of the range updates.
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>>;
+
+    /// Commits. With `durable`, the commit is on stable storage when this
+    /// returns; otherwise it survives a process crash but may be lost on
+    /// power loss until the next durable commit or [`MetaKv::sync`].
+    fn commit(self: Box<Self>, durable: bool) -> KvResult<()>;
+}
+
+/// How many times [`transact`] runs a transaction that keeps conflicting.
+pub const MAX_TXN_ATTEMPTS: usize = 64;
+
+/// Runs `body` in a transaction and commits it, retrying on conflicts.
+///
+/// `body` may run several times; it must not have side effects outside the
+/// transaction. Its own errors abort without retry.
+pub fn transact<T, E>(
+    kv: &dyn MetaKv,
+    durable: bool,
+    mut body: impl FnMut(&mut dyn Txn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<KvError>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut txn = kv.begin();
+        let value = match body(txn.as_mut()) {
+            Ok(v) => v,
+            Err(e) => return Err(e),
+        };
+        match txn.commit(durable) {
+            Ok(()) => return Ok(value),
+            Err(e) if e.is_retryable() && attempt < MAX_TXN_ATTEMPTS => {
+                tracing::debug!(attempt, "metadata transaction conflict, retrying");
+                // Back off a little so the winner can finish.
+                std::thread::yield_now();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Smallest key strictly greater than every key that starts with `prefix`
+/// (the exclusive end of a prefix scan).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff: no finite successor; scan to the end of the keyspace.
+    vec![0xff; prefix.len() + 1]
+}

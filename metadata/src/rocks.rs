@@ -1,0 +1,145 @@
+//! RocksDB backend: an `OptimisticTransactionDB` whose commits detect
+//! conflicts on every key read with `get_for_update`.
+
+use crate::{KvError, KvPair, KvResult, MetaKv, Txn};
+use rocksdb::{
+    OptimisticTransactionDB, OptimisticTransactionOptions, Options, ReadOptions, Transaction,
+    WriteOptions,
+};
+use std::path::Path;
+
+/// Metadata stored in a RocksDB directory.
+pub struct RocksKv {
+    db: OptimisticTransactionDB,
+}
+
+fn engine(e: rocksdb::Error) -> KvError {
+    KvError::Engine(e.into_string())
+}
+
+fn commit_error(e: rocksdb::Error) -> KvError {
+    // Optimistic conflict detection reports Busy (write conflict) or
+    // TryAgain (history too short to decide); both mean "run again".
+    match e.kind() {
+        rocksdb::ErrorKind::Busy | rocksdb::ErrorKind::TryAgain => KvError::Conflict,
+        _ => engine(e),
+    }
+}
+
+impl RocksKv {
+    /// Opens (creating if missing) the database in `dir`.
+    pub fn open(dir: &Path) -> KvResult<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(1 << 20);
+        opts.increase_parallelism(2);
+        let db = OptimisticTransactionDB::open(&opts, dir).map_err(engine)?;
+        Ok(Self { db })
+    }
+}
+
+fn collect(mut it: impl RawIter, limit: usize) -> KvResult<Vec<KvPair>> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match it.pair() {
+            Some(kv) => out.push(kv),
+            None => break,
+        }
+        it.advance();
+    }
+    it.status()?;
+    Ok(out)
+}
+
+/// The two raw-iterator types of rocksdb differ only in their database
+/// parameter; this lets `collect` serve both.
+trait RawIter {
+    fn pair(&self) -> Option<KvPair>;
+    fn advance(&mut self);
+    fn status(&self) -> KvResult<()>;
+}
+
+impl<D: rocksdb::DBAccess> RawIter for rocksdb::DBRawIteratorWithThreadMode<'_, D> {
+    fn pair(&self) -> Option<KvPair> {
+        if !self.valid() {
+            return None;
+        }
+        Some((self.key()?.to_vec(), self.value()?.to_vec()))
+    }
+    fn advance(&mut self) {
+        self.next();
+    }
+    fn status(&self) -> KvResult<()> {
+        rocksdb::DBRawIteratorWithThreadMode::status(self).map_err(engine)
+    }
+}
+
+fn bounded(end: &[u8]) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_upper_bound(end.to_vec());
+    ro
+}
+
+impl MetaKv for RocksKv {
+    fn begin(&self) -> Box<dyn Txn + '_> {
+        let wo = WriteOptions::default();
+        let mut to = OptimisticTransactionOptions::default();
+        // Conflicts are judged against the state at begin(), not at first read.
+        to.set_snapshot(true);
+        Box::new(RocksTxn {
+            txn: self.db.transaction_opt(&wo, &to),
+            db: &self.db,
+        })
+    }
+
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        self.db.get(key).map_err(engine)
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
+        let mut it = self.db.raw_iterator_opt(bounded(end));
+        it.seek(start);
+        collect(it, limit)
+    }
+
+    fn sync(&self) -> KvResult<()> {
+        self.db.flush_wal(true).map_err(engine)
+    }
+}
+
+struct RocksTxn<'db> {
+    txn: Transaction<'db, OptimisticTransactionDB>,
+    db: &'db OptimisticTransactionDB,
+}
+
+impl Txn for RocksTxn<'_> {
+    fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        self.txn.get_for_update(key, true).map_err(engine)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> KvResult<()> {
+        self.txn.put(key, value).map_err(commit_error)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> KvResult<()> {
+        self.txn.delete(key).map_err(commit_error)
+    }
+
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
+        let mut it = self.txn.raw_iterator_opt(bounded(end));
+        it.seek(start);
+        collect(it, limit)
+    }
+
+    fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
+        let this = *self;
+        this.txn.commit().map_err(commit_error)?;
+        if durable {
+            // The transaction was written to the WAL without fsync; one
+            // synced flush makes it (and everything before it) durable.
+            this.db.flush_wal(true).map_err(engine)?;
+        }
+        Ok(())
+    }
+}
