@@ -4,6 +4,8 @@
 //! This crate owns no behaviour and depends on nothing heavy; it must never
 //! learn about a protocol or a storage engine.
 
+pub mod crashsafe;
+
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 

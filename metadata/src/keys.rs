@@ -11,7 +11,7 @@
 //! | `VOLUME_ID` | volume id (u32) | volume name (handle → volume) |
 //! | `INODE` | inode (u64) | inode record (type, mode, owner, size, times, layout, epoch) |
 //! | `DENTRY` | parent (u64) ‖ name | dentry (child inode, type, readdir cookie) |
-//! | `DIR_COOKIE` | parent (u64) ‖ cookie (u64) | name — stable readdir order and resume points |
+//! | `DIR_COOKIE` | parent (u64) ‖ cookie (u64) | child inode (u64) ‖ name — stable readdir order and resume points |
 //! | `XATTR` | inode (u64) ‖ name | value (S3 object metadata lives here as `user.s3.*`) |
 //! | `ACL` | inode (u64) ‖ kind (u8: 1 access, 2 default) | POSIX.1e ACL entries |
 //! | `QUOTA` | quota root inode (u64) | limits and usage, updated in the same transaction as the change |

@@ -102,10 +102,7 @@ where
     loop {
         attempt += 1;
         let mut txn = kv.begin();
-        let value = match body(txn.as_mut()) {
-            Ok(v) => v,
-            Err(e) => return Err(e),
-        };
+        let value = body(txn.as_mut())?;
         match txn.commit(durable) {
             Ok(()) => return Ok(value),
             Err(e) if e.is_retryable() && attempt < MAX_TXN_ATTEMPTS => {

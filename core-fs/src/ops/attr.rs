@@ -1,0 +1,139 @@
+//! ACCESS and SETATTR.
+
+use crate::perm::{self, W};
+use crate::record::{self, InodeRecord};
+use crate::types::{Attr, FileType, SetAttr, SetTime, Wcc, FILE_SIZE_MAX, MODE_MASK, S_ISGID, S_ISUID};
+use crate::{FileSystem, FsError, FsResult};
+use nitrofs_common::{Credentials, InodeId, Timestamp};
+use nitrofs_metadata::transact;
+
+/// Applies `set` to `rec` with POSIX permission rules, stamping `now`.
+/// Returns whether the size changed.
+pub(crate) fn apply_setattr(
+    rec: &mut InodeRecord,
+    cred: &Credentials,
+    set: &SetAttr,
+    now: Timestamp,
+) -> FsResult<bool> {
+    if let Some(uid) = set.uid {
+        if uid != rec.uid && !cred.is_root() {
+            return Err(FsError::Perm);
+        }
+    }
+    if let Some(gid) = set.gid {
+        if gid != rec.gid && !cred.is_root() && (cred.uid != rec.uid || !cred.in_group(gid)) {
+            return Err(FsError::Perm);
+        }
+    }
+    if set.mode.is_some() {
+        perm::check_owner(rec, cred)?;
+    }
+    for t in [set.atime, set.mtime] {
+        match t {
+            SetTime::Keep => {}
+            SetTime::Exact(_) => perm::check_owner(rec, cred)?,
+            SetTime::ServerNow => {
+                if !(cred.is_root() || cred.uid == rec.uid || perm::allowed(rec, cred, W)) {
+                    return Err(FsError::Access);
+                }
+            }
+        }
+    }
+    let mut size_changed = false;
+    if let Some(size) = set.size {
+        match rec.kind {
+            FileType::Regular => {}
+            FileType::Directory => return Err(FsError::IsDir),
+            _ => return Err(FsError::Invalid("size of a non-regular file")),
+        }
+        if size > FILE_SIZE_MAX {
+            return Err(FsError::TooBig);
+        }
+        perm::check_data(rec, cred, W)?;
+        if size != rec.size {
+            rec.size = size;
+            rec.mtime = now;
+            size_changed = true;
+            if !cred.is_root() {
+                rec.mode &= !(S_ISUID | S_ISGID);
+            }
+        }
+    }
+    let owner_changed = set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
+    if let Some(uid) = set.uid {
+        rec.uid = uid;
+    }
+    if let Some(gid) = set.gid {
+        rec.gid = gid;
+    }
+    if owner_changed && rec.kind == FileType::Regular && set.mode.is_none() {
+        // chown clears set-id bits so a changed owner cannot inherit them.
+        rec.mode &= !(S_ISUID | S_ISGID);
+    }
+    if let Some(mode) = set.mode {
+        let mut mode = mode & MODE_MASK;
+        if !cred.is_root() && !cred.in_group(rec.gid) {
+            mode &= !S_ISGID;
+        }
+        rec.mode = mode;
+    }
+    match set.atime {
+        SetTime::Keep => {}
+        SetTime::ServerNow => rec.atime = now,
+        SetTime::Exact(t) => rec.atime = t,
+    }
+    match set.mtime {
+        SetTime::Keep => {}
+        SetTime::ServerNow => rec.mtime = now,
+        SetTime::Exact(t) => rec.mtime = t,
+    }
+    rec.ctime = now;
+    rec.create_verf = None;
+    Ok(size_changed)
+}
+
+impl FileSystem {
+    /// The NFSv3 ACCESS bits of `want` that `cred` holds on `ino`.
+    pub fn access(&self, cred: &Credentials, ino: InodeId, want: u32) -> FsResult<(Attr, u32)> {
+        let rec = self.read_inode(ino)?;
+        Ok((rec.attr(), perm::access_mask(&rec, cred, want)))
+    }
+
+    /// Changes attributes. With `guard_ctime`, fails with `GuardFailed`
+    /// unless the object's ctime still equals it.
+    pub fn setattr(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        set: &SetAttr,
+        guard_ctime: Option<Timestamp>,
+    ) -> FsResult<Wcc> {
+        let current = self.read_inode(ino)?;
+        if let Some(size) = set.size {
+            if size < current.size && current.kind == FileType::Regular {
+                // Drop the data first: a crash after this and before the
+                // metadata commit leaves a file whose tail reads as zeros,
+                // never a shorter file that later grows back stale bytes.
+                let mut probe = current.clone();
+                apply_setattr(&mut probe, cred, set, Timestamp::now())?;
+                self.truncate_chunks(&current, size)?;
+            }
+        }
+        let now = Timestamp::now();
+        transact(self.kv.as_ref(), true, |txn| -> FsResult<Wcc> {
+            let mut rec = record::load_inode(txn, ino)?;
+            if let Some(g) = guard_ctime {
+                if g != rec.ctime {
+                    return Err(FsError::GuardFailed);
+                }
+            }
+            let before = (&rec.attr()).into();
+            apply_setattr(&mut rec, cred, set, now)?;
+            record::put_inode(txn, &rec)?;
+            Ok(Wcc {
+                before,
+                after: rec.attr(),
+            })
+        })
+    }
+}

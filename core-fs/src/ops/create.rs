@@ -1,0 +1,313 @@
+//! Making names: CREATE, MKDIR, SYMLINK, MKNOD and LINK.
+
+use super::attr::apply_setattr;
+use super::lookup::{is_dot, validate_name};
+use crate::perm;
+use crate::record::{self, InodeRecord};
+use crate::types::{
+    Attr, CreateHow, FileType, NodeKind, SetAttr, Wcc, LINK_MAX, PATH_MAX, S_ISGID,
+};
+use crate::{FileSystem, FsError, FsResult};
+use nitrofs_common::{Credentials, InodeId, Timestamp};
+use nitrofs_metadata::{transact, Txn};
+
+/// What kind of object a `make_node` call creates.
+struct NewNode<'a> {
+    kind: FileType,
+    default_mode: u32,
+    set: &'a SetAttr,
+    target: Option<&'a [u8]>,
+    rdev: (u32, u32),
+    verf: Option<[u8; 8]>,
+}
+
+/// The outcome of looking at an existing name during CREATE.
+enum Existing {
+    /// Return this object as the result (UNCHECKED / EXCLUSIVE retry).
+    Reuse(InodeRecord),
+    /// Fail with this error.
+    Fail(FsError),
+}
+
+impl FileSystem {
+    /// Creates (or, per `how`, opens) a regular file.
+    pub fn create(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        name: &[u8],
+        how: &CreateHow,
+    ) -> FsResult<(Attr, Wcc)> {
+        let empty = SetAttr::default();
+        let (set, verf) = match how {
+            CreateHow::Unchecked(s) | CreateHow::Guarded(s) => (s, None),
+            CreateHow::Exclusive(v) => (&empty, Some(*v)),
+        };
+        let node = NewNode {
+            kind: FileType::Regular,
+            default_mode: 0o644,
+            set,
+            target: None,
+            rdev: (0, 0),
+            verf,
+        };
+        let (attr, wcc, truncated_from) = self.make_node(cred, dir, name, &node, |existing| {
+            match how {
+                CreateHow::Guarded(_) => Existing::Fail(FsError::Exists),
+                CreateHow::Unchecked(_) if existing.kind == FileType::Regular => {
+                    Existing::Reuse(existing.clone())
+                }
+                CreateHow::Exclusive(v)
+                    if existing.kind == FileType::Regular && existing.create_verf == Some(*v) =>
+                {
+                    Existing::Reuse(existing.clone())
+                }
+                _ => Existing::Fail(FsError::Exists),
+            }
+        })?;
+        if let Some(old) = truncated_from {
+            self.truncate_chunks(&old, 0)?;
+        }
+        Ok((attr, wcc))
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        name: &[u8],
+        set: &SetAttr,
+    ) -> FsResult<(Attr, Wcc)> {
+        let node = NewNode {
+            kind: FileType::Directory,
+            default_mode: 0o755,
+            set,
+            target: None,
+            rdev: (0, 0),
+            verf: None,
+        };
+        let (a, w, _) = self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
+        Ok((a, w))
+    }
+
+    /// Creates a symbolic link to `target`.
+    pub fn symlink(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        name: &[u8],
+        target: &[u8],
+        set: &SetAttr,
+    ) -> FsResult<(Attr, Wcc)> {
+        if target.is_empty() {
+            return Err(FsError::Invalid("empty symlink target"));
+        }
+        if target.len() > PATH_MAX {
+            return Err(FsError::NameTooLong);
+        }
+        let node = NewNode {
+            kind: FileType::Symlink,
+            default_mode: 0o777,
+            set,
+            target: Some(target),
+            rdev: (0, 0),
+            verf: None,
+        };
+        let (a, w, _) = self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
+        Ok((a, w))
+    }
+
+    /// Creates a device node, FIFO or socket.
+    pub fn mknod(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        name: &[u8],
+        kind: NodeKind,
+        set: &SetAttr,
+    ) -> FsResult<(Attr, Wcc)> {
+        let (ft, rdev) = match kind {
+            NodeKind::CharDevice(ma, mi) => (FileType::CharDevice, (ma, mi)),
+            NodeKind::BlockDevice(ma, mi) => (FileType::BlockDevice, (ma, mi)),
+            NodeKind::Fifo => (FileType::Fifo, (0, 0)),
+            NodeKind::Socket => (FileType::Socket, (0, 0)),
+        };
+        if matches!(ft, FileType::CharDevice | FileType::BlockDevice) && !cred.is_root() {
+            return Err(FsError::Perm);
+        }
+        let node = NewNode {
+            kind: ft,
+            default_mode: 0o644,
+            set,
+            target: None,
+            rdev,
+            verf: None,
+        };
+        let (a, w, _) = self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
+        Ok((a, w))
+    }
+
+    /// Adds the name `name` in `dir` for the existing object `ino`.
+    pub fn link(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        dir: InodeId,
+        name: &[u8],
+    ) -> FsResult<(Attr, Wcc)> {
+        if is_dot(name) {
+            return Err(FsError::Exists);
+        }
+        validate_name(name)?;
+        let now = Timestamp::now();
+        transact(self.kv.as_ref(), true, |txn| -> FsResult<(Attr, Wcc)> {
+            let mut file = record::load_inode(txn, ino)?;
+            let mut d = record::load_inode(txn, dir)?;
+            if file.kind == FileType::Directory {
+                return Err(FsError::Perm);
+            }
+            if file.volume != d.volume {
+                return Err(FsError::CrossDevice);
+            }
+            perm::check_modify_dir(&d, cred)?;
+            if file.nlink >= LINK_MAX {
+                return Err(FsError::TooManyLinks);
+            }
+            if record::get_dentry(txn, dir, name)?.is_some() {
+                return Err(FsError::Exists);
+            }
+            let before = (&d.attr()).into();
+            record::add_dentry(txn, &mut d, name, ino, file.kind)?;
+            d.mtime = now;
+            d.ctime = now;
+            file.nlink += 1;
+            file.ctime = now;
+            record::put_inode(txn, &d)?;
+            record::put_inode(txn, &file)?;
+            Ok((
+                file.attr(),
+                Wcc {
+                    before,
+                    after: d.attr(),
+                },
+            ))
+        })
+    }
+
+    /// The shared body of every create: one transaction that checks the
+    /// parent, handles an existing name, and writes the inode and entry.
+    /// Returns the object, the parent's WCC, and — when UNCHECKED reused a
+    /// file and truncated it to zero — the record before truncation.
+    fn make_node(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        name: &[u8],
+        node: &NewNode<'_>,
+        on_existing: impl Fn(&InodeRecord) -> Existing,
+    ) -> FsResult<(Attr, Wcc, Option<InodeRecord>)> {
+        if is_dot(name) {
+            return Err(FsError::Exists);
+        }
+        validate_name(name)?;
+        let ino = self.alloc_inode()?;
+        let now = Timestamp::now();
+        transact(self.kv.as_ref(), true, |txn| {
+            let mut d = record::load_inode(txn, dir)?;
+            perm::check_modify_dir(&d, cred)?;
+            let before = (&d.attr()).into();
+            if let Some(existing) = record::get_dentry(txn, dir, name)? {
+                let rec = record::load_inode(txn, existing.ino)?;
+                return match on_existing(&rec) {
+                    Existing::Fail(e) => Err(e),
+                    Existing::Reuse(mut rec) => {
+                        let mut truncated = None;
+                        if node.set.size == Some(0) && rec.size > 0 {
+                            let old = rec.clone();
+                            let only_size = SetAttr {
+                                size: Some(0),
+                                ..SetAttr::default()
+                            };
+                            apply_setattr(&mut rec, cred, &only_size, now)?;
+                            record::put_inode(txn, &rec)?;
+                            truncated = Some(old);
+                        }
+                        Ok((
+                            rec.attr(),
+                            Wcc {
+                                before,
+                                after: d.attr(),
+                            },
+                            truncated,
+                        ))
+                    }
+                };
+            }
+            let child = self.build_child(txn, &mut d, cred, ino, node, now)?;
+            record::add_dentry(txn, &mut d, name, ino, node.kind)?;
+            d.mtime = now;
+            d.ctime = now;
+            record::put_inode(txn, &d)?;
+            record::put_inode(txn, &child)?;
+            Ok((
+                child.attr(),
+                Wcc {
+                    before,
+                    after: d.attr(),
+                },
+                None,
+            ))
+        })
+    }
+
+    /// The new inode's record, with ownership and mode following POSIX
+    /// (setgid directories pass on their group, and their bit to subdirs).
+    fn build_child(
+        &self,
+        _txn: &mut dyn Txn,
+        parent: &mut InodeRecord,
+        cred: &Credentials,
+        ino: u64,
+        node: &NewNode<'_>,
+        now: Timestamp,
+    ) -> FsResult<InodeRecord> {
+        let sgid_dir = parent.mode & S_ISGID != 0;
+        let gid = if sgid_dir { parent.gid } else { cred.gid };
+        let mut mode = node.set.mode.unwrap_or(node.default_mode);
+        if node.kind == FileType::Symlink {
+            mode = 0o777;
+        }
+        let mut child = self.new_record(ino, parent.volume, node.kind, mode, cred.uid, gid, now);
+        if node.kind == FileType::Directory {
+            child.parent = parent.ino;
+            if sgid_dir {
+                child.mode |= S_ISGID;
+            }
+            if parent.nlink >= LINK_MAX {
+                return Err(FsError::TooManyLinks);
+            }
+            parent.nlink += 1;
+        } else if child.mode & S_ISGID != 0 && !cred.is_root() && !cred.in_group(child.gid) {
+            child.mode &= !S_ISGID;
+        }
+        if let Some(t) = node.target {
+            child.size = t.len() as u64;
+            child.target = Some(t.to_vec());
+        }
+        child.rdev = node.rdev;
+        child.create_verf = node.verf;
+        // Ownership and times given with the create (mode is applied above).
+        let extra = SetAttr {
+            mode: None,
+            size: None,
+            ..node.set.clone()
+        };
+        if extra != SetAttr::default() {
+            let verf = child.create_verf;
+            apply_setattr(&mut child, cred, &extra, now)?;
+            child.create_verf = verf;
+        }
+        Ok(child)
+    }
+}

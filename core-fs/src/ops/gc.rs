@@ -1,0 +1,52 @@
+//! Deleting the chunks of removed files, and collecting orphans.
+//!
+//! The unlink transaction writes a `GC` record; chunks are deleted after
+//! the commit and the record goes last. A crash in between leaves the
+//! record, and the next start finishes the job. Chunk data of inodes that
+//! never reached metadata (a crash between chunk write and create commit
+//! cannot happen — creates come first — but a crash during deletion can
+//! leave partial directories) is found by the orphan scan at start.
+
+use crate::{FileSystem, FsResult};
+use nitrofs_metadata::{keys, prefix_end};
+
+impl FileSystem {
+    /// Deletes the chunks of a removed inode and then its GC record.
+    /// Failures are logged and left for the next start.
+    pub(crate) fn delete_chunks(&self, ino: u64) {
+        if let Err(e) = self.chunks.remove_from(ino, 0) {
+            tracing::warn!(ino, error = %e, "chunk deletion failed; will retry at next start");
+            return;
+        }
+        let mut txn = self.kv.begin();
+        let res = txn
+            .delete(&keys::gc(ino))
+            .and_then(|()| txn.commit(false));
+        if let Err(e) = res {
+            tracing::warn!(ino, error = %e, "could not clear GC record");
+        }
+    }
+
+    /// Finishes interrupted deletions and removes chunk data that belongs
+    /// to no inode. Runs at start, before any request is served.
+    pub(crate) fn collect_garbage(&self) -> FsResult<()> {
+        let prefix = keys::gc_prefix();
+        let pending = self.kv.scan(&prefix, &prefix_end(&prefix), usize::MAX)?;
+        for (k, _) in pending {
+            if let Some(ino) = keys::ino_of(&k) {
+                self.delete_chunks(ino);
+            }
+        }
+        let mut orphans = 0usize;
+        for ino in self.chunks.inodes()? {
+            if self.kv.get(&keys::inode(ino))?.is_none() {
+                self.chunks.remove_from(ino, 0)?;
+                orphans += 1;
+            }
+        }
+        if orphans > 0 {
+            tracing::info!(orphans, "removed chunk data of inodes that no longer exist");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! Read-only namespace calls: getattr, handle resolution, lookup,
+//! path walk and readlink.
+
+use crate::perm;
+use crate::record::{self, InodeRecord};
+use crate::types::{Attr, FileType, NAME_MAX};
+use crate::{FileSystem, FsError, FsResult};
+use nitrofs_common::{Credentials, InodeId, VolumeId};
+use nitrofs_metadata::keys;
+
+/// Rejects names no directory entry may have.
+pub(crate) fn validate_name(name: &[u8]) -> FsResult<()> {
+    if name.is_empty() {
+        return Err(FsError::Invalid("empty name"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(FsError::Invalid("name contains '/' or NUL"));
+    }
+    Ok(())
+}
+
+/// Whether `name` is `.` or `..`, which no operation may create or remove.
+pub(crate) fn is_dot(name: &[u8]) -> bool {
+    name == b"." || name == b".."
+}
+
+impl FileSystem {
+    /// Reads an inode outside a transaction; absent means stale.
+    pub(crate) fn read_inode(&self, ino: InodeId) -> FsResult<InodeRecord> {
+        match self.kv.get(&keys::inode(ino))? {
+            Some(b) => InodeRecord::decode(&b),
+            None => Err(FsError::Stale),
+        }
+    }
+
+    /// Attributes of an inode.
+    pub fn getattr(&self, ino: InodeId) -> FsResult<Attr> {
+        Ok(self.read_inode(ino)?.attr())
+    }
+
+    /// Checks that a handle's parts still name a live object.
+    pub fn resolve_handle(
+        &self,
+        volume: VolumeId,
+        ino: InodeId,
+        generation: u32,
+    ) -> FsResult<Attr> {
+        let rec = self.read_inode(ino)?;
+        if rec.generation != generation || rec.volume != volume {
+            return Err(FsError::Stale);
+        }
+        Ok(rec.attr())
+    }
+
+    /// Looks `name` up in directory `dir`.
+    pub fn lookup(&self, cred: &Credentials, dir: InodeId, name: &[u8]) -> FsResult<Attr> {
+        let d = self.read_inode(dir)?;
+        perm::check_search(&d, cred)?;
+        if name == b"." {
+            return Ok(d.attr());
+        }
+        if name == b".." {
+            return self.getattr(d.parent).map_err(|e| match e {
+                FsError::Stale => FsError::NotFound,
+                e => e,
+            });
+        }
+        validate_name(name)?;
+        let entry = match self.kv.get(&keys::dentry(dir, name))? {
+            Some(b) => record::DentryRecord::decode(&b)?,
+            None => return Err(FsError::NotFound),
+        };
+        // A concurrent remove may have deleted the inode since: not found.
+        self.read_inode(entry.ino)
+            .map(|r| r.attr())
+            .map_err(|e| match e {
+                FsError::Stale => FsError::NotFound,
+                e => e,
+            })
+    }
+
+    /// Walks `path` ("a/b/c", leading and repeated '/' ignored) from
+    /// `root`, checking search permission on every directory.
+    pub fn lookup_path(&self, cred: &Credentials, root: InodeId, path: &str) -> FsResult<Attr> {
+        let mut cur = self.getattr(root)?;
+        for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            if comp == ".." {
+                return Err(FsError::Invalid("'..' in a mount path"));
+            }
+            if cur.kind != FileType::Directory {
+                return Err(FsError::NotDir);
+            }
+            cur = self.lookup(cred, cur.ino, comp.as_bytes())?;
+        }
+        Ok(cur)
+    }
+
+    /// The target of a symbolic link.
+    pub fn readlink(&self, _cred: &Credentials, ino: InodeId) -> FsResult<(Attr, Vec<u8>)> {
+        let rec = self.read_inode(ino)?;
+        match (&rec.kind, &rec.target) {
+            (FileType::Symlink, Some(t)) => Ok((rec.attr(), t.clone())),
+            _ => Err(FsError::Invalid("not a symbolic link")),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! READDIR / READDIRPLUS: pages of entries with cookies that stay valid
+//! for the life of the directory.
+//!
+//! Every entry gets the directory's next cookie when it is added and keeps
+//! it until removed, so a client can resume after any cookie it was given,
+//! whatever was added or removed since. `.` and `..` are cookies 1 and 2.
+
+use crate::perm::{self, R};
+use crate::record::{self, FIRST_COOKIE};
+use crate::types::{DirEntry, FileType, ReadDirPage};
+use crate::{FileSystem, FsError, FsResult};
+use nitrofs_common::{Credentials, InodeId};
+use nitrofs_metadata::{keys, prefix_end};
+
+impl FileSystem {
+    /// Up to `max_entries` entries after `cookie` (0 = from the start),
+    /// with attributes when `with_attrs`.
+    pub fn readdir(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        cookie: u64,
+        max_entries: usize,
+        with_attrs: bool,
+    ) -> FsResult<ReadDirPage> {
+        let d = self.read_inode(dir)?;
+        if d.kind != FileType::Directory {
+            return Err(FsError::NotDir);
+        }
+        perm::check(&d, cred, R)?;
+        let max_entries = max_entries.max(1);
+        let mut entries = Vec::new();
+        let dots: [(u64, &[u8], u64); 2] = [(1, b".", d.ino), (2, b"..", d.parent)];
+        for (c, name, ino) in dots {
+            if cookie < c && entries.len() < max_entries {
+                let attr = if with_attrs {
+                    self.getattr(ino).ok()
+                } else {
+                    None
+                };
+                entries.push(DirEntry {
+                    cookie: c,
+                    name: name.to_vec(),
+                    ino,
+                    attr,
+                });
+            }
+        }
+        let start = keys::dir_cookie(dir, cookie.saturating_add(1).max(FIRST_COOKIE));
+        let end = prefix_end(&keys::dir_cookie_prefix(dir));
+        let want = max_entries - entries.len();
+        // One extra row tells whether this page reaches the end.
+        let rows = self.kv.scan(&start, &end, want + 1)?;
+        let eof = rows.len() <= want;
+        for (k, v) in rows.iter().take(want) {
+            let c = keys::dir_cookie_of(k).ok_or_else(|| FsError::Io("corrupt cookie key".into()))?;
+            let (ino, name) = record::decode_cookie_value(v)?;
+            let attr = if with_attrs {
+                match self.getattr(ino) {
+                    Ok(a) => Some(a),
+                    // Removed between the scan and now: skip the entry.
+                    Err(FsError::Stale) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                None
+            };
+            entries.push(DirEntry {
+                cookie: c,
+                name: name.to_vec(),
+                ino,
+                attr,
+            });
+        }
+        Ok(ReadDirPage {
+            dir: d.attr(),
+            entries,
+            eof,
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! The typed configuration of `nitrofs serve`.
+//!
+//! Every field has a doc line and a default, unknown keys are rejected, and
+//! [`Config::validate`] turns the file into [`Settings`] or an error that
+//! names the offending field. `deploy/nitrofs.example.toml` documents the
+//! same fields with their defaults (a test keeps the two in step).
+
+use nitrofs_core_fs::{FsOptions, DEFAULT_CHUNK_SIZE};
+use nitrofs_nfs::ExportPolicy;
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./nitrofs-data";
+/// Default NFS (and MOUNT, PORTMAP) address.
+pub const DEFAULT_NFS_ADDR: &str = "0.0.0.0:2049";
+/// Default admin API address: loopback only, the API has no authentication.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7070";
+/// Smallest accepted chunk size.
+pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
+/// Largest accepted chunk size.
+pub const MAX_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and the line).
+        message: String,
+    },
+    /// A field has an unusable value.
+    #[error("invalid config: `{field}`: {message}")]
+    Invalid {
+        /// Dotted path of the field, as written in the file.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding all state: metadata in `meta/`, chunks in `chunks/`.
+    pub data_dir: PathBuf,
+    /// The NFSv3 endpoint and its exports.
+    pub nfs: NfsConfig,
+    /// The admin HTTP API.
+    pub admin: AdminConfig,
+    /// Tunables of the filesystem core.
+    pub core: CoreConfig,
+}
+
+/// `[nfs]`: NFSv3, MOUNT v3 and PORTMAP on one TCP port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NfsConfig {
+    /// Listen address, HOST:PORT (port 0 picks a free port).
+    pub addr: String,
+    /// Export options: `[nfs.exports.default]` for every volume and
+    /// `[nfs.exports.volumes.<name>]` overrides for one volume.
+    pub exports: ExportPolicy,
+}
+
+/// `[admin]`: the HTTP admin API (volumes, health, Prometheus metrics).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Listen address, HOST:PORT. Keep it on loopback: the API has no authentication.
+    pub addr: String,
+}
+
+/// `[core]`: the filesystem core.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoreConfig {
+    /// Chunk size in bytes for files created from now on: a power of two
+    /// from 64 KiB to 64 MiB. Existing files keep the size they were created with.
+    pub chunk_size: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            nfs: NfsConfig::default(),
+            admin: AdminConfig::default(),
+            core: CoreConfig::default(),
+        }
+    }
+}
+
+impl Default for NfsConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_NFS_ADDR.to_string(),
+            exports: ExportPolicy::default(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_ADMIN_ADDR.to_string(),
+        }
+    }
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            chunk_size: u64::from(DEFAULT_CHUNK_SIZE),
+        }
+    }
+}
+
+/// A validated configuration, ready to start the server with.
+#[derive(Debug)]
+pub struct Settings {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Resolved NFS listen address.
+    pub nfs_addr: SocketAddr,
+    /// Resolved admin listen address.
+    pub admin_addr: SocketAddr,
+    /// NFS export policy.
+    pub exports: ExportPolicy,
+    /// Core options.
+    pub fs: FsOptions,
+}
+
+impl Config {
+    /// Parses a configuration from TOML text; `path` only labels errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Checks every field and resolves addresses.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let nfs_addr = socket_addr("nfs.addr", &self.nfs.addr)?;
+        let admin_addr = socket_addr("admin.addr", &self.admin.addr)?;
+        let chunk_size = self.core.chunk_size;
+        if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size)
+        {
+            return Err(invalid(
+                "core.chunk_size",
+                format!(
+                    "{chunk_size} must be a power of two from {MIN_CHUNK_SIZE} (64 KiB) \
+                     to {MAX_CHUNK_SIZE} (64 MiB)"
+                ),
+            ));
+        }
+        let chunk_size = u32::try_from(chunk_size)
+            .map_err(|_| invalid("core.chunk_size", "does not fit in 32 bits"))?;
+        Ok(Settings {
+            data_dir: self.data_dir,
+            nfs_addr,
+            admin_addr,
+            exports: self.nfs.exports,
+            fs: FsOptions { chunk_size },
+        })
+    }
+}
+
+/// Parses `HOST:PORT`: an IP literal (`0.0.0.0:2049`, `[::1]:2049`) or a
+/// host name that resolves (`localhost:7070`, first address wins).
+pub fn socket_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bad = |why: String| invalid(field, format!("{value:?} is not a usable HOST:PORT ({why})"));
+    match value.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| bad("the host name has no address".to_string())),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../deploy/nitrofs.example.toml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    fn invalid_field(text: &str) -> String {
+        let err = parse(text)
+            .and_then(Config::validate)
+            .expect_err("config should be rejected");
+        match err {
+            ConfigError::Invalid { ref field, .. } => {
+                assert!(err.to_string().contains(field.as_str()), "{err}");
+                field.clone()
+            }
+            other => panic!("expected a validation error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn example_file_parses_and_documents_the_defaults() {
+        let example = parse(EXAMPLE).expect("example parses");
+        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+        let settings = example.validate().expect("example validates");
+        assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(settings.nfs_addr.to_string(), DEFAULT_NFS_ADDR);
+        assert_eq!(settings.admin_addr.to_string(), DEFAULT_ADMIN_ADDR);
+        assert_eq!(settings.fs.chunk_size, DEFAULT_CHUNK_SIZE);
+    }
+
+    #[test]
+    fn example_file_spells_out_every_section_and_field() {
+        let table: toml::Table = toml::from_str(EXAMPLE).expect("example is TOML");
+        assert!(table.contains_key("data_dir"));
+        let get = |section: &str, key: &str| {
+            table.get(section).and_then(|s| s.get(key)).is_some()
+        };
+        assert!(get("nfs", "addr"), "nfs.addr");
+        assert!(get("admin", "addr"), "admin.addr");
+        assert!(get("core", "chunk_size"), "core.chunk_size");
+        let default_export = table
+            .get("nfs")
+            .and_then(|n| n.get("exports"))
+            .and_then(|e| e.get("default"))
+            .and_then(|d| d.as_table());
+        assert!(
+            default_export.is_some_and(|d| !d.is_empty()),
+            "[nfs.exports.default] lists its options"
+        );
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let settings = parse("").and_then(Config::validate).expect("defaults are valid");
+        assert_eq!(settings.nfs_addr.port(), 2049);
+        assert_eq!(settings.admin_addr.port(), 7070);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        for (text, key) in [
+            ("colour = 'blue'", "colour"),
+            ("[nfs]\nadress = '0.0.0.0:2049'", "adress"),
+            ("[core]\nchunksize = 65536", "chunksize"),
+            ("[admin]\nport = 7070", "port"),
+            ("[metrics]\nenabled = true", "metrics"),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(matches!(err, ConfigError::Parse { .. }), "{text}: {err}");
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_addresses_name_their_field() {
+        assert_eq!(invalid_field("[nfs]\naddr = 'not an address'"), "nfs.addr");
+        assert_eq!(invalid_field("[nfs]\naddr = '127.0.0.1'"), "nfs.addr");
+        assert_eq!(invalid_field("[admin]\naddr = '127.0.0.1:99999'"), "admin.addr");
+    }
+
+    #[test]
+    fn chunk_size_must_be_a_power_of_two_in_range() {
+        for bad in [0, 4096, 65535, 100_000, 3 << 20, 128 << 20] {
+            let text = format!("[core]\nchunk_size = {bad}");
+            assert_eq!(invalid_field(&text), "core.chunk_size", "{bad}");
+        }
+        for good in [64 << 10, 1 << 20, 4 << 20, 64 << 20] {
+            let text = format!("[core]\nchunk_size = {good}");
+            let settings = parse(&text).and_then(Config::validate).expect("valid");
+            assert_eq!(u64::from(settings.fs.chunk_size), good);
+        }
+    }
+
+    #[test]
+    fn empty_data_dir_is_rejected() {
+        assert_eq!(invalid_field("data_dir = ''"), "data_dir");
+    }
+
+    #[test]
+    fn host_names_resolve() {
+        let addr = socket_addr("admin.addr", "localhost:7070").expect("localhost resolves");
+        assert!(addr.ip().is_loopback());
+    }
+}
