@@ -12,10 +12,11 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// Creates `dir` and any missing parents, fsyncing each parent whose entry
 /// list changed, so the new path survives power loss.
 pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
         create_dir_all_durable(parent)?;
     }
     match fs::create_dir(dir) {
@@ -23,10 +24,7 @@ pub fn create_dir_all_durable(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    if let Some(parent) = dir.parent() {
-        fsync_dir(parent)?;
-    }
-    Ok(())
+    fsync_dir(parent.unwrap_or(Path::new(".")))
 }
 
 /// Replaces `path` with `contents` atomically: write a temporary file,
@@ -56,6 +54,14 @@ pub fn write_file_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_directories_are_created_under_the_working_directory() {
+        let rel = format!("target/nitrofs-crashsafe-rel-{}/x", std::process::id());
+        create_dir_all_durable(Path::new(&rel)).expect("relative mkdir");
+        assert!(Path::new(&rel).is_dir());
+        fs::remove_dir_all(Path::new(&rel).parent().expect("parent")).expect("cleanup");
+    }
 
     #[test]
     fn atomic_write_replaces_content_and_sets_mode() {

@@ -89,6 +89,14 @@ impl FileSystem {
         self.inode_locks[(ino % INODE_LOCK_STRIPES as u64) as usize].lock()
     }
 
+    /// Makes every write so far durable (all chunks, all metadata). Call
+    /// before a clean shutdown.
+    pub fn sync_all(&self) -> FsResult<()> {
+        self.chunks.sync_all()?;
+        self.kv.sync()?;
+        Ok(())
+    }
+
     /// The chunk size new files get.
     pub fn chunk_size(&self) -> u32 {
         self.opts.chunk_size

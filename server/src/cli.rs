@@ -10,7 +10,12 @@ pub const DEFAULT_ADMIN_CLIENT_ADDR: &str = "127.0.0.1:7070";
 
 /// NitroFS: one storage system for AI clusters, served over NFSv3.
 #[derive(Debug, Parser)]
-#[command(name = "nitrofs", version, about, propagate_version = true)]
+#[command(
+    name = "nitrofs",
+    version,
+    about = "NitroFS: one storage system for AI clusters, served over NFSv3",
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

@@ -59,7 +59,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Directory holding all state: metadata in `meta/`, chunks in `chunks/`.
@@ -73,7 +73,7 @@ pub struct Config {
 }
 
 /// `[nfs]`: NFSv3, MOUNT v3 and PORTMAP on one TCP port.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NfsConfig {
     /// Listen address, HOST:PORT (port 0 picks a free port).
@@ -84,7 +84,7 @@ pub struct NfsConfig {
 }
 
 /// `[admin]`: the HTTP admin API (volumes, health, Prometheus metrics).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Listen address, HOST:PORT. Keep it on loopback: the API has no authentication.
@@ -92,7 +92,7 @@ pub struct AdminConfig {
 }
 
 /// `[core]`: the filesystem core.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoreConfig {
     /// Chunk size in bytes for files created from now on: a power of two
@@ -205,7 +205,12 @@ pub fn socket_addr(field: &str, value: &str) -> Result<SocketAddr, ConfigError> 
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let bad = |why: String| invalid(field, format!("{value:?} is not a usable HOST:PORT ({why})"));
+    let bad = |why: String| {
+        invalid(
+            field,
+            format!("{value:?} is not a usable HOST:PORT ({why})"),
+        )
+    };
     match value.to_socket_addrs() {
         Ok(mut addrs) => addrs
             .next()
@@ -240,7 +245,7 @@ mod tests {
     #[test]
     fn example_file_parses_and_documents_the_defaults() {
         let example = parse(EXAMPLE).expect("example parses");
-        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+        assert_eq!(example, Config::default());
         let settings = example.validate().expect("example validates");
         assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(settings.nfs_addr.to_string(), DEFAULT_NFS_ADDR);
@@ -252,9 +257,7 @@ mod tests {
     fn example_file_spells_out_every_section_and_field() {
         let table: toml::Table = toml::from_str(EXAMPLE).expect("example is TOML");
         assert!(table.contains_key("data_dir"));
-        let get = |section: &str, key: &str| {
-            table.get(section).and_then(|s| s.get(key)).is_some()
-        };
+        let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key)).is_some();
         assert!(get("nfs", "addr"), "nfs.addr");
         assert!(get("admin", "addr"), "admin.addr");
         assert!(get("core", "chunk_size"), "core.chunk_size");
@@ -270,8 +273,27 @@ mod tests {
     }
 
     #[test]
+    fn example_volume_override_parses_when_uncommented() {
+        let override_section: String = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [nfs.exports.volumes."))
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert!(
+            !override_section.is_empty(),
+            "the example shows an override"
+        );
+        let cfg = parse(&override_section).expect("override parses");
+        assert_eq!(cfg.nfs.exports.volumes.len(), 1);
+        cfg.validate().expect("override validates");
+    }
+
+    #[test]
     fn empty_file_means_defaults() {
-        let settings = parse("").and_then(Config::validate).expect("defaults are valid");
+        let settings = parse("")
+            .and_then(Config::validate)
+            .expect("defaults are valid");
         assert_eq!(settings.nfs_addr.port(), 2049);
         assert_eq!(settings.admin_addr.port(), 7070);
     }
@@ -295,7 +317,10 @@ mod tests {
     fn bad_addresses_name_their_field() {
         assert_eq!(invalid_field("[nfs]\naddr = 'not an address'"), "nfs.addr");
         assert_eq!(invalid_field("[nfs]\naddr = '127.0.0.1'"), "nfs.addr");
-        assert_eq!(invalid_field("[admin]\naddr = '127.0.0.1:99999'"), "admin.addr");
+        assert_eq!(
+            invalid_field("[admin]\naddr = '127.0.0.1:99999'"),
+            "admin.addr"
+        );
     }
 
     #[test]

@@ -1,1 +1,63 @@
-fn main() {}
+//! `nitrofs`: the NitroFS server binary.
+//!
+//! It owns the command line, the configuration file and the wiring of
+//! roles to concrete backends; it must not implement filesystem or
+//! protocol logic (that lives in core-fs and protocols/*).
+//! `nitrofs serve` runs every role in one process; `nitrofs admin` talks
+//! to a running server's admin API.
+
+mod admin;
+mod cli;
+mod config;
+mod metrics;
+mod serve;
+
+use clap::Parser;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+/// Any error that ends a command: printed as `error: …`, exit status 1.
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Writes lines to stdout and flushes, so a parent reading a pipe sees
+/// them at once. A closed stdout is an error value, never a panic.
+fn print_lines(lines: &[String]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: `default_level`).
+fn init_tracing(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result: Result<(), Error> = match cli.command {
+        cli::Command::Serve(args) => {
+            init_tracing("info");
+            serve::run(&args).map_err(Error::from)
+        }
+        cli::Command::Admin(args) => {
+            init_tracing("warn");
+            admin::run_client(args)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! The admin HTTP API (server side) and the `nitrofs admin` client.
+//!
+//! Routes (JSON bodies, errors as `{"error": "..."}`):
+//! - `GET /v1/volumes` → 200, `[{"name","id","root","created_unix"}, …]`
+//! - `PUT /v1/volumes/{name}` → 201 with the volume; 409 exists; 400 bad name
+//! - `DELETE /v1/volumes/{name}` → 204; 404 unknown; 409 not empty
+//! - `GET /health` → 200 `ok`
+//! - `GET /metrics` → Prometheus text
+//!
+//! The API has no authentication: it listens on loopback by default.
+//! Core calls block, so they run on the blocking pool.
+
+use crate::cli::{AdminArgs, AdminCommand, VolumeCommand};
+use crate::metrics::{Metrics, Snapshot};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use nitrofs_core_fs::{FileSystem, FsError, Volume};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn, Instrument};
+
+const VOLUMES: &str = "/v1/volumes";
+const JSON: &str = "application/json";
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A volume as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    /// Name: NFS export `/<name>`.
+    pub name: String,
+    /// Volume id (NFS fsid).
+    pub id: u32,
+    /// Root directory inode.
+    pub root: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_unix: i64,
+}
+
+impl From<&Volume> for VolumeInfo {
+    fn from(v: &Volume) -> Self {
+        Self {
+            name: v.name.clone(),
+            id: v.id,
+            root: v.root,
+            created_unix: v.created.secs,
+        }
+    }
+}
+
+/// Error body of every failed request.
+#[derive(Debug, Serialize, Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// What the admin server needs.
+pub struct AdminState {
+    /// The filesystem.
+    pub fs: Arc<FileSystem>,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Accepts admin connections forever. Accept errors (e.g. out of file
+/// descriptors) are logged and retried after a pause.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let span = tracing::info_span!("admin", client = %peer);
+        tokio::spawn(
+            async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    debug!(error = %e, "admin connection ended with an error");
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = route(state, &method, &path).await;
+    state.metrics.admin_response(response.status().as_u16());
+    debug!(%method, %path, status = response.status().as_u16(), "admin request");
+    response
+}
+
+async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if path == "/health" {
+        return match *method {
+            Method::GET => text(StatusCode::OK, "text/plain", "ok\n".to_string()),
+            _ => not_allowed("GET"),
+        };
+    }
+    if path == "/metrics" {
+        return match *method {
+            Method::GET => metrics(state).await,
+            _ => not_allowed("GET"),
+        };
+    }
+    if path == VOLUMES || path == "/v1/volumes/" {
+        return match *method {
+            Method::GET => list_volumes(state).await,
+            _ => not_allowed("GET"),
+        };
+    }
+    if let Some(raw) = path.strip_prefix("/v1/volumes/") {
+        let Some(name) = percent_decode(raw) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed percent-encoding in name",
+            );
+        };
+        return match *method {
+            Method::PUT => create_volume(state, name).await,
+            Method::DELETE => delete_volume(state, name).await,
+            _ => not_allowed("PUT, DELETE"),
+        };
+    }
+    error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"))
+}
+
+/// Runs a blocking core call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FsError> + Send + 'static,
+) -> Result<T, FsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(FsError::Io(format!("core task failed: {e}"))))
+}
+
+/// The one mapping from core errors to admin HTTP statuses.
+fn status_of(e: &FsError) -> StatusCode {
+    match e {
+        FsError::Exists | FsError::NotEmpty => StatusCode::CONFLICT,
+        FsError::NotFound => StatusCode::NOT_FOUND,
+        FsError::Invalid(_) | FsError::NameTooLong => StatusCode::BAD_REQUEST,
+        FsError::Access | FsError::Perm | FsError::ReadOnly => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn fs_error(what: &str, name: &str, e: &FsError) -> Response<Full<Bytes>> {
+    let status = status_of(e);
+    if status.is_server_error() {
+        warn!(error = %e, volume = name, "{what} failed");
+    }
+    let message = match e {
+        FsError::Exists => format!("volume {name:?} already exists"),
+        FsError::NotFound => format!("volume {name:?} not found"),
+        FsError::NotEmpty => format!("volume {name:?} is not empty"),
+        FsError::Invalid(why) => format!("invalid volume name {name:?}: {why}"),
+        FsError::NameTooLong => format!("invalid volume name {name:?}: too long"),
+        other => format!("{what} {name:?}: {other}"),
+    };
+    error(status, message)
+}
+
+async fn list_volumes(state: &AdminState) -> Response<Full<Bytes>> {
+    let fs = state.fs.clone();
+    match blocking(move || fs.list_volumes()).await {
+        Ok(vols) => json(
+            StatusCode::OK,
+            &vols.iter().map(VolumeInfo::from).collect::<Vec<_>>(),
+        ),
+        Err(e) => fs_error("list volumes", "", &e),
+    }
+}
+
+async fn create_volume(state: &AdminState, name: String) -> Response<Full<Bytes>> {
+    let fs = state.fs.clone();
+    let n = name.clone();
+    match blocking(move || fs.create_volume(&n)).await {
+        Ok(vol) => {
+            info!(volume = %vol.name, id = vol.id, "volume created");
+            json(StatusCode::CREATED, &VolumeInfo::from(&vol))
+        }
+        Err(e) => fs_error("create volume", &name, &e),
+    }
+}
+
+async fn delete_volume(state: &AdminState, name: String) -> Response<Full<Bytes>> {
+    let fs = state.fs.clone();
+    let n = name.clone();
+    match blocking(move || fs.delete_volume(&n)).await {
+        Ok(()) => {
+            info!(volume = %name, "volume deleted");
+            empty(StatusCode::NO_CONTENT)
+        }
+        Err(e) => fs_error("delete volume", &name, &e),
+    }
+}
+
+async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
+    let fs = state.fs.clone();
+    let snap = blocking(move || {
+        Ok(Snapshot {
+            volumes: fs.list_volumes()?.len(),
+            chunk_size: fs.chunk_size(),
+            boot_count: fs.boot_count(),
+        })
+    })
+    .await;
+    match snap {
+        Ok(snap) => text(StatusCode::OK, PROMETHEUS, state.metrics.render(&snap)),
+        Err(e) => fs_error("metrics", "", &e),
+    }
+}
+
+fn response(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    response(status, content_type, Bytes::from(body))
+}
+
+fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            response(status, JSON, Bytes::from(body))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    let body = ErrorBody {
+        error: message.into(),
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    response(status, JSON, Bytes::from(bytes))
+}
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// Encodes every byte outside RFC 3986 "unreserved" as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("cannot reach the admin API at {addr}: {source} (is `nitrofs serve` running?)")]
+    Connect {
+        /// Address tried.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("admin API request failed: {0}")]
+    Http(#[from] hyper::Error),
+    /// The request could not be built.
+    #[error("bad request: {0}")]
+    Request(#[from] hyper::http::Error),
+    /// No answer in time.
+    #[error("the admin API at {0} did not answer in time")]
+    Timeout(String),
+    /// The server answered with an error.
+    #[error("{message} (HTTP {status})")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("unexpected answer from the admin API: {0}")]
+    BadResponse(String),
+}
+
+/// How long one admin command may take.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends one request and returns the status and body.
+async fn request(
+    addr: &str,
+    method: Method,
+    path: &str,
+) -> Result<(StatusCode, Bytes), ClientError> {
+    let exchange = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let conn = tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, addr)
+            .body(Full::new(Bytes::new()))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        conn.abort();
+        Ok((status, body))
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout(addr.to_string()))?
+}
+
+/// Turns a non-success answer into the server's error message.
+fn check(status: StatusCode, body: &Bytes) -> Result<(), ClientError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let message = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => b.error,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    };
+    Err(ClientError::Server {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+/// Client calls of the admin API.
+pub struct AdminClient {
+    addr: String,
+}
+
+impl AdminClient {
+    /// A client for the server at `addr` (HOST:PORT).
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self { addr: addr.into() }
+    }
+
+    /// Lists volumes.
+    pub async fn list_volumes(&self) -> Result<Vec<VolumeInfo>, ClientError> {
+        let (status, body) = request(&self.addr, Method::GET, VOLUMES).await?;
+        check(status, &body)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// Creates a volume.
+    pub async fn create_volume(&self, name: &str) -> Result<VolumeInfo, ClientError> {
+        let path = format!("{VOLUMES}/{}", percent_encode(name));
+        let (status, body) = request(&self.addr, Method::PUT, &path).await?;
+        check(status, &body)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// Deletes an empty volume.
+    pub async fn delete_volume(&self, name: &str) -> Result<(), ClientError> {
+        let path = format!("{VOLUMES}/{}", percent_encode(name));
+        let (status, body) = request(&self.addr, Method::DELETE, &path).await?;
+        check(status, &body)
+    }
+}
+
+/// Runs `nitrofs admin …`, printing results to stdout.
+pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = AdminClient::new(args.admin_addr);
+    let mut out = Vec::new();
+    rt.block_on(async {
+        match args.command {
+            AdminCommand::Volume(VolumeCommand::List) => {
+                for v in client.list_volumes().await? {
+                    out.push(v.name);
+                }
+            }
+            AdminCommand::Volume(VolumeCommand::Create { name }) => {
+                let v = client.create_volume(&name).await?;
+                out.push(format!("created volume {} (id {})", v.name, v.id));
+            }
+            AdminCommand::Volume(VolumeCommand::Delete { name }) => {
+                client.delete_volume(&name).await?;
+                out.push(format!("deleted volume {name}"));
+            }
+        }
+        Ok::<_, ClientError>(())
+    })?;
+    crate::print_lines(&out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_round_trips() {
+        for name in ["default", "a b", "x/y", "ü%", "..", ""] {
+            let enc = percent_encode(name);
+            assert!(!enc.contains('/') && !enc.contains(' '), "{enc}");
+            assert_eq!(percent_decode(&enc).as_deref(), Some(name));
+        }
+        assert_eq!(percent_decode("%"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn core_errors_map_to_the_documented_statuses() {
+        assert_eq!(status_of(&FsError::Exists), StatusCode::CONFLICT);
+        assert_eq!(status_of(&FsError::NotEmpty), StatusCode::CONFLICT);
+        assert_eq!(status_of(&FsError::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(&FsError::Invalid("x")), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_of(&FsError::Io("disk".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn client_reports_the_server_message() {
+        let body = Bytes::from_static(br#"{"error":"volume \"x\" already exists"}"#);
+        let err = check(StatusCode::CONFLICT, &body).expect_err("409 is an error");
+        assert_eq!(err.to_string(), "volume \"x\" already exists (HTTP 409)");
+        assert!(check(StatusCode::NO_CONTENT, &Bytes::new()).is_ok());
+    }
+
+    async fn start_admin(dir: &std::path::Path) -> String {
+        let fs = FileSystem::open(
+            Arc::new(nitrofs_metadata::MemKv::new()),
+            Arc::new(
+                nitrofs_chunk_store::LocalChunkStore::open(&dir.join("chunks"))
+                    .expect("chunk store"),
+            ),
+            nitrofs_core_fs::FsOptions::default(),
+        )
+        .expect("filesystem");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let state = Arc::new(AdminState {
+            fs: Arc::new(fs),
+            metrics: Arc::new(Metrics::new()),
+        });
+        tokio::spawn(serve(listener, state));
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn volumes_are_created_listed_and_deleted_over_http() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = start_admin(dir.path()).await;
+        let client = AdminClient::new(addr.clone());
+
+        let names = |vols: Vec<VolumeInfo>| vols.into_iter().map(|v| v.name).collect::<Vec<_>>();
+        let before = client.list_volumes().await.expect("list");
+        assert_eq!(names(before), ["default"]);
+
+        let created = client.create_volume("scratch").await.expect("create");
+        assert_eq!(created.name, "scratch");
+        let mut now = names(client.list_volumes().await.expect("list"));
+        now.sort();
+        assert_eq!(now, ["default", "scratch"]);
+
+        let status = |r: Result<_, ClientError>| match r {
+            Err(ClientError::Server { status, .. }) => status,
+            other => panic!("expected a server error, got {other:?}"),
+        };
+        assert_eq!(
+            status(client.create_volume("scratch").await.map(|_| ())),
+            409
+        );
+        assert_eq!(
+            status(client.create_volume("Bad Name!").await.map(|_| ())),
+            400
+        );
+        assert_eq!(status(client.delete_volume("missing").await), 404);
+
+        client.delete_volume("scratch").await.expect("delete");
+        assert_eq!(
+            names(client.list_volumes().await.expect("list")),
+            ["default"]
+        );
+
+        let (code, body) = request(&addr, Method::GET, "/health")
+            .await
+            .expect("health");
+        assert_eq!((code, &body[..]), (StatusCode::OK, &b"ok\n"[..]));
+        let (code, body) = request(&addr, Method::GET, "/metrics")
+            .await
+            .expect("metrics");
+        assert_eq!(code, StatusCode::OK);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("\nnitrofs_volumes 1\n"), "{text}");
+        assert!(text.contains("nitrofs_build_info{"), "{text}");
+        assert!(text.contains("nitrofs_uptime_seconds "), "{text}");
+
+        let (code, _) = request(&addr, Method::GET, "/nope").await.expect("404");
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        let (code, _) = request(&addr, Method::POST, "/v1/volumes")
+            .await
+            .expect("405");
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn client_without_server_says_where_it_looked() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let err = AdminClient::new(addr.clone())
+            .list_volumes()
+            .await
+            .expect_err("nothing listens");
+        assert!(err.to_string().contains(&addr), "{err}");
+    }
+}
