@@ -1,0 +1,151 @@
+//! File data: READ (zero-copy from the core's buffer), WRITE with its
+//! stability levels, COMMIT, and READLINK.
+//!
+//! The write verifier is the store's boot count, so it changes at every
+//! server start and clients re-send UNSTABLE data the restart may have lost.
+
+use super::{fh, post, reply, wcc, Intent, MAX_IO};
+use crate::error::nfsstat;
+use crate::rpc::ProcResult;
+use crate::server::Call;
+use crate::xdr::{pack_into, Garbage, XdrReader};
+use nfs3_types::nfs3::{
+    nfspath3, nfsstat3, stable_how, writeverf3, COMMIT3res, COMMIT3resfail, COMMIT3resok,
+    Nfs3Result, READ3res, READ3resfail, READLINK3res, READLINK3resfail, READLINK3resok, WRITE3res,
+    WRITE3resfail, WRITE3resok,
+};
+use nfs3_types::xdr_codec::Opaque;
+
+/// READLINK.
+pub(super) fn readlink(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
+    let link = fh(args)?;
+    let t = match call.target(link, Intent::Read) {
+        Ok(t) => t,
+        Err(stat) => {
+            return reply(out, &READLINK3res::Err((stat, READLINK3resfail::default())));
+        }
+    };
+    match call.server.fs.readlink(&t.cred, t.attr.ino) {
+        Ok((attr, target)) => reply(
+            out,
+            &READLINK3res::Ok(READLINK3resok {
+                symlink_attributes: post(&attr),
+                data: nfspath3(Opaque::borrowed(&target)),
+            }),
+        ),
+        Err(e) => reply(
+            out,
+            &READLINK3res::Err((
+                nfsstat(&e),
+                READLINK3resfail {
+                    symlink_attributes: post(&t.attr),
+                },
+            )),
+        ),
+    }
+}
+
+/// READ: up to [`MAX_IO`] bytes. The data goes out as the reply's payload,
+/// straight from the core's `Bytes`.
+pub(super) fn read(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
+    let file = fh(args)?;
+    let offset = args.u64()?;
+    let count = args.u32()?.min(MAX_IO);
+    let t = match call.target(file, Intent::Read) {
+        Ok(t) => t,
+        Err(stat) => return reply(out, &READ3res::Err((stat, READ3resfail::default()))),
+    };
+    match call.server.fs.read(&t.cred, t.attr.ino, offset, count) {
+        Ok(r) => {
+            // READ3resok up to the opaque's length word; the bytes follow.
+            let len = u32::try_from(r.data.len()).map_err(|_| Garbage)?;
+            pack_into(out, &nfsstat3::NFS3_OK)?;
+            pack_into(out, &post(&r.attr))?;
+            pack_into(out, &len)?;
+            pack_into(out, &r.eof)?;
+            pack_into(out, &len)?;
+            Ok(r.data)
+        }
+        Err(e) => reply(
+            out,
+            &READ3res::Err((
+                nfsstat(&e),
+                READ3resfail {
+                    file_attributes: call.post_op(t.attr.ino),
+                },
+            )),
+        ),
+    }
+}
+
+/// WRITE: UNSTABLE writes may stay buffered in the core and are answered
+/// UNSTABLE; DATA_SYNC and FILE_SYNC are durable before the reply, which
+/// says FILE_SYNC.
+pub(super) fn write(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
+    let file = fh(args)?;
+    let offset = args.u64()?;
+    let count = args.u32()?;
+    let stable: stable_how = args.fixed_type()?;
+    let data = args.opaque(usize::MAX)?;
+    let data = usize::try_from(count)
+        .ok()
+        .and_then(|n| data.get(..n))
+        .ok_or(Garbage)?;
+    let durable = stable != stable_how::UNSTABLE;
+    let t = match call.target(file, Intent::Modify) {
+        Ok(t) => t,
+        Err(stat) => return reply(out, &WRITE3res::Err((stat, WRITE3resfail::default()))),
+    };
+    let res: WRITE3res = match call
+        .server
+        .fs
+        .write(&t.cred, t.attr.ino, offset, data, durable)
+    {
+        Ok(w) => Nfs3Result::Ok(WRITE3resok {
+            file_wcc: wcc(&w),
+            count,
+            committed: if durable {
+                stable_how::FILE_SYNC
+            } else {
+                stable_how::UNSTABLE
+            },
+            verf: writeverf3(call.server.write_verf),
+        }),
+        Err(e) => Nfs3Result::Err((
+            nfsstat(&e),
+            WRITE3resfail {
+                file_wcc: call.wcc_after(t.attr.ino),
+            },
+        )),
+    };
+    reply(out, &res)
+}
+
+/// COMMIT: makes every earlier write to the file durable (the range is
+/// not needed: the whole file is committed).
+pub(super) fn commit(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
+    let file = fh(args)?;
+    let _offset = args.u64()?;
+    let _count = args.u32()?;
+    let res: COMMIT3res = match call.target(file, Intent::Read) {
+        Err(stat) => Nfs3Result::Err((
+            stat,
+            COMMIT3resfail {
+                file_wcc: Default::default(),
+            },
+        )),
+        Ok(t) => match call.server.fs.commit(t.attr.ino) {
+            Ok(w) => Nfs3Result::Ok(COMMIT3resok {
+                file_wcc: wcc(&w),
+                verf: writeverf3(call.server.write_verf),
+            }),
+            Err(e) => Nfs3Result::Err((
+                nfsstat(&e),
+                COMMIT3resfail {
+                    file_wcc: call.wcc_after(t.attr.ino),
+                },
+            )),
+        },
+    };
+    reply(out, &res)
+}

@@ -1,0 +1,175 @@
+//! ONC-RPC record marking over TCP (RFC 5531 §11): a record is one or more
+//! fragments, each preceded by a 4-byte header holding its length and a
+//! last-fragment flag.
+//!
+//! Records are bounded: a peer announcing more than [`MAX_RECORD`] bytes is
+//! cut off before any of it is buffered.
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest record accepted: a 1 MiB WRITE with generous room for the RPC
+/// and NFS headers (the budget is 1.5 MiB plus 4 KiB).
+pub const MAX_RECORD: usize = 1024 * 1024 + 512 * 1024 + 4096;
+
+const LAST_FRAGMENT: u32 = 0x8000_0000;
+const LENGTH_MASK: u32 = 0x7fff_ffff;
+
+/// Why a record could not be read; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The socket failed or closed in the middle of a record.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The record would exceed the limit.
+    #[error("record of at least {0} bytes exceeds the limit")]
+    TooLarge(usize),
+}
+
+/// Reads one complete record. `Ok(None)` is a clean end of stream at a
+/// record boundary.
+pub async fn read_record<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Bytes>, RecordError> {
+    let mut record = BytesMut::new();
+    let mut first = true;
+    loop {
+        let mut header = [0u8; 4];
+        if first {
+            // Distinguish a clean close before a record from a cut one.
+            let n = r.read(&mut header).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(rest) = header.get_mut(n..) {
+                r.read_exact(rest).await?;
+            }
+            first = false;
+        } else {
+            r.read_exact(&mut header).await?;
+        }
+        let word = u32::from_be_bytes(header);
+        let len = (word & LENGTH_MASK) as usize;
+        let total = record.len().saturating_add(len);
+        if total > max {
+            return Err(RecordError::TooLarge(total));
+        }
+        let start = record.len();
+        record.resize(total, 0);
+        if let Some(dst) = record.get_mut(start..) {
+            r.read_exact(dst).await?;
+        }
+        if word & LAST_FRAGMENT != 0 {
+            return Ok(Some(record.freeze()));
+        }
+    }
+}
+
+/// Writes one record as a single fragment: `head`, then `data` padded to a
+/// multiple of four bytes. `data` is written from its own buffer so large
+/// READ payloads are never copied into the header buffer.
+pub async fn write_record<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    head: &[u8],
+    data: &[u8],
+) -> std::io::Result<()> {
+    let pad = (4 - data.len() % 4) % 4;
+    let len = head.len() + data.len() + pad;
+    let word = u32::try_from(len)
+        .ok()
+        .filter(|l| *l <= LENGTH_MASK)
+        .ok_or_else(|| std::io::Error::other("reply too large for one fragment"))?;
+    w.write_all(&(word | LAST_FRAGMENT).to_be_bytes()).await?;
+    w.write_all(head).await?;
+    if !data.is_empty() {
+        w.write_all(data).await?;
+        w.write_all(&[0u8; 3][..pad]).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(data: &[u8], last: bool) -> Vec<u8> {
+        let mut word = data.len() as u32;
+        if last {
+            word |= LAST_FRAGMENT;
+        }
+        let mut v = word.to_be_bytes().to_vec();
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[tokio::test]
+    async fn a_single_fragment_is_one_record() {
+        let wire = fragment(b"abcd", true);
+        let mut r = &wire[..];
+        let rec = read_record(&mut r, MAX_RECORD).await.expect("read");
+        assert_eq!(rec.as_deref(), Some(&b"abcd"[..]));
+        assert!(read_record(&mut r, MAX_RECORD)
+            .await
+            .expect("eof")
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn fragments_are_joined_until_the_last_flag() {
+        let mut wire = fragment(b"ab", false);
+        wire.extend(fragment(b"", false));
+        wire.extend(fragment(b"cde", true));
+        wire.extend(fragment(b"next", true));
+        let mut r = &wire[..];
+        let one = read_record(&mut r, MAX_RECORD).await.expect("first");
+        assert_eq!(one.as_deref(), Some(&b"abcde"[..]));
+        let two = read_record(&mut r, MAX_RECORD).await.expect("second");
+        assert_eq!(two.as_deref(), Some(&b"next"[..]));
+    }
+
+    #[tokio::test]
+    async fn an_oversize_fragment_is_refused_before_buffering() {
+        // Announces 2 GiB - 1 bytes but sends none of them.
+        let wire = (LENGTH_MASK | LAST_FRAGMENT).to_be_bytes();
+        let mut r = &wire[..];
+        let err = read_record(&mut r, MAX_RECORD)
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, RecordError::TooLarge(_)));
+    }
+
+    #[tokio::test]
+    async fn fragments_adding_up_past_the_limit_are_refused() {
+        let chunk = vec![0u8; 1000];
+        let mut wire = Vec::new();
+        for _ in 0..5 {
+            wire.extend(fragment(&chunk, false));
+        }
+        let mut r = &wire[..];
+        let err = read_record(&mut r, 4500).await.expect_err("too large");
+        assert!(matches!(err, RecordError::TooLarge(5000)));
+    }
+
+    #[tokio::test]
+    async fn a_record_cut_mid_fragment_is_an_error() {
+        let mut wire = fragment(b"abcdef", true);
+        wire.truncate(7);
+        let mut r = &wire[..];
+        assert!(read_record(&mut r, MAX_RECORD).await.is_err());
+        let mut half_header = &[0x80u8, 0][..];
+        assert!(read_record(&mut half_header, MAX_RECORD).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn written_records_pad_data_and_read_back() {
+        let mut out = Vec::new();
+        write_record(&mut out, b"head", b"xyz")
+            .await
+            .expect("write");
+        assert_eq!(out.len(), 4 + 4 + 4);
+        let mut r = &out[..];
+        let rec = read_record(&mut r, MAX_RECORD).await.expect("read");
+        assert_eq!(rec.as_deref(), Some(&b"headxyz\0"[..]));
+    }
+}

@@ -1,0 +1,255 @@
+//! The TCP server: accept loop, one task per connection, many calls in
+//! flight per connection, and the dispatch of each call to its program.
+//!
+//! A connection reads records in a loop and hands each to its own task,
+//! which runs the (blocking) core call on tokio's blocking pool and sends
+//! the reply to the connection's single writer task. Replies therefore go
+//! out in completion order, as ONC-RPC allows; at most
+//! [`MAX_IN_FLIGHT`] calls per connection are outstanding before the
+//! reader stops reading.
+
+use crate::export::{ExportOptions, ExportPolicy};
+use crate::record::{read_record, write_record, MAX_RECORD};
+use crate::rpc::{self, Auth, Fault, Reply};
+use crate::xdr::XdrReader;
+use crate::{mount, nfs, portmap};
+use nfs3_types::nfs3::nfsstat3;
+use nitrofs_core_fs::{FileSystem, FsError, VolumeId};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument;
+
+/// Calls one connection may have outstanding.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// The NFSv3 + MOUNT v3 + PORTMAP v2 server over one filesystem.
+pub struct NfsServer {
+    pub(crate) fs: Arc<FileSystem>,
+    pub(crate) policy: Arc<ExportPolicy>,
+    /// Volume names by id (ids are never reused, so entries never go bad).
+    volume_names: RwLock<HashMap<VolumeId, String>>,
+    /// WRITE/COMMIT verifier: changes at every start of the store.
+    pub(crate) write_verf: [u8; 8],
+}
+
+/// What a procedure knows about its call.
+pub(crate) struct Call<'a> {
+    /// The server.
+    pub server: &'a NfsServer,
+    /// Client address.
+    pub peer: IpAddr,
+    /// Credentials as sent.
+    pub auth: &'a Auth,
+    /// The port this server listens on (for PORTMAP GETPORT).
+    pub local_port: u16,
+}
+
+impl NfsServer {
+    /// A server exporting every volume of `fs` under `policy`.
+    pub fn new(fs: Arc<FileSystem>, policy: Arc<ExportPolicy>) -> Self {
+        let write_verf = fs.boot_count().to_be_bytes();
+        Self {
+            fs,
+            policy,
+            volume_names: RwLock::new(HashMap::new()),
+            write_verf,
+        }
+    }
+
+    /// Serves clients accepted on `listener` until the future is dropped.
+    /// Returns only if the listener's address cannot be read.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        let local_port = listener.local_addr()?.port();
+        tracing::info!(port = local_port, "NFSv3/MOUNT/PORTMAP listening");
+        loop {
+            match listener.accept().await {
+                Ok((sock, peer)) => {
+                    let server = self.clone();
+                    let span = tracing::debug_span!("nfs_conn", client = %peer);
+                    tokio::spawn(
+                        server
+                            .serve_connection(sock, peer, local_port)
+                            .instrument(span),
+                    );
+                }
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept:
+                    // back off briefly rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_connection(self: Arc<Self>, sock: TcpStream, peer: SocketAddr, local_port: u16) {
+        if let Err(e) = sock.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        tracing::debug!("connection opened");
+        let (rd, wr) = sock.into_split();
+        let mut rd = BufReader::with_capacity(256 * 1024, rd);
+        let (tx, rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
+        let writer = tokio::spawn(write_replies(wr, rx).in_current_span());
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        loop {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let record = tokio::select! {
+                r = read_record(&mut rd, MAX_RECORD) => r,
+                // The writer failed: the peer is gone.
+                _ = tx.closed() => break,
+            };
+            let record = match record {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "closing connection");
+                    break;
+                }
+            };
+            let server = self.clone();
+            let tx = tx.clone();
+            tokio::spawn(
+                async move {
+                    let xid = record.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok());
+                    let conn_span = tracing::Span::current();
+                    let work = tokio::task::spawn_blocking(move || {
+                        let _conn = conn_span.enter();
+                        server.handle_record(peer.ip(), local_port, &record)
+                    });
+                    let reply = match work.await {
+                        Ok(reply) => reply,
+                        Err(e) => {
+                            tracing::error!(error = %e, "request handler failed");
+                            xid.map(|x| Reply::head(rpc::system_err(u32::from_be_bytes(x))))
+                        }
+                    };
+                    if let Some(reply) = reply {
+                        // A send error means the connection is closing.
+                        let _ = tx.send(reply).await;
+                    }
+                    drop(permit);
+                }
+                .in_current_span(),
+            );
+        }
+        drop(tx);
+        match writer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "reply stream ended"),
+            Err(e) => tracing::warn!(error = %e, "reply writer failed"),
+        }
+        tracing::debug!("connection closed");
+    }
+
+    /// Decodes one record, runs the call and returns the reply (none for
+    /// records that are not calls).
+    pub(crate) fn handle_record(
+        &self,
+        peer: IpAddr,
+        local_port: u16,
+        record: &[u8],
+    ) -> Option<Reply> {
+        let mut args = XdrReader::new(record);
+        let header = match rpc::parse_call(&mut args) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!(error = ?e, "unusable call header");
+                return e.reply().map(Reply::head);
+            }
+        };
+        let op = op_name(header.prog, header.proc_num);
+        let span = tracing::debug_span!("rpc", xid = header.xid, op, client = %peer);
+        let _enter = span.enter();
+        let call = Call {
+            server: self,
+            peer,
+            auth: &header.auth,
+            local_port,
+        };
+        let mut out = rpc::success(header.xid);
+        let result = match (header.prog, header.vers) {
+            (nfs::PROGRAM, nfs::VERSION) => {
+                nfs::dispatch(&call, header.proc_num, &mut args, &mut out)
+            }
+            (nfs::PROGRAM, _) => Err(Fault::ProgMismatch {
+                low: nfs::VERSION,
+                high: nfs::VERSION,
+            }),
+            (mount::PROGRAM, mount::VERSION) => {
+                mount::dispatch(&call, header.proc_num, &mut args, &mut out)
+            }
+            (mount::PROGRAM, _) => Err(Fault::ProgMismatch {
+                low: mount::VERSION,
+                high: mount::VERSION,
+            }),
+            (portmap::PROGRAM, portmap::VERSION) => {
+                portmap::dispatch(&call, header.proc_num, &mut args, &mut out)
+            }
+            (portmap::PROGRAM, _) => Err(Fault::ProgMismatch {
+                low: portmap::VERSION,
+                high: portmap::VERSION,
+            }),
+            _ => Err(Fault::ProgUnavail),
+        };
+        Some(match result {
+            Ok(data) => Reply { head: out, data },
+            Err(fault) => {
+                tracing::debug!(?fault, "call refused");
+                Reply::head(fault.reply(header.xid))
+            }
+        })
+    }
+
+    /// The export options of a volume, by id. A volume that no longer
+    /// exists makes its handles stale.
+    pub(crate) fn options_for_volume(&self, id: VolumeId) -> Result<&ExportOptions, nfsstat3> {
+        if let Some(name) = self.volume_names.read().get(&id) {
+            return Ok(self.policy.options_for(name));
+        }
+        let volume = self.fs.volume_by_id(id).map_err(|e| match e {
+            FsError::NotFound => nfsstat3::NFS3ERR_STALE,
+            e => crate::error::nfsstat(&e),
+        })?;
+        let opts = self.policy.options_for(&volume.name);
+        self.volume_names.write().insert(id, volume.name);
+        Ok(opts)
+    }
+}
+
+/// Sends replies in the order they complete, batching those already
+/// waiting into one flush.
+async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(64 * 1024, wr);
+    while let Some(reply) = rx.recv().await {
+        write_record(&mut w, &reply.head, &reply.data).await?;
+        while let Ok(more) = rx.try_recv() {
+            write_record(&mut w, &more.head, &more.data).await?;
+        }
+        w.flush().await?;
+    }
+    w.shutdown().await
+}
+
+/// A procedure name for logs.
+fn op_name(prog: u32, proc_num: u32) -> &'static str {
+    let table: &[&'static str] = match prog {
+        nfs::PROGRAM => &nfs::PROC_NAMES,
+        mount::PROGRAM => &mount::PROC_NAMES,
+        portmap::PROGRAM => &portmap::PROC_NAMES,
+        _ => &[],
+    };
+    usize::try_from(proc_num)
+        .ok()
+        .and_then(|i| table.get(i).copied())
+        .unwrap_or("unknown")
+}

@@ -1,0 +1,224 @@
+//! RPC-level behaviour: PORTMAP, malformed calls, record marking and
+//! pipelining.
+
+use super::*;
+
+#[tokio::test]
+async fn portmap_getport_answers_our_port_for_nfs_and_mount() {
+    let h = start(ExportPolicy::default()).await;
+    let mut c = Client::connect(h.addr).await;
+    let ask = |prog, vers| nfs3_types::portmap::mapping {
+        prog,
+        vers,
+        prot: 6,
+        port: 0,
+    };
+    let port: u32 = c.call(100_000, 3, &ask(100_003, 3)).await;
+    assert_eq!(port, u32::from(h.addr.port()));
+    let port: u32 = c.call(100_000, 3, &ask(100_005, 3)).await;
+    assert_eq!(port, u32::from(h.addr.port()));
+    let port: u32 = c.call(100_000, 3, &ask(100_021, 4)).await;
+    assert_eq!(port, 0);
+    // Portmap is version 2; v3 of this call is a mismatch.
+    let mut buf = Vec::new();
+    ask(100_003, 3).pack(&mut buf).expect("pack");
+    assert!(matches!(
+        c.raw_call(100_000, 2, 3, &buf).await,
+        Answer::Accepted(0, _)
+    ));
+    assert!(matches!(
+        c.raw_call(100_000, 2, 4, &[]).await,
+        Answer::Accepted(3, _)
+    ));
+}
+
+#[tokio::test]
+async fn malformed_calls_get_rpc_errors_and_the_connection_survives() {
+    let h = start(ExportPolicy::default()).await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+
+    // Unknown program, wrong versions, unknown procedure.
+    assert!(matches!(
+        c.raw_call(200_000, 1, 0, &[]).await,
+        Answer::Accepted(1, _)
+    ));
+    let Answer::Accepted(2, range) = c.raw_call(PROGRAM, 2, 0, &[]).await else {
+        panic!("NFSv2 not a mismatch");
+    };
+    assert_eq!(range, [0, 0, 0, 3, 0, 0, 0, 3]);
+    let Answer::Accepted(2, range) = c.raw_call(100_005, 1, 0, &[]).await else {
+        panic!("MOUNTv1 not a mismatch");
+    };
+    assert_eq!(range, [0, 0, 0, 3, 0, 0, 0, 3]);
+    assert!(matches!(
+        c.raw_call(PROGRAM, 3, 99, &[]).await,
+        Answer::Accepted(3, _)
+    ));
+
+    // Truncated arguments: GARBAGE_ARGS.
+    let mut args = Vec::new();
+    GETATTR3args {
+        object: root.clone(),
+    }
+    .pack(&mut args)
+    .expect("pack");
+    assert!(matches!(
+        c.raw_call(PROGRAM, 3, 1, &args[..args.len() - 2]).await,
+        Answer::Accepted(4, _)
+    ));
+    // A WRITE whose count exceeds its data.
+    let mut w = Vec::new();
+    WRITE3args {
+        file: root.clone(),
+        offset: 0,
+        count: 100,
+        stable: stable_how::UNSTABLE,
+        data: Opaque::borrowed(b"abc"),
+    }
+    .pack(&mut w)
+    .expect("pack");
+    assert!(matches!(
+        c.raw_call(PROGRAM, 3, 7, &w).await,
+        Answer::Accepted(4, _)
+    ));
+
+    // A handle that is not ours: BADHANDLE.
+    let bogus = nfs_fh3 {
+        data: Opaque::owned(vec![9; 17]),
+    };
+    assert_eq!(
+        stat_of(&c.getattr(&bogus).await),
+        nfsstat3::NFS3ERR_BADHANDLE
+    );
+
+    // Unsupported credential flavor: AUTH_TOOWEAK; garbled AUTH_SYS: AUTH_BADCRED.
+    let saved = c.cred.clone();
+    c.cred = opaque_auth {
+        flavor: nfs3_types::rpc::auth_flavor::AUTH_DES,
+        body: Opaque::owned(vec![]),
+    };
+    let Answer::Denied(why) = c.raw_call(PROGRAM, 3, 1, &args).await else {
+        panic!("DES accepted")
+    };
+    assert_eq!(why, [0, 0, 0, 1, 0, 0, 0, 5]);
+    c.cred = opaque_auth {
+        flavor: nfs3_types::rpc::auth_flavor::AUTH_UNIX,
+        body: Opaque::owned(vec![0, 0, 0, 1, 0, 0]),
+    };
+    let Answer::Denied(why) = c.raw_call(PROGRAM, 3, 1, &args).await else {
+        panic!("bad cred accepted")
+    };
+    assert_eq!(why, [0, 0, 0, 1, 0, 0, 0, 1]);
+    c.cred = saved;
+
+    // RPC version 3: RPC_MISMATCH.
+    let (_, mut rec) = c.record(PROGRAM, 3, 0, &[]);
+    rec[11] = 3;
+    c.send_raw(&rec).await;
+    let (_, answer) = parse_reply(&c.recv_raw().await.expect("reply"));
+    let Answer::Denied(why) = answer else {
+        panic!("rpc v3 accepted")
+    };
+    assert_eq!(why, [0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2]);
+
+    // Still serving.
+    assert_eq!(stat_of(&c.getattr(&root).await), nfsstat3::NFS3_OK);
+}
+
+#[tokio::test]
+async fn calls_split_into_fragments_are_reassembled() {
+    let h = start(ExportPolicy::default()).await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let mut args = Vec::new();
+    GETATTR3args { object: root }.pack(&mut args).expect("pack");
+    let (xid, rec) = c.record(PROGRAM, 3, 1, &args);
+    let mut wire = Vec::new();
+    for (i, part) in rec.chunks(10).enumerate() {
+        let last = (i + 1) * 10 >= rec.len();
+        let word = part.len() as u32 | if last { 0x8000_0000 } else { 0 };
+        wire.extend_from_slice(&word.to_be_bytes());
+        wire.extend_from_slice(part);
+    }
+    c.sock.write_all(&wire).await.expect("send");
+    let (rxid, answer) = parse_reply(&c.recv_raw().await.expect("reply"));
+    assert_eq!(rxid, xid);
+    assert!(matches!(answer, Answer::Accepted(0, _)));
+}
+
+#[tokio::test]
+async fn an_oversize_record_closes_the_connection() {
+    let h = start(ExportPolicy::default()).await;
+    let mut c = Client::connect(h.addr).await;
+    let word = (crate::record::MAX_RECORD as u32 + 1) | 0x8000_0000;
+    c.sock.write_all(&word.to_be_bytes()).await.expect("send");
+    let mut buf = [0u8; 1];
+    let n = c.sock.read(&mut buf).await.unwrap_or(0);
+    assert_eq!(n, 0, "connection still open");
+    // The server itself is fine.
+    let mut other = Client::connect(h.addr).await;
+    assert!(matches!(
+        other.raw_call(PROGRAM, 3, 0, &[]).await,
+        Answer::Accepted(0, _)
+    ));
+}
+
+#[tokio::test]
+async fn many_pipelined_calls_all_get_their_replies() {
+    let h = start(ExportPolicy::default()).await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let f = c.create_file(&root, "p").await;
+    let w = c.write(&f, 0, &[5u8; 100_000], stable_how::FILE_SYNC).await;
+    assert_eq!(stat_of(&w), nfsstat3::NFS3_OK);
+    // More calls than the in-flight limit, sent without waiting.
+    let mut sent = HashMap::new();
+    let mut wire = Vec::new();
+    for i in 0..(crate::server::MAX_IN_FLIGHT as u32 * 3) {
+        let (proc_num, args) = if i % 2 == 0 {
+            let mut a = Vec::new();
+            READ3args {
+                file: f.clone(),
+                offset: u64::from(i) * 100,
+                count: 50_000,
+            }
+            .pack(&mut a)
+            .expect("pack");
+            (6, a)
+        } else {
+            let mut a = Vec::new();
+            GETATTR3args { object: f.clone() }
+                .pack(&mut a)
+                .expect("pack");
+            (1, a)
+        };
+        let (xid, rec) = c.record(PROGRAM, 3, proc_num, &args);
+        sent.insert(xid, proc_num);
+        wire.extend_from_slice(&(rec.len() as u32 | 0x8000_0000).to_be_bytes());
+        wire.extend_from_slice(&rec);
+    }
+    let (mut rd, mut wr) = c.sock.into_split();
+    let writer = tokio::spawn(async move { wr.write_all(&wire).await.map(|_| wr) });
+    let mut seen = HashSet::new();
+    while seen.len() < sent.len() {
+        let mut h4 = [0u8; 4];
+        rd.read_exact(&mut h4).await.expect("reply header");
+        let mut rec = vec![0u8; (u32::from_be_bytes(h4) & 0x7fff_ffff) as usize];
+        rd.read_exact(&mut rec).await.expect("reply body");
+        let (xid, answer) = parse_reply(&rec);
+        let proc_num = sent.get(&xid).copied().expect("known xid");
+        let Answer::Accepted(0, body) = answer else {
+            panic!("call {xid} failed")
+        };
+        if proc_num == 6 {
+            let (res, _) = READ3res::unpack(&mut &body[..]).expect("decode");
+            let Nfs3Result::Ok(r) = res else {
+                panic!("read failed")
+            };
+            assert!(r.data.iter().all(|b| *b == 5));
+        }
+        assert!(seen.insert(xid), "duplicate reply {xid}");
+    }
+    writer.await.expect("join").expect("write");
+}
