@@ -74,8 +74,7 @@ pub fn check_modify_dir(dir: &InodeRecord, cred: &Credentials) -> FsResult<()> {
 /// The sticky-bit rule: in a sticky directory only the owner of the entry,
 /// the owner of the directory or root may remove or rename it.
 pub fn check_sticky(dir: &InodeRecord, victim: &InodeRecord, cred: &Credentials) -> FsResult<()> {
-    if dir.mode & S_ISVTX == 0 || cred.is_root() || cred.uid == dir.uid || cred.uid == victim.uid
-    {
+    if dir.mode & S_ISVTX == 0 || cred.is_root() || cred.uid == dir.uid || cred.uid == victim.uid {
         Ok(())
     } else {
         Err(FsError::Access)

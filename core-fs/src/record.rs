@@ -217,8 +217,12 @@ pub fn remove_dentry(
 
 /// Splits a `DIR_COOKIE` value into (child inode, name).
 pub fn decode_cookie_value(v: &[u8]) -> FsResult<(u64, &[u8])> {
-    let (ino, name) = v.split_at_checked(8).ok_or_else(|| FsError::Io("corrupt cookie record".into()))?;
-    let ino: [u8; 8] = ino.try_into().map_err(|_| FsError::Io("corrupt cookie record".into()))?;
+    let (ino, name) = v
+        .split_at_checked(8)
+        .ok_or_else(|| FsError::Io("corrupt cookie record".into()))?;
+    let ino: [u8; 8] = ino
+        .try_into()
+        .map_err(|_| FsError::Io("corrupt cookie record".into()))?;
     Ok((u64::from_be_bytes(ino), name))
 }
 

@@ -2,7 +2,9 @@
 
 use crate::perm::{self, W};
 use crate::record::{self, InodeRecord};
-use crate::types::{Attr, FileType, SetAttr, SetTime, Wcc, FILE_SIZE_MAX, MODE_MASK, S_ISGID, S_ISUID};
+use crate::types::{
+    Attr, FileType, SetAttr, SetTime, Wcc, FILE_SIZE_MAX, MODE_MASK, S_ISGID, S_ISUID,
+};
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
 use nitrofs_metadata::transact;
@@ -59,7 +61,8 @@ pub(crate) fn apply_setattr(
             }
         }
     }
-    let owner_changed = set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
+    let owner_changed =
+        set.uid.is_some_and(|u| u != rec.uid) || set.gid.is_some_and(|g| g != rec.gid);
     if let Some(uid) = set.uid {
         rec.uid = uid;
     }
@@ -110,6 +113,9 @@ impl FileSystem {
     ) -> FsResult<Wcc> {
         let current = self.read_inode(ino)?;
         if let Some(size) = set.size {
+            if guard_ctime.is_some_and(|g| g != current.ctime) {
+                return Err(FsError::GuardFailed);
+            }
             if size < current.size && current.kind == FileType::Regular {
                 // Drop the data first: a crash after this and before the
                 // metadata commit leaves a file whose tail reads as zeros,

@@ -51,24 +51,44 @@ impl FileSystem {
             rdev: (0, 0),
             verf,
         };
-        let (attr, wcc, truncated_from) = self.make_node(cred, dir, name, &node, |existing| {
-            match how {
-                CreateHow::Guarded(_) => Existing::Fail(FsError::Exists),
-                CreateHow::Unchecked(_) if existing.kind == FileType::Regular => {
-                    Existing::Reuse(existing.clone())
-                }
-                CreateHow::Exclusive(v)
-                    if existing.kind == FileType::Regular && existing.create_verf == Some(*v) =>
-                {
-                    Existing::Reuse(existing.clone())
-                }
-                _ => Existing::Fail(FsError::Exists),
-            }
-        })?;
-        if let Some(old) = truncated_from {
-            self.truncate_chunks(&old, 0)?;
+        if matches!(how, CreateHow::Unchecked(s) if s.size == Some(0)) {
+            self.truncate_existing_for_create(cred, dir, name)?;
         }
+        let (attr, wcc, _) = self.make_node(cred, dir, name, &node, |existing| match how {
+            CreateHow::Guarded(_) => Existing::Fail(FsError::Exists),
+            CreateHow::Unchecked(_) if existing.kind == FileType::Regular => {
+                Existing::Reuse(existing.clone())
+            }
+            CreateHow::Exclusive(v)
+                if existing.kind == FileType::Regular && existing.create_verf == Some(*v) =>
+            {
+                Existing::Reuse(existing.clone())
+            }
+            _ => Existing::Fail(FsError::Exists),
+        })?;
         Ok((attr, wcc))
+    }
+
+    /// UNCHECKED create with size 0 of an existing file truncates it: drop
+    /// its chunk data before the metadata commit (as SETATTR does), so a
+    /// crash cannot leave stale bytes behind a zero size.
+    fn truncate_existing_for_create(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        name: &[u8],
+    ) -> FsResult<()> {
+        let existing = match self.lookup(cred, dir, name) {
+            Ok(a) => a,
+            Err(_) => return Ok(()), // no such file: the create path reports errors
+        };
+        if existing.kind != FileType::Regular || existing.size == 0 {
+            return Ok(());
+        }
+        let rec = self.read_inode(existing.ino)?;
+        perm::check_data(&rec, cred, perm::W)?;
+        perm::check_modify_dir(&self.read_inode(dir)?, cred)?;
+        self.truncate_chunks(&rec, 0)
     }
 
     /// Creates a directory.
@@ -87,7 +107,8 @@ impl FileSystem {
             rdev: (0, 0),
             verf: None,
         };
-        let (a, w, _) = self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
+        let (a, w, _) =
+            self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
         Ok((a, w))
     }
 
@@ -114,7 +135,8 @@ impl FileSystem {
             rdev: (0, 0),
             verf: None,
         };
-        let (a, w, _) = self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
+        let (a, w, _) =
+            self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
         Ok((a, w))
     }
 
@@ -144,7 +166,8 @@ impl FileSystem {
             rdev,
             verf: None,
         };
-        let (a, w, _) = self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
+        let (a, w, _) =
+            self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
         Ok((a, w))
     }
 

@@ -19,9 +19,7 @@ impl FileSystem {
             return;
         }
         let mut txn = self.kv.begin();
-        let res = txn
-            .delete(&keys::gc(ino))
-            .and_then(|()| txn.commit(false));
+        let res = txn.delete(&keys::gc(ino)).and_then(|()| txn.commit(false));
         if let Err(e) = res {
             tracing::warn!(ino, error = %e, "could not clear GC record");
         }

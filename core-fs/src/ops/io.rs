@@ -66,7 +66,9 @@ impl FileSystem {
         let cs = u64::from(rec.chunk_size);
         let mut parts: Vec<Bytes> = Vec::with_capacity(2);
         for (index, within, n) in pieces(cs, offset, len) {
-            let got = self.chunks.read(ChunkId { ino, index }, within, n as usize)?;
+            let got = self
+                .chunks
+                .read(ChunkId { ino, index }, within, n as usize)?;
             if got.len() as u64 == n {
                 parts.push(got);
             } else {
@@ -126,6 +128,14 @@ impl FileSystem {
             .checked_add(data.len() as u64)
             .filter(|e| *e <= FILE_SIZE_MAX)
             .ok_or(FsError::TooBig)?;
+        if data.is_empty() {
+            // POSIX: a zero-length write has no other results.
+            let attr = rec.attr();
+            return Ok(Wcc {
+                before: (&attr).into(),
+                after: attr,
+            });
+        }
         let cs = u64::from(rec.chunk_size);
         let mut done = 0usize;
         for (index, within, n) in pieces(cs, offset, data.len() as u64) {

@@ -14,7 +14,9 @@ pub(crate) fn open(
     opts: FsOptions,
 ) -> FsResult<FileSystem> {
     if !opts.chunk_size.is_power_of_two() || !(64 * 1024..=64 << 20).contains(&opts.chunk_size) {
-        return Err(FsError::Invalid("chunk size must be a power of two from 64 KiB to 64 MiB"));
+        return Err(FsError::Invalid(
+            "chunk size must be a power of two from 64 KiB to 64 MiB",
+        ));
     }
     let format_key = keys::system(keys::SYS_FORMAT);
     transact(kv.as_ref(), true, |txn| -> FsResult<()> {
@@ -36,7 +38,9 @@ pub(crate) fn open(
         opts,
         inode_alloc: Mutex::new((0, 0)),
         boot_count,
-        inode_locks: (0..crate::INODE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        inode_locks: (0..crate::INODE_LOCK_STRIPES)
+            .map(|_| Mutex::new(()))
+            .collect(),
     };
     match fs.volume(DEFAULT_VOLUME) {
         Ok(_) => {}

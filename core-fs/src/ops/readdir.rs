@@ -51,9 +51,12 @@ impl FileSystem {
         let want = max_entries - entries.len();
         // One extra row tells whether this page reaches the end.
         let rows = self.kv.scan(&start, &end, want + 1)?;
-        let eof = rows.len() <= want;
+        // The dot entries may not all have fit on this page.
+        let dots_done = cookie >= 2 || entries.last().is_some_and(|e| e.cookie == 2);
+        let eof = rows.len() <= want && dots_done;
         for (k, v) in rows.iter().take(want) {
-            let c = keys::dir_cookie_of(k).ok_or_else(|| FsError::Io("corrupt cookie key".into()))?;
+            let c =
+                keys::dir_cookie_of(k).ok_or_else(|| FsError::Io("corrupt cookie key".into()))?;
             let (ino, name) = record::decode_cookie_value(v)?;
             let attr = if with_attrs {
                 match self.getattr(ino) {

@@ -12,7 +12,11 @@ use nitrofs_metadata::{keys, prefix_end, transact, Txn};
 /// inode and its extended attributes go, and a GC record is written in the
 /// same transaction so its chunks are deleted even across a crash.
 /// Returns whether chunks await deletion.
-pub(crate) fn drop_link(txn: &mut dyn Txn, victim: &mut InodeRecord, now: Timestamp) -> FsResult<bool> {
+pub(crate) fn drop_link(
+    txn: &mut dyn Txn,
+    victim: &mut InodeRecord,
+    now: Timestamp,
+) -> FsResult<bool> {
     let last = match victim.kind {
         FileType::Directory => true,
         _ => victim.nlink <= 1,
@@ -45,23 +49,33 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        let (wcc, gc) = transact(self.kv.as_ref(), true, |txn| -> FsResult<(Wcc, Option<u64>)> {
-            let mut d = record::load_inode(txn, dir)?;
-            perm::check_modify_dir(&d, cred)?;
-            let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
-            let mut victim = record::load_inode(txn, entry.ino)?;
-            if victim.kind == FileType::Directory {
-                return Err(FsError::IsDir);
-            }
-            perm::check_sticky(&d, &victim, cred)?;
-            let before = (&d.attr()).into();
-            record::remove_dentry(txn, &mut d, name, &entry)?;
-            d.mtime = now;
-            d.ctime = now;
-            record::put_inode(txn, &d)?;
-            let gc = drop_link(txn, &mut victim, now)?.then_some(victim.ino);
-            Ok((Wcc { before, after: d.attr() }, gc))
-        })?;
+        let (wcc, gc) = transact(
+            self.kv.as_ref(),
+            true,
+            |txn| -> FsResult<(Wcc, Option<u64>)> {
+                let mut d = record::load_inode(txn, dir)?;
+                perm::check_modify_dir(&d, cred)?;
+                let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
+                let mut victim = record::load_inode(txn, entry.ino)?;
+                if victim.kind == FileType::Directory {
+                    return Err(FsError::IsDir);
+                }
+                perm::check_sticky(&d, &victim, cred)?;
+                let before = (&d.attr()).into();
+                record::remove_dentry(txn, &mut d, name, &entry)?;
+                d.mtime = now;
+                d.ctime = now;
+                record::put_inode(txn, &d)?;
+                let gc = drop_link(txn, &mut victim, now)?.then_some(victim.ino);
+                Ok((
+                    Wcc {
+                        before,
+                        after: d.attr(),
+                    },
+                    gc,
+                ))
+            },
+        )?;
         if let Some(ino) = gc {
             self.delete_chunks(ino);
         }
@@ -97,7 +111,10 @@ impl FileSystem {
             d.ctime = now;
             record::put_inode(txn, &d)?;
             drop_link(txn, &mut victim, now)?;
-            Ok(Wcc { before, after: d.attr() })
+            Ok(Wcc {
+                before,
+                after: d.attr(),
+            })
         })
     }
 }

@@ -1,7 +1,7 @@
 //! RENAME: atomic, across directories, replacing a target as POSIX says.
 
-use super::remove::drop_link;
 use super::lookup::{is_dot, validate_name};
+use super::remove::drop_link;
 use crate::perm::{self, W};
 use crate::record::{self, InodeRecord};
 use crate::types::{FileType, PreAttr, Wcc};
@@ -16,7 +16,9 @@ const MAX_DEPTH: usize = 4096;
 fn refuse_own_subtree(txn: &mut dyn Txn, moved: u64, mut dir: u64) -> FsResult<()> {
     for _ in 0..MAX_DEPTH {
         if dir == moved {
-            return Err(FsError::Invalid("cannot move a directory into its own subtree"));
+            return Err(FsError::Invalid(
+                "cannot move a directory into its own subtree",
+            ));
         }
         let rec = record::load_inode(txn, dir)?;
         if rec.parent == dir || rec.parent == 0 {
@@ -97,7 +99,19 @@ impl FileSystem {
                 // Two names of one file (or the same name): POSIX says do nothing.
                 let f = fd.attr();
                 let t = td.as_ref().map_or_else(|| f.clone(), InodeRecord::attr);
-                return Ok(((Wcc { before: fd_before, after: f }, Wcc { before: td_before, after: t }), None));
+                return Ok((
+                    (
+                        Wcc {
+                            before: fd_before,
+                            after: f,
+                        },
+                        Wcc {
+                            before: td_before,
+                            after: t,
+                        },
+                    ),
+                    None,
+                ));
             }
             let mut dst = record::load_inode(txn, dst_entry.ino)?;
             let tdir_rec = td.as_ref().unwrap_or(&fd);
@@ -143,11 +157,19 @@ impl FileSystem {
             record::put_inode(txn, t)?;
         }
         let f_after = fd.attr();
-        let t_after = td.as_ref().map_or_else(|| f_after.clone(), InodeRecord::attr);
+        let t_after = td
+            .as_ref()
+            .map_or_else(|| f_after.clone(), InodeRecord::attr);
         Ok((
             (
-                Wcc { before: fd_before, after: f_after },
-                Wcc { before: td_before, after: t_after },
+                Wcc {
+                    before: fd_before,
+                    after: f_after,
+                },
+                Wcc {
+                    before: td_before,
+                    after: t_after,
+                },
             ),
             gc,
         ))

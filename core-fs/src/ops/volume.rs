@@ -36,8 +36,13 @@ impl FileSystem {
         if self.kv.get(&keys::volume(name))?.is_some() {
             return Err(FsError::Exists);
         }
-        let id = u32::try_from(alloc::reserve(self.kv.as_ref(), keys::SYS_NEXT_VOLUME, 1, 1)?)
-            .map_err(|_| FsError::NoSpace)?;
+        let id = u32::try_from(alloc::reserve(
+            self.kv.as_ref(),
+            keys::SYS_NEXT_VOLUME,
+            1,
+            1,
+        )?)
+        .map_err(|_| FsError::NoSpace)?;
         let root_ino = self.alloc_inode()?;
         let now = Timestamp::now();
         let mut root = self.new_record(root_ino, id, FileType::Directory, 0o755, 0, 0, now);
@@ -154,7 +159,17 @@ mod tests {
         for good in ["default", "abc", "my-bucket.v2", "a1b"] {
             assert!(validate_volume_name(good).is_ok(), "{good}");
         }
-        for bad in ["ab", "Upper", "-lead", "trail-", "a..b", "192.168.1.1", "sp ace", "a/b", ""] {
+        for bad in [
+            "ab",
+            "Upper",
+            "-lead",
+            "trail-",
+            "a..b",
+            "192.168.1.1",
+            "sp ace",
+            "a/b",
+            "",
+        ] {
             assert!(validate_volume_name(bad).is_err(), "{bad}");
         }
     }
