@@ -143,7 +143,11 @@ impl ChunkStore for LocalChunkStore {
         let (f, created) = self.open_for_write(id)?;
         f.write_all_at(data, offset).map_err(ChunkError::from_io)?;
         let mut dirty = self.dirty.lock();
-        let entry = dirty.entry(id.ino).or_default().entry(id.index).or_insert(false);
+        let entry = dirty
+            .entry(id.ino)
+            .or_default()
+            .entry(id.index)
+            .or_insert(false);
         *entry |= created;
         Ok(())
     }
@@ -176,9 +180,7 @@ impl ChunkStore for LocalChunkStore {
         for entry in entries {
             let entry = entry.map_err(ChunkError::from_io)?;
             let name = entry.file_name();
-            let index = name
-                .to_str()
-                .and_then(|n| u64::from_str_radix(n, 16).ok());
+            let index = name.to_str().and_then(|n| u64::from_str_radix(n, 16).ok());
             match index {
                 Some(i) if i >= from_index => match fs::remove_file(entry.path()) {
                     Ok(()) => {}
@@ -290,12 +292,20 @@ mod tests {
     fn truncate_and_remove_from_drop_data() {
         let (_d, s) = store();
         for index in 0..4 {
-            s.write(ChunkId { ino: 9, index }, 0, b"abcdef").expect("write");
+            s.write(ChunkId { ino: 9, index }, 0, b"abcdef")
+                .expect("write");
         }
-        s.truncate(ChunkId { ino: 9, index: 1 }, 2).expect("truncate");
-        assert_eq!(&s.read(ChunkId { ino: 9, index: 1 }, 0, 10).expect("read")[..], b"ab");
+        s.truncate(ChunkId { ino: 9, index: 1 }, 2)
+            .expect("truncate");
+        assert_eq!(
+            &s.read(ChunkId { ino: 9, index: 1 }, 0, 10).expect("read")[..],
+            b"ab"
+        );
         s.remove_from(9, 2).expect("remove");
-        assert!(s.read(ChunkId { ino: 9, index: 3 }, 0, 10).expect("read").is_empty());
+        assert!(s
+            .read(ChunkId { ino: 9, index: 3 }, 0, 10)
+            .expect("read")
+            .is_empty());
         assert_eq!(s.inodes().expect("inodes"), vec![9]);
         s.remove_from(9, 0).expect("remove all");
         assert!(s.inodes().expect("inodes").is_empty());

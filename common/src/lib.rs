@@ -65,7 +65,9 @@ impl Credentials {
 }
 
 /// A POSIX timestamp with nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp {
     /// Seconds since the Unix epoch.
     pub secs: i64,

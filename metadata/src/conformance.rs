@@ -78,8 +78,14 @@ pub fn conflicting_commit_fails_and_leaves_no_trace(kv: &dyn MetaKv) {
     put(kv, b"c/counter", b"0");
     let mut t1 = kv.begin();
     let mut t2 = kv.begin();
-    assert_eq!(t1.get(b"c/counter").expect("get").as_deref(), Some(&b"0"[..]));
-    assert_eq!(t2.get(b"c/counter").expect("get").as_deref(), Some(&b"0"[..]));
+    assert_eq!(
+        t1.get(b"c/counter").expect("get").as_deref(),
+        Some(&b"0"[..])
+    );
+    assert_eq!(
+        t2.get(b"c/counter").expect("get").as_deref(),
+        Some(&b"0"[..])
+    );
     t1.put(b"c/counter", b"1").expect("put");
     t2.put(b"c/counter", b"2").expect("put");
     t2.put(b"c/side-effect", b"2").expect("put");
@@ -87,7 +93,10 @@ pub fn conflicting_commit_fails_and_leaves_no_trace(kv: &dyn MetaKv) {
     let err = t2.commit(false).expect_err("second commit must conflict");
     assert!(matches!(err, KvError::Conflict), "got {err:?}");
     assert!(err.is_retryable());
-    assert_eq!(kv.get(b"c/counter").expect("get").as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        kv.get(b"c/counter").expect("get").as_deref(),
+        Some(&b"1"[..])
+    );
     assert_eq!(kv.get(b"c/side-effect").expect("get"), None);
 }
 
@@ -122,7 +131,10 @@ pub fn durable_commit_and_sync_succeed(kv: &dyn MetaKv) {
     t.put(b"d/1", b"durable").expect("put");
     t.commit(true).expect("durable commit");
     kv.sync().expect("sync");
-    assert_eq!(kv.get(b"d/1").expect("get").as_deref(), Some(&b"durable"[..]));
+    assert_eq!(
+        kv.get(b"d/1").expect("get").as_deref(),
+        Some(&b"durable"[..])
+    );
 }
 
 #[cfg(test)]

@@ -212,7 +212,10 @@ mod tests {
 
     #[test]
     fn cookie_and_inode_round_trip_through_keys() {
-        assert_eq!(dir_cookie_of(&dir_cookie(3, 0x0102_0304_0506)), Some(0x0102_0304_0506));
+        assert_eq!(
+            dir_cookie_of(&dir_cookie(3, 0x0102_0304_0506)),
+            Some(0x0102_0304_0506)
+        );
         assert_eq!(ino_of(&gc(99)), Some(99));
         assert_eq!(ino_of(&inode(u64::MAX)), Some(u64::MAX));
         assert_eq!(ino_of(&[GC, 1]), None);
