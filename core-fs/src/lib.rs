@@ -18,6 +18,8 @@ mod types;
 
 pub use error::{FsError, FsResult};
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
+pub use ops::object::DetachedKind;
+pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
 pub use types::*;
 
 use nitrofs_chunk_store::ChunkStore;

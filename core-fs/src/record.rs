@@ -11,8 +11,10 @@ use nitrofs_common::Timestamp;
 use nitrofs_metadata::{keys, Txn};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Current version of the inode record.
+/// First version of the inode record (no segments).
 const INODE_V1: u8 = 1;
+/// Current version of the inode record.
+const INODE_V2: u8 = 2;
 /// Current version of the dentry record.
 const DENTRY_V1: u8 = 1;
 /// Current version of the volume record.
@@ -82,6 +84,75 @@ pub struct InodeRecord {
     /// Snapshot epoch in which this version was written (copy-on-write
     /// history is kept for records older than the newest snapshot).
     pub epoch: u64,
+    /// Where the bytes live when they are not in this inode's own chunks:
+    /// the concatenation of these data inodes (a multipart object whose
+    /// parts were linked in without a copy). Empty for ordinary files.
+    /// Bytes past the end of all but the last segment map into the last.
+    pub segments: Vec<Segment>,
+}
+
+/// A run of a file's bytes held in another (data-only) inode's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The data inode whose chunks hold the bytes.
+    pub ino: u64,
+    /// Bytes in this segment (ignored for the last one, which is open-ended).
+    pub len: u64,
+    /// Chunk size of the data inode.
+    pub chunk_size: u32,
+}
+
+/// Version 1 of the inode record, decoded and migrated to the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InodeRecordV1 {
+    ino: u64,
+    generation: u32,
+    volume: u32,
+    kind: FileType,
+    mode: u32,
+    nlink: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    atime: Timestamp,
+    mtime: Timestamp,
+    ctime: Timestamp,
+    rdev: (u32, u32),
+    chunk_size: u32,
+    parent: u64,
+    next_cookie: u64,
+    entries: u64,
+    target: Option<Vec<u8>>,
+    create_verf: Option<[u8; 8]>,
+    epoch: u64,
+}
+
+impl From<InodeRecordV1> for InodeRecord {
+    fn from(v: InodeRecordV1) -> Self {
+        Self {
+            ino: v.ino,
+            generation: v.generation,
+            volume: v.volume,
+            kind: v.kind,
+            mode: v.mode,
+            nlink: v.nlink,
+            uid: v.uid,
+            gid: v.gid,
+            size: v.size,
+            atime: v.atime,
+            mtime: v.mtime,
+            ctime: v.ctime,
+            rdev: v.rdev,
+            chunk_size: v.chunk_size,
+            parent: v.parent,
+            next_cookie: v.next_cookie,
+            entries: v.entries,
+            target: v.target,
+            create_verf: v.create_verf,
+            epoch: v.epoch,
+            segments: Vec::new(),
+        }
+    }
 }
 
 impl InodeRecord {
@@ -112,12 +183,24 @@ impl InodeRecord {
 
     /// Encodes the current version.
     pub fn encode(&self) -> FsResult<Vec<u8>> {
-        encode(INODE_V1, self)
+        encode(INODE_V2, self)
     }
 
-    /// Decodes any known version.
+    /// Decodes any known version, migrating older ones.
     pub fn decode(bytes: &[u8]) -> FsResult<Self> {
-        decode("inode", INODE_V1, bytes)
+        match bytes.first() {
+            Some(&INODE_V1) => Ok(decode::<InodeRecordV1>("inode", INODE_V1, bytes)?.into()),
+            _ => decode("inode", INODE_V2, bytes),
+        }
+    }
+
+    /// The data inodes holding this file's bytes (itself for ordinary files).
+    pub fn data_inodes(&self) -> Vec<u64> {
+        if self.segments.is_empty() {
+            vec![self.ino]
+        } else {
+            self.segments.iter().map(|s| s.ino).collect()
+        }
     }
 }
 
@@ -255,19 +338,27 @@ mod tests {
             target: None,
             create_verf: None,
             epoch: 0,
+            segments: Vec::new(),
         }
     }
 
     #[test]
     fn inode_record_round_trips_and_starts_with_its_version() {
-        let r = sample();
+        let mut r = sample();
+        r.segments.push(Segment {
+            ino: 9,
+            len: 5 << 20,
+            chunk_size: 4 << 20,
+        });
         let b = r.encode().expect("encode");
-        assert_eq!(b[0], INODE_V1);
+        assert_eq!(b[0], INODE_V2);
         assert_eq!(InodeRecord::decode(&b).expect("decode"), r);
     }
 
     /// Fixture: the bytes of a version-1 inode record as written by the
     /// first release. Must keep decoding in every later version.
+    /// Fixture: a version-1 record (written before segments existed)
+    /// decodes into the current record with no segments.
     #[test]
     fn version_1_inode_fixture_still_decodes() {
         let bytes: Vec<u8> = (0..V1_INODE_FIXTURE.len())
@@ -284,6 +375,7 @@ mod tests {
         assert!(InodeRecord::decode(&[]).is_err());
         assert!(InodeRecord::decode(&[99, 1, 2]).is_err());
         assert!(InodeRecord::decode(&[INODE_V1, 1, 2]).is_err());
+        assert!(InodeRecord::decode(&[INODE_V2, 1, 2]).is_err());
         assert!(DentryRecord::decode(&[DENTRY_V1]).is_err());
     }
 }

@@ -18,6 +18,8 @@
 //! | `GC` | inode (u64) | inode whose chunks must be deleted (written in the unlink transaction) |
 //! | `SNAPSHOT` | volume id (u32) ‖ name | snapshot record (epoch, time) |
 //! | `HISTORY` | epoch (u64) ‖ original key | record as it was before the first change after snapshot `epoch` (copy-on-write) |
+//! | `PENDING` | inode (u64) | a file with no name yet (S3 PUT or multipart part in progress): kind tag |
+//! | `DATA_OWNER` | data inode (u64) | the file (u64) whose bytes it holds (a multipart part linked into the object) |
 
 /// Instance-wide records.
 pub const SYSTEM: u8 = 0x01;
@@ -43,6 +45,11 @@ pub const GC: u8 = 0x0a;
 pub const SNAPSHOT: u8 = 0x0b;
 /// Copy-on-write history of records changed after a snapshot.
 pub const HISTORY: u8 = 0x0c;
+
+/// Detached (not yet named) files.
+pub const PENDING: u8 = 0x0d;
+/// Data inodes owned by a file (segments of a multipart object).
+pub const DATA_OWNER: u8 = 0x0e;
 
 /// Name of the system record holding the on-disk format version.
 pub const SYS_FORMAT: &str = "format";
@@ -194,6 +201,25 @@ pub fn history(epoch: u64, original: &[u8]) -> Vec<u8> {
     k
 }
 
+/// `PENDING ‖ ino`.
+pub fn pending(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(PENDING, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
+/// The prefix of all detached files.
+pub fn pending_prefix() -> Vec<u8> {
+    vec![PENDING]
+}
+
+/// `DATA_OWNER ‖ data ino`.
+pub fn data_owner(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(DATA_OWNER, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +251,7 @@ mod tests {
     fn prefixes_are_distinct() {
         let all = [
             SYSTEM, VOLUME, VOLUME_ID, INODE, DENTRY, DIR_COOKIE, XATTR, ACL, QUOTA, GC, SNAPSHOT,
-            HISTORY,
+            HISTORY, PENDING, DATA_OWNER,
         ];
         let mut sorted = all.to_vec();
         sorted.sort_unstable();

@@ -134,7 +134,9 @@ impl FileSystem {
                 }
             }
             let before = (&rec.attr()).into();
-            apply_setattr(&mut rec, cred, set, now)?;
+            if apply_setattr(&mut rec, cred, set, now)? {
+                super::io::trim_after_resize(txn, &mut rec)?;
+            }
             record::put_inode(txn, &rec)?;
             Ok(Wcc {
                 before,

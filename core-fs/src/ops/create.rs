@@ -253,6 +253,7 @@ impl FileSystem {
                                 ..SetAttr::default()
                             };
                             apply_setattr(&mut rec, cred, &only_size, now)?;
+                            super::io::trim_after_resize(txn, &mut rec)?;
                             record::put_inode(txn, &rec)?;
                             truncated = Some(old);
                         }

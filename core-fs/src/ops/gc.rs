@@ -19,7 +19,10 @@ impl FileSystem {
             return;
         }
         let mut txn = self.kv.begin();
-        let res = txn.delete(&keys::gc(ino)).and_then(|()| txn.commit(false));
+        let res = txn
+            .delete(&keys::gc(ino))
+            .and_then(|()| txn.delete(&keys::data_owner(ino)))
+            .and_then(|()| txn.commit(false));
         if let Err(e) = res {
             tracing::warn!(ino, error = %e, "could not clear GC record");
         }
@@ -37,7 +40,9 @@ impl FileSystem {
         }
         let mut orphans = 0usize;
         for ino in self.chunks.inodes()? {
-            if self.kv.get(&keys::inode(ino))?.is_none() {
+            if self.kv.get(&keys::inode(ino))?.is_none()
+                && self.kv.get(&keys::data_owner(ino))?.is_none()
+            {
                 self.chunks.remove_from(ino, 0)?;
                 orphans += 1;
             }

@@ -11,7 +11,7 @@ use crate::{FileSystem, FsError, FsResult};
 use bytes::{Bytes, BytesMut};
 use nitrofs_chunk_store::ChunkId;
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::transact;
+use nitrofs_metadata::{keys, transact, Txn};
 
 /// atime is refreshed on read when older than mtime or than this (relatime).
 const RELATIME_SECS: i64 = 24 * 3600;
@@ -41,6 +41,39 @@ fn pieces(chunk_size: u64, offset: u64, len: u64) -> impl Iterator<Item = (u64, 
     })
 }
 
+/// A run of file bytes in one data inode: (data inode, its chunk size,
+/// offset in the data inode, length).
+type Extent = (u64, u64, u64, u64);
+
+/// Maps the file range `[offset, offset+len)` onto data inodes.
+fn extents(rec: &InodeRecord, offset: u64, len: u64) -> Vec<Extent> {
+    if rec.segments.is_empty() {
+        return vec![(rec.ino, u64::from(rec.chunk_size), offset, len)];
+    }
+    let mut out = Vec::new();
+    let end = offset + len;
+    let mut seg_start = 0u64;
+    let last = rec.segments.len() - 1;
+    for (i, seg) in rec.segments.iter().enumerate() {
+        // The last segment is open-ended: it takes everything after the others.
+        let seg_end = if i == last {
+            u64::MAX
+        } else {
+            seg_start + seg.len
+        };
+        let lo = offset.max(seg_start);
+        let hi = end.min(seg_end);
+        if lo < hi {
+            out.push((seg.ino, u64::from(seg.chunk_size), lo - seg_start, hi - lo));
+        }
+        if seg_end >= end {
+            break;
+        }
+        seg_start = seg_end;
+    }
+    out
+}
+
 impl FileSystem {
     /// Reads up to `count` bytes at `offset`. Holes read as zeros.
     pub fn read(
@@ -63,19 +96,22 @@ impl FileSystem {
         }
         let end = rec.size.min(offset.saturating_add(u64::from(count)));
         let len = end - offset;
-        let cs = u64::from(rec.chunk_size);
         let mut parts: Vec<Bytes> = Vec::with_capacity(2);
-        for (index, within, n) in pieces(cs, offset, len) {
-            let got = self
-                .chunks
-                .read(ChunkId { ino, index }, within, n as usize)?;
-            if got.len() as u64 == n {
-                parts.push(got);
-            } else {
-                // Short chunk: the rest of this range is a hole.
-                let mut b = BytesMut::zeroed(n as usize);
-                b[..got.len()].copy_from_slice(&got);
-                parts.push(b.freeze());
+        for (data_ino, cs, ext_off, ext_len) in extents(&rec, offset, len) {
+            for (index, within, n) in pieces(cs, ext_off, ext_len) {
+                let id = ChunkId {
+                    ino: data_ino,
+                    index,
+                };
+                let got = self.chunks.read(id, within, n as usize)?;
+                if got.len() as u64 == n {
+                    parts.push(got);
+                } else {
+                    // Short chunk: the rest of this range is a hole.
+                    let mut b = BytesMut::zeroed(n as usize);
+                    b[..got.len()].copy_from_slice(&got);
+                    parts.push(b.freeze());
+                }
             }
         }
         let data = if parts.len() == 1 {
@@ -136,16 +172,23 @@ impl FileSystem {
                 after: attr,
             });
         }
-        let cs = u64::from(rec.chunk_size);
         let mut done = 0usize;
-        for (index, within, n) in pieces(cs, offset, data.len() as u64) {
-            let n = n as usize;
-            self.chunks
-                .write(ChunkId { ino, index }, within, &data[done..done + n])?;
-            done += n;
+        let exts = extents(&rec, offset, data.len() as u64);
+        for &(data_ino, cs, ext_off, ext_len) in &exts {
+            for (index, within, n) in pieces(cs, ext_off, ext_len) {
+                let n = n as usize;
+                let id = ChunkId {
+                    ino: data_ino,
+                    index,
+                };
+                self.chunks.write(id, within, &data[done..done + n])?;
+                done += n;
+            }
         }
         if stable {
-            self.chunks.sync(ino)?;
+            for &(data_ino, ..) in &exts {
+                self.chunks.sync(data_ino)?;
+            }
         }
         let now = Timestamp::now();
         let _guard = self.lock_inode(ino);
@@ -169,7 +212,9 @@ impl FileSystem {
     /// Makes every earlier write to `ino` durable.
     pub fn commit(&self, ino: InodeId) -> FsResult<Wcc> {
         let rec = self.read_inode(ino)?;
-        self.chunks.sync(ino)?;
+        for data_ino in rec.data_inodes() {
+            self.chunks.sync(data_ino)?;
+        }
         self.kv.sync()?;
         let attr = rec.attr();
         Ok(Wcc {
@@ -178,23 +223,36 @@ impl FileSystem {
         })
     }
 
-    /// Cuts the chunk data of `rec` to `size` bytes and syncs it.
+    /// Cuts the chunk data of `rec` to `size` bytes and syncs it. For a
+    /// file with segments, data inodes wholly past `size` lose all their
+    /// chunks here; [`trim_segments`] drops them from the record.
     pub(crate) fn truncate_chunks(&self, rec: &InodeRecord, size: u64) -> FsResult<()> {
-        let cs = u64::from(rec.chunk_size);
+        if rec.segments.is_empty() {
+            return self.truncate_data(rec.ino, u64::from(rec.chunk_size), size);
+        }
+        let mut seg_start = 0u64;
+        let last = rec.segments.len() - 1;
+        for (i, seg) in rec.segments.iter().enumerate() {
+            let keep = size.saturating_sub(seg_start);
+            if i == last || keep < seg.len {
+                self.truncate_data(seg.ino, u64::from(seg.chunk_size), keep)?;
+            }
+            seg_start = seg_start.saturating_add(seg.len);
+        }
+        Ok(())
+    }
+
+    /// Cuts one data inode's chunks to `size` bytes and syncs them.
+    fn truncate_data(&self, ino: u64, cs: u64, size: u64) -> FsResult<()> {
         if size == 0 {
-            self.chunks.remove_from(rec.ino, 0)?;
+            self.chunks.remove_from(ino, 0)?;
         } else {
             let last = (size - 1) / cs;
-            self.chunks.truncate(
-                ChunkId {
-                    ino: rec.ino,
-                    index: last,
-                },
-                size - last * cs,
-            )?;
-            self.chunks.remove_from(rec.ino, last + 1)?;
+            self.chunks
+                .truncate(ChunkId { ino, index: last }, size - last * cs)?;
+            self.chunks.remove_from(ino, last + 1)?;
         }
-        self.chunks.sync(rec.ino)?;
+        self.chunks.sync(ino)?;
         Ok(())
     }
 
@@ -216,9 +274,99 @@ impl FileSystem {
     }
 }
 
+/// After a size change inside `txn`: forgets segments wholly past the new
+/// size (their chunks were removed before the transaction).
+pub(crate) fn trim_after_resize(txn: &mut dyn Txn, rec: &mut InodeRecord) -> FsResult<()> {
+    let size = rec.size;
+    for dropped in trim_segments(rec, size) {
+        txn.delete(&keys::data_owner(dropped))?;
+        txn.put(&keys::gc(dropped), &[])?;
+    }
+    Ok(())
+}
+
+/// Drops the segments of `rec` that lie wholly past `size`, returning
+/// their data inodes (whose chunks the caller has already removed).
+pub(crate) fn trim_segments(rec: &mut InodeRecord, size: u64) -> Vec<u64> {
+    let mut seg_start = 0u64;
+    let mut keep = rec.segments.len();
+    for (i, seg) in rec.segments.iter().enumerate() {
+        seg_start = seg_start.saturating_add(seg.len);
+        if seg_start >= size {
+            keep = i + 1;
+            break;
+        }
+    }
+    rec.segments
+        .split_off(keep.max(1).min(rec.segments.len()))
+        .into_iter()
+        .map(|s| s.ino)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::pieces;
+    use super::{extents, pieces, trim_segments};
+    use crate::record::{InodeRecord, Segment};
+    use crate::types::FileType;
+    use nitrofs_common::Timestamp;
+
+    fn segmented(lens: &[u64]) -> InodeRecord {
+        InodeRecord {
+            ino: 1,
+            generation: 1,
+            volume: 1,
+            kind: FileType::Regular,
+            mode: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            size: lens.iter().sum(),
+            atime: Timestamp::default(),
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            rdev: (0, 0),
+            chunk_size: 16,
+            parent: 0,
+            next_cookie: 0,
+            entries: 0,
+            target: None,
+            create_verf: None,
+            epoch: 0,
+            segments: lens
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Segment {
+                    ino: 100 + i as u64,
+                    len: *l,
+                    chunk_size: 16,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn extents_map_file_ranges_onto_segments_and_past_the_end_into_the_last() {
+        let r = segmented(&[10, 20, 5]);
+        let all = vec![(100, 16, 0, 10), (101, 16, 0, 20), (102, 16, 0, 5)];
+        assert_eq!(extents(&r, 0, 35), all);
+        assert_eq!(extents(&r, 8, 4), vec![(100, 16, 8, 2), (101, 16, 0, 2)]);
+        assert_eq!(extents(&r, 40, 3), vec![(102, 16, 10, 3)]);
+        let plain = segmented(&[]);
+        assert_eq!(extents(&plain, 7, 3), vec![(1, 16, 7, 3)]);
+    }
+
+    #[test]
+    fn trimming_drops_only_segments_wholly_past_the_size() {
+        let mut r = segmented(&[10, 20, 5]);
+        assert_eq!(trim_segments(&mut r, 12), vec![102]);
+        assert_eq!(r.segments.len(), 2);
+        let mut r = segmented(&[10, 20, 5]);
+        assert_eq!(trim_segments(&mut r, 0), vec![101, 102]);
+        assert_eq!(r.segments.len(), 1);
+        let mut r = segmented(&[10, 20, 5]);
+        assert!(trim_segments(&mut r, 100).is_empty());
+    }
 
     #[test]
     fn pieces_split_at_chunk_boundaries() {

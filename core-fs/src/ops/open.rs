@@ -51,5 +51,6 @@ pub(crate) fn open(
         Err(e) => return Err(e),
     }
     fs.collect_garbage()?;
+    fs.discard_transient()?;
     Ok(fs)
 }

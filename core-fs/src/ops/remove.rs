@@ -11,12 +11,12 @@ use nitrofs_metadata::{keys, prefix_end, transact, Txn};
 /// Drops one link of `victim` inside `txn`. When it was the last, the
 /// inode and its extended attributes go, and a GC record is written in the
 /// same transaction so its chunks are deleted even across a crash.
-/// Returns whether chunks await deletion.
+/// Returns the data inodes whose chunks await deletion.
 pub(crate) fn drop_link(
     txn: &mut dyn Txn,
     victim: &mut InodeRecord,
     now: Timestamp,
-) -> FsResult<bool> {
+) -> FsResult<Vec<u64>> {
     let last = match victim.kind {
         FileType::Directory => true,
         _ => victim.nlink <= 1,
@@ -25,7 +25,7 @@ pub(crate) fn drop_link(
         victim.nlink -= 1;
         victim.ctime = now;
         record::put_inode(txn, victim)?;
-        return Ok(false);
+        return Ok(Vec::new());
     }
     txn.delete(&keys::inode(victim.ino))?;
     let xp = keys::xattr_prefix(victim.ino);
@@ -34,11 +34,17 @@ pub(crate) fn drop_link(
     }
     txn.delete(&keys::acl(victim.ino, 1))?;
     txn.delete(&keys::acl(victim.ino, 2))?;
-    if victim.kind == FileType::Regular {
-        txn.put(&keys::gc(victim.ino), &[])?;
-        return Ok(true);
+    if victim.kind != FileType::Regular {
+        return Ok(Vec::new());
     }
-    Ok(false)
+    for seg in &victim.segments {
+        txn.delete(&keys::data_owner(seg.ino))?;
+    }
+    let data = victim.data_inodes();
+    for ino in &data {
+        txn.put(&keys::gc(*ino), &[])?;
+    }
+    Ok(data)
 }
 
 impl FileSystem {
@@ -49,34 +55,30 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        let (wcc, gc) = transact(
-            self.kv.as_ref(),
-            true,
-            |txn| -> FsResult<(Wcc, Option<u64>)> {
-                let mut d = record::load_inode(txn, dir)?;
-                perm::check_modify_dir(&d, cred)?;
-                let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
-                let mut victim = record::load_inode(txn, entry.ino)?;
-                if victim.kind == FileType::Directory {
-                    return Err(FsError::IsDir);
-                }
-                perm::check_sticky(&d, &victim, cred)?;
-                let before = (&d.attr()).into();
-                record::remove_dentry(txn, &mut d, name, &entry)?;
-                d.mtime = now;
-                d.ctime = now;
-                record::put_inode(txn, &d)?;
-                let gc = drop_link(txn, &mut victim, now)?.then_some(victim.ino);
-                Ok((
-                    Wcc {
-                        before,
-                        after: d.attr(),
-                    },
-                    gc,
-                ))
-            },
-        )?;
-        if let Some(ino) = gc {
+        let (wcc, gc) = transact(self.kv.as_ref(), true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
+            let mut d = record::load_inode(txn, dir)?;
+            perm::check_modify_dir(&d, cred)?;
+            let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
+            let mut victim = record::load_inode(txn, entry.ino)?;
+            if victim.kind == FileType::Directory {
+                return Err(FsError::IsDir);
+            }
+            perm::check_sticky(&d, &victim, cred)?;
+            let before = (&d.attr()).into();
+            record::remove_dentry(txn, &mut d, name, &entry)?;
+            d.mtime = now;
+            d.ctime = now;
+            record::put_inode(txn, &d)?;
+            let gc = drop_link(txn, &mut victim, now)?;
+            Ok((
+                Wcc {
+                    before,
+                    after: d.attr(),
+                },
+                gc,
+            ))
+        })?;
+        for ino in gc {
             self.delete_chunks(ino);
         }
         Ok(wcc)

@@ -49,7 +49,7 @@ impl FileSystem {
         let (wccs, gc) = nitrofs_metadata::transact(self.kv.as_ref(), true, |txn| {
             self.rename_txn(txn, cred, from_dir, from, to_dir, to, now)
         })?;
-        if let Some(ino) = gc {
+        for ino in gc {
             self.delete_chunks(ino);
         }
         Ok(wccs)
@@ -65,7 +65,7 @@ impl FileSystem {
         to_dir: InodeId,
         to: &[u8],
         now: Timestamp,
-    ) -> FsResult<((Wcc, Wcc), Option<u64>)> {
+    ) -> FsResult<((Wcc, Wcc), Vec<u64>)> {
         let same_dir = from_dir == to_dir;
         let mut fd = record::load_inode(txn, from_dir)?;
         let mut td: Option<InodeRecord> = if same_dir {
@@ -93,7 +93,7 @@ impl FileSystem {
             refuse_own_subtree(txn, src.ino, to_dir)?;
         }
 
-        let mut gc = None;
+        let mut gc = Vec::new();
         if let Some(dst_entry) = record::get_dentry(txn, to_dir, to)? {
             if dst_entry.ino == src.ino {
                 // Two names of one file (or the same name): POSIX says do nothing.
@@ -110,7 +110,7 @@ impl FileSystem {
                             after: t,
                         },
                     ),
-                    None,
+                    Vec::new(),
                 ));
             }
             let mut dst = record::load_inode(txn, dst_entry.ino)?;
@@ -127,9 +127,7 @@ impl FileSystem {
             if dst.kind == FileType::Directory {
                 t.nlink = t.nlink.saturating_sub(1).max(2);
             }
-            if drop_link(txn, &mut dst, now)? {
-                gc = Some(dst.ino);
-            }
+            gc = drop_link(txn, &mut dst, now)?;
         }
 
         record::remove_dentry(txn, &mut fd, from, &src_entry)?;

@@ -146,6 +146,7 @@ impl FileSystem {
             target: None,
             create_verf: None,
             epoch: 0,
+            segments: Vec::new(),
         }
     }
 }

@@ -1,0 +1,330 @@
+//! Whole-object operations for the S3 front end: files that are written
+//! before they have a name ("detached"), published atomically under a
+//! path, concatenated without copying (multipart), and listed by name.
+//!
+//! A detached file is an inode with no links and a `PENDING` record that
+//! says who keeps it alive: a transient one (a PUT in flight) is deleted at
+//! the next start if it was never published; an upload's parts live until
+//! the upload completes or is aborted.
+
+use super::lookup::{is_dot, validate_name};
+use super::remove::drop_link;
+use crate::perm::{self, R, X};
+use crate::record::{self, InodeRecord, Segment};
+use crate::types::{Attr, DirEntry, FileType, MODE_MASK, S_ISGID};
+use crate::{FileSystem, FsError, FsResult};
+use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
+use nitrofs_metadata::{keys, prefix_end, transact, Txn};
+
+/// Who keeps a detached file alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetachedKind {
+    /// A PUT in progress: deleted at the next start if never published.
+    Transient,
+    /// A part (or manifest) of the multipart upload with this id.
+    Upload(Vec<u8>),
+}
+
+impl DetachedKind {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            DetachedKind::Transient => vec![0],
+            DetachedKind::Upload(id) => {
+                let mut v = vec![1];
+                v.extend_from_slice(id);
+                v
+            }
+        }
+    }
+}
+
+fn require_detached(txn: &mut dyn Txn, ino: u64) -> FsResult<InodeRecord> {
+    if txn.get(&keys::pending(ino))?.is_none() {
+        return Err(FsError::Invalid("not a detached file"));
+    }
+    record::load_inode(txn, ino)
+}
+
+impl FileSystem {
+    /// Entries of `dir` with names after `after` in byte order (not `.` or
+    /// `..`), at most `limit`, with attributes; and whether more follow.
+    pub fn list_by_name(
+        &self,
+        cred: &Credentials,
+        dir: InodeId,
+        after: &[u8],
+        limit: usize,
+    ) -> FsResult<(Vec<DirEntry>, bool)> {
+        let d = self.read_inode(dir)?;
+        if d.kind != FileType::Directory {
+            return Err(FsError::NotDir);
+        }
+        perm::check(&d, cred, R | X)?;
+        let mut start = keys::dentry(dir, after);
+        if !after.is_empty() {
+            start.push(0); // strictly after
+        }
+        let end = prefix_end(&keys::dentry_prefix(dir));
+        let plen = keys::dentry_prefix(dir).len();
+        let limit = limit.max(1);
+        let rows = self.kv.scan(&start, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        for (k, v) in rows.into_iter().take(limit) {
+            let entry = record::DentryRecord::decode(&v)?;
+            match self.getattr(entry.ino) {
+                Ok(attr) => out.push(DirEntry {
+                    cookie: entry.cookie,
+                    name: k[plen..].to_vec(),
+                    ino: entry.ino,
+                    attr: Some(attr),
+                }),
+                Err(FsError::Stale) => {} // removed since the scan
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((out, more))
+    }
+
+    /// A new regular file with no name, owned by `cred`, in `volume`.
+    pub fn create_detached(
+        &self,
+        cred: &Credentials,
+        volume: VolumeId,
+        mode: u32,
+        kind: DetachedKind,
+    ) -> FsResult<Attr> {
+        let vol = self.volume_by_id(volume)?;
+        let ino = self.alloc_inode()?;
+        let now = Timestamp::now();
+        let mut rec = self.new_record(
+            ino,
+            vol.id,
+            FileType::Regular,
+            mode & MODE_MASK,
+            cred.uid,
+            cred.gid,
+            now,
+        );
+        rec.nlink = 0;
+        let tag = kind.encode();
+        transact(self.kv.as_ref(), false, |txn| -> FsResult<()> {
+            txn.put(&keys::pending(ino), &tag)?;
+            record::put_inode(txn, &rec)
+        })?;
+        Ok(rec.attr())
+    }
+
+    /// Deletes a detached file and its data.
+    pub fn discard_detached(&self, ino: InodeId) -> FsResult<()> {
+        let now = Timestamp::now();
+        let gc = transact(self.kv.as_ref(), true, |txn| -> FsResult<Vec<u64>> {
+            let mut rec = require_detached(txn, ino)?;
+            txn.delete(&keys::pending(ino))?;
+            drop_link(txn, &mut rec, now)
+        })?;
+        for d in gc {
+            self.delete_chunks(d);
+        }
+        Ok(())
+    }
+
+    /// Detached files that belong to upload `upload`.
+    pub fn detached_of_upload(&self, upload: &[u8]) -> FsResult<Vec<InodeId>> {
+        let want = DetachedKind::Upload(upload.to_vec()).encode();
+        let prefix = keys::pending_prefix();
+        Ok(self
+            .kv
+            .scan(&prefix, &prefix_end(&prefix), usize::MAX)?
+            .into_iter()
+            .filter(|(_, v)| *v == want)
+            .filter_map(|(k, _)| keys::ino_of(&k))
+            .collect())
+    }
+
+    /// Deletes every transient detached file (PUTs a crash interrupted).
+    pub(crate) fn discard_transient(&self) -> FsResult<()> {
+        let prefix = keys::pending_prefix();
+        let transient = DetachedKind::Transient.encode();
+        for (k, v) in self.kv.scan(&prefix, &prefix_end(&prefix), usize::MAX)? {
+            if v == transient {
+                if let Some(ino) = keys::ino_of(&k) {
+                    self.discard_detached(ino)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes detached file `target` consist of the bytes of `parts`, in
+    /// order, without copying: each part's data inode becomes a segment of
+    /// the target, and the parts stop existing as files.
+    pub fn concat_detached(
+        &self,
+        cred: &Credentials,
+        target: InodeId,
+        parts: &[InodeId],
+    ) -> FsResult<Attr> {
+        if parts.is_empty() {
+            return Err(FsError::Invalid("no parts"));
+        }
+        let now = Timestamp::now();
+        transact(self.kv.as_ref(), false, |txn| -> FsResult<Attr> {
+            let mut t = require_detached(txn, target)?;
+            perm::check_owner(&t, cred)?;
+            if t.size != 0 || !t.segments.is_empty() {
+                return Err(FsError::Invalid("concatenation target is not empty"));
+            }
+            let mut segments = Vec::new();
+            let mut size = 0u64;
+            for &p in parts {
+                if p == target {
+                    return Err(FsError::Invalid("a part cannot be the target"));
+                }
+                let part = require_detached(txn, p)?;
+                if part.volume != t.volume {
+                    return Err(FsError::CrossDevice);
+                }
+                perm::check_owner(&part, cred)?;
+                if part.segments.is_empty() {
+                    segments.push(Segment {
+                        ino: part.ino,
+                        len: part.size,
+                        chunk_size: part.chunk_size,
+                    });
+                } else {
+                    // A part that is itself a concatenation: take its
+                    // segments, closing the open-ended last one.
+                    let mut rest = part.size;
+                    let n = part.segments.len();
+                    for (i, s) in part.segments.iter().enumerate() {
+                        let len = if i + 1 == n { rest } else { s.len.min(rest) };
+                        rest -= len;
+                        segments.push(Segment { len, ..*s });
+                    }
+                    txn.put(&keys::gc(part.ino), &[])?;
+                }
+                size += part.size;
+                txn.delete(&keys::pending(p))?;
+                txn.delete(&keys::inode(p))?;
+            }
+            for s in &segments {
+                txn.put(&keys::data_owner(s.ino), &target.to_be_bytes())?;
+            }
+            t.segments = segments;
+            t.size = size;
+            t.mtime = now;
+            t.ctime = now;
+            record::put_inode(txn, &t)?;
+            Ok(t.attr())
+        })
+    }
+
+    /// Makes detached file `ino` visible as `root/path…` in one durable
+    /// transaction, creating missing directories and replacing an existing
+    /// file at the final name; its extended attributes become `xattrs`.
+    pub fn publish(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        root: InodeId,
+        path: &[Vec<u8>],
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> FsResult<Attr> {
+        let Some((name, dirs)) = path.split_last() else {
+            return Err(FsError::Invalid("empty object path"));
+        };
+        for comp in path {
+            if is_dot(comp) {
+                return Err(FsError::Invalid("'.' or '..' in an object path"));
+            }
+            validate_name(comp)?;
+        }
+        for data in self.read_inode(ino)?.data_inodes() {
+            self.chunks.sync(data)?;
+        }
+        // Inode numbers for directories this publish may create.
+        let new_dirs: Vec<u64> = (0..dirs.len())
+            .map(|_| self.alloc_inode())
+            .collect::<FsResult<_>>()?;
+        let now = Timestamp::now();
+        let (attr, gc) = transact(self.kv.as_ref(), true, |txn| {
+            let mut rec = require_detached(txn, ino)?;
+            let mut dir = record::load_inode(txn, root)?;
+            if dir.volume != rec.volume {
+                return Err(FsError::CrossDevice);
+            }
+            for (comp, new_ino) in dirs.iter().zip(&new_dirs) {
+                perm::check_search(&dir, cred)?;
+                dir = match record::get_dentry(txn, dir.ino, comp)? {
+                    Some(e) if e.kind == FileType::Directory => record::load_inode(txn, e.ino)?,
+                    Some(_) => return Err(FsError::NotDir),
+                    None => self.mkdir_in_txn(txn, cred, &mut dir, comp, *new_ino, now)?,
+                };
+            }
+            perm::check_modify_dir(&dir, cred)?;
+            let mut gc = Vec::new();
+            if let Some(old) = record::get_dentry(txn, dir.ino, name)? {
+                let mut victim = record::load_inode(txn, old.ino)?;
+                if victim.kind == FileType::Directory {
+                    return Err(FsError::IsDir);
+                }
+                perm::check_sticky(&dir, &victim, cred)?;
+                record::remove_dentry(txn, &mut dir, name, &old)?;
+                gc = drop_link(txn, &mut victim, now)?;
+            }
+            record::add_dentry(txn, &mut dir, name, ino, FileType::Regular)?;
+            dir.mtime = now;
+            dir.ctime = now;
+            record::put_inode(txn, &dir)?;
+            let xp = keys::xattr_prefix(ino);
+            for (k, _) in txn.scan(&xp, &prefix_end(&xp), usize::MAX)? {
+                txn.delete(&k)?;
+            }
+            for (k, v) in xattrs {
+                txn.put(&keys::xattr(ino, k), v)?;
+            }
+            txn.delete(&keys::pending(ino))?;
+            rec.nlink = 1;
+            rec.ctime = now;
+            record::put_inode(txn, &rec)?;
+            Ok::<_, FsError>((rec.attr(), gc))
+        })?;
+        for d in gc {
+            self.delete_chunks(d);
+        }
+        Ok(attr)
+    }
+
+    /// Creates directory `name` in `parent` inside `txn` (for publish).
+    fn mkdir_in_txn(
+        &self,
+        txn: &mut dyn Txn,
+        cred: &Credentials,
+        parent: &mut InodeRecord,
+        name: &[u8],
+        ino: u64,
+        now: Timestamp,
+    ) -> FsResult<InodeRecord> {
+        perm::check_modify_dir(parent, cred)?;
+        let sgid = parent.mode & S_ISGID != 0;
+        let gid = if sgid { parent.gid } else { cred.gid };
+        let mut d = self.new_record(
+            ino,
+            parent.volume,
+            FileType::Directory,
+            0o755 | if sgid { S_ISGID } else { 0 },
+            cred.uid,
+            gid,
+            now,
+        );
+        d.parent = parent.ino;
+        record::add_dentry(txn, parent, name, ino, FileType::Directory)?;
+        parent.nlink += 1;
+        parent.mtime = now;
+        parent.ctime = now;
+        record::put_inode(txn, parent)?;
+        record::put_inode(txn, &d)?;
+        Ok(d)
+    }
+}
