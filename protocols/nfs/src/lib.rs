@@ -22,6 +22,7 @@
 mod error;
 mod export;
 mod handle;
+mod metrics;
 mod mount;
 mod nfs;
 mod portmap;
@@ -36,5 +37,6 @@ mod tests;
 pub use error::nfsstat;
 pub use export::{ClientSpec, ClientSpecError, ExportOptions, ExportPolicy};
 pub use handle::{FileHandle, HANDLE_LEN, HANDLE_VERSION};
+pub use metrics::NfsMetrics;
 pub use record::MAX_RECORD;
 pub use server::{NfsServer, MAX_IN_FLIGHT};

@@ -9,6 +9,7 @@
 //! reader stops reading.
 
 use crate::export::{ExportOptions, ExportPolicy};
+use crate::metrics::NfsMetrics;
 use crate::record::{read_record, write_record, MAX_RECORD};
 use crate::rpc::{self, Auth, Fault, Reply};
 use crate::xdr::XdrReader;
@@ -37,6 +38,8 @@ pub struct NfsServer {
     volume_names: RwLock<HashMap<VolumeId, String>>,
     /// WRITE/COMMIT verifier: changes at every start of the store.
     pub(crate) write_verf: [u8; 8],
+    /// Call counters, rendered by the binary.
+    metrics: Arc<NfsMetrics>,
 }
 
 /// What a procedure knows about its call.
@@ -60,7 +63,13 @@ impl NfsServer {
             policy,
             volume_names: RwLock::new(HashMap::new()),
             write_verf,
+            metrics: Arc::new(NfsMetrics::default()),
         }
+    }
+
+    /// This server's call counters.
+    pub fn metrics(&self) -> Arc<NfsMetrics> {
+        self.metrics.clone()
     }
 
     /// Serves clients accepted on `listener` until the future is dropped.
@@ -176,6 +185,7 @@ impl NfsServer {
             auth: &header.auth,
             local_port,
         };
+        let started = std::time::Instant::now();
         let mut out = rpc::success(header.xid);
         let result = match (header.prog, header.vers) {
             (nfs::PROGRAM, nfs::VERSION) => {
@@ -202,8 +212,16 @@ impl NfsServer {
             _ => Err(Fault::ProgUnavail),
         };
         Some(match result {
-            Ok(data) => Reply { head: out, data },
+            Ok(data) => {
+                if header.prog == nfs::PROGRAM {
+                    self.metrics.nfs_call(header.proc_num, started.elapsed());
+                } else {
+                    self.metrics.other_call();
+                }
+                Reply { head: out, data }
+            }
             Err(fault) => {
+                self.metrics.refused();
                 tracing::debug!(?fault, "call refused");
                 Reply::head(fault.reply(header.xid))
             }
