@@ -7,7 +7,10 @@
 #   pkg-config            locating system libraries
 #   libnfs-utils          nfs-ls / nfs-cp / nfs-cat, used by the interop tests
 #   libnfs-dev            libnfs headers
-#   python3-pip           Python test helpers
+#   python3-pip           pip, for the Python packages below
+#
+# and, with `python3 -m pip` when missing, the S3 clients the Python interop
+# tests drive (interop-tests/python): awscli boto3 s3cmd pytest requests.
 set -euo pipefail
 
 packages=(clang libclang-dev librocksdb-dev pkg-config libnfs-utils libnfs-dev python3-pip)
@@ -50,4 +53,31 @@ if ! command -v cargo >/dev/null 2>&1 || ! cargo --version >/dev/null 2>&1; then
     echo "       (https://rustup.rs; then 'rustup default stable'), open a new shell" >&2
     echo "       (or run: . \"\$HOME/.cargo/env\") and re-run." >&2
     exit 1
+fi
+
+# Python packages of the S3 interop tests, checked by module name.
+declare -A py_modules=([awscli]=awscli [boto3]=boto3 [s3cmd]=S3 [pytest]=pytest [requests]=requests)
+py_missing=()
+for p in awscli boto3 s3cmd pytest requests; do
+    if ! python3 -c "import ${py_modules[$p]}" >/dev/null 2>&1; then
+        py_missing+=("$p")
+    fi
+done
+if ((${#py_missing[@]} > 0)); then
+    pip_flags=(--quiet --disable-pip-version-check)
+    # Debian 12's system Python refuses pip outside a venv (PEP 668) unless
+    # told otherwise; a pyenv or venv Python has no such marker.
+    if python3 - <<'PY'
+import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if os.path.exists(marker) and sys.prefix == sys.base_prefix else 1)
+PY
+    then
+        pip_flags+=(--break-system-packages)
+    fi
+    echo "setup: installing Python packages ${py_missing[*]}" >&2
+    if ! python3 -m pip install "${pip_flags[@]}" "${py_missing[@]}" >&2; then
+        echo "setup: pip install ${py_missing[*]} failed (output above)" >&2
+        exit 1
+    fi
 fi

@@ -42,6 +42,8 @@ both_backends! {
         assert_eq!(fx.read_all(obj.ino), b"hello");
         assert_eq!(fx.fs.get_xattr(&cred, obj.ino, b"user.s3.etag").expect("xattr"), Some(b"abc".to_vec()));
         assert_eq!(fx.attr(fx.root()).nlink, 3);
+        let implicit = fx.fs.get_xattr(&cred, x.ino, IMPLICIT_DIR_XATTR).expect("xattr");
+        assert_eq!(implicit, Some(b"1".to_vec()));
     }
 
     fn publishing_over_an_existing_object_replaces_it_and_frees_the_old_data(fx) {

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 /// Where `nitrofs admin` looks for the server when `--admin-addr` is not given.
 pub const DEFAULT_ADMIN_CLIENT_ADDR: &str = "127.0.0.1:7070";
 
-/// NitroFS: one storage system for AI clusters, served over NFSv3.
+/// NitroFS: one storage system for AI clusters, served over NFSv3 and S3.
 #[derive(Debug, Parser)]
 #[command(
     name = "nitrofs",
     version,
-    about = "NitroFS: one storage system for AI clusters, served over NFSv3",
+    about = "NitroFS: one storage system for AI clusters, served over NFSv3 and S3",
     propagate_version = true
 )]
 pub struct Cli {
@@ -25,7 +25,7 @@ pub struct Cli {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every role (metadata, data, NFS gateway, admin API) in one
+    /// Run every role (metadata, data, NFS and S3 gateways, admin API) in one
     /// process on one data directory.
     Serve(ServeArgs),
     /// Manage a running server through its admin API.
@@ -47,6 +47,15 @@ pub struct ServeArgs {
     /// Address of the admin HTTP API (port 0 picks a free one).
     #[arg(long, value_name = "HOST:PORT")]
     pub admin_addr: Option<String>,
+    /// Address of the S3 endpoint (port 0 picks a free one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub s3_addr: Option<String>,
+    /// Base domain for virtual-hosted-style S3 requests (`<bucket>.<DOMAIN>`).
+    #[arg(long, value_name = "DOMAIN")]
+    pub s3_domain: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// Arguments of `nitrofs admin`.
@@ -63,9 +72,12 @@ pub struct AdminArgs {
 /// Objects `nitrofs admin` manages.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Volumes: NFS exports `/<name>` (and, later, S3 buckets).
+    /// Volumes: NFS exports `/<name>` and S3 buckets `<name>`.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// S3 identities: access key pairs acting as a uid, gid and groups.
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 /// `nitrofs admin volume …`.
@@ -81,6 +93,32 @@ pub enum VolumeCommand {
     /// Delete an empty volume.
     Delete {
         /// Volume name.
+        name: String,
+    },
+}
+
+/// `nitrofs admin user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an S3 identity and print its access key and secret key.
+    Add {
+        /// Identity name.
+        name: String,
+        /// User id its S3 requests act as.
+        #[arg(long)]
+        uid: u32,
+        /// Primary group id.
+        #[arg(long)]
+        gid: u32,
+        /// Supplementary group ids, comma-separated (e.g. 100,200).
+        #[arg(long, value_delimiter = ',', value_name = "GID,...")]
+        groups: Vec<u32>,
+    },
+    /// List identities, one per line: name, uid, gid, groups, access key.
+    List,
+    /// Remove an identity; its key pair stops working at once.
+    Remove {
+        /// Identity name.
         name: String,
     },
 }
@@ -104,6 +142,88 @@ mod tests {
         };
         assert_eq!(args.nfs_addr.as_deref(), Some("127.0.0.1:0"));
         assert!(args.config.is_none() && args.data_dir.is_none() && args.admin_addr.is_none());
+        assert!(args.s3_addr.is_none() && args.s3_domain.is_none() && args.s3_region.is_none());
+    }
+
+    #[test]
+    fn serve_takes_s3_flags() {
+        let cli = Cli::try_parse_from([
+            "nitrofs",
+            "serve",
+            "--s3-addr",
+            "127.0.0.1:0",
+            "--s3-domain",
+            "s3.local",
+            "--s3-region",
+            "eu-west-1",
+        ])
+        .expect("serve parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.s3_addr.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(args.s3_domain.as_deref(), Some("s3.local"));
+        assert_eq!(args.s3_region.as_deref(), Some("eu-west-1"));
+    }
+
+    fn user_command(args: &[&str]) -> Result<UserCommand, clap::Error> {
+        let cli = Cli::try_parse_from(["nitrofs", "admin", "user"].iter().chain(args))?;
+        match cli.command {
+            Command::Admin(AdminArgs {
+                command: AdminCommand::User(cmd),
+                ..
+            }) => Ok(cmd),
+            other => panic!("parsed as another command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn admin_user_add_takes_ids_and_a_group_list() {
+        let cmd = user_command(&[
+            "add", "alice", "--uid", "1000", "--gid", "100", "--groups", "5,6",
+        ])
+        .expect("user add parses");
+        let UserCommand::Add {
+            name,
+            uid,
+            gid,
+            groups,
+        } = cmd
+        else {
+            panic!("parsed as {cmd:?}");
+        };
+        assert_eq!((name.as_str(), uid, gid), ("alice", 1000, 100));
+        assert_eq!(groups, [5, 6]);
+
+        let cmd = user_command(&["add", "bob", "--uid", "1", "--gid", "2"]).expect("no groups");
+        assert!(matches!(cmd, UserCommand::Add { ref groups, .. } if groups.is_empty()));
+    }
+
+    #[test]
+    fn admin_user_add_rejects_missing_or_bad_ids() {
+        for bad in [
+            &["add", "alice", "--gid", "100"][..],
+            &["add", "alice", "--uid", "1000"],
+            &["add", "--uid", "1", "--gid", "1"],
+            &["add", "alice", "--uid", "-1", "--gid", "1"],
+            &["add", "alice", "--uid", "x", "--gid", "1"],
+            &["add", "alice", "--uid", "4294967296", "--gid", "1"],
+            &[
+                "add", "alice", "--uid", "1", "--gid", "1", "--groups", "1,x",
+            ],
+            &["remove"],
+        ] {
+            assert!(user_command(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn admin_user_list_and_remove_parse() {
+        assert!(matches!(user_command(&["list"]), Ok(UserCommand::List)));
+        assert!(matches!(
+            user_command(&["remove", "alice"]),
+            Ok(UserCommand::Remove { ref name }) if name == "alice"
+        ));
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub const DEFAULT_DATA_DIR: &str = "./nitrofs-data";
 pub const DEFAULT_NFS_ADDR: &str = "0.0.0.0:2049";
 /// Default admin API address: loopback only, the API has no authentication.
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7070";
+/// Default S3 endpoint address.
+pub const DEFAULT_S3_ADDR: &str = "0.0.0.0:9000";
+/// Default S3 region.
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
 /// Smallest accepted chunk size.
 pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
 /// Largest accepted chunk size.
@@ -68,6 +72,8 @@ pub struct Config {
     pub nfs: NfsConfig,
     /// The admin HTTP API.
     pub admin: AdminConfig,
+    /// The S3 endpoint.
+    pub s3: S3Config,
     /// Tunables of the filesystem core.
     pub core: CoreConfig,
 }
@@ -91,6 +97,24 @@ pub struct AdminConfig {
     pub addr: String,
 }
 
+/// `[s3]`: the S3 endpoint over the same namespace (bucket = volume).
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Listen address, HOST:PORT (port 0 picks a free port).
+    pub addr: String,
+    /// Base domain of virtual-hosted-style requests (`<bucket>.<domain>`);
+    /// unset: path-style requests only.
+    pub domain: Option<String>,
+    /// Region the endpoint reports and expects in request signatures.
+    pub region: String,
+    /// Access key of the root identity (uid 0). Set both keys or neither;
+    /// the environment (`NITROFS_ROOT_ACCESS_KEY`) takes precedence.
+    pub root_access_key: Option<String>,
+    /// Secret key of the root identity (`NITROFS_ROOT_SECRET_KEY` takes precedence).
+    pub root_secret_key: Option<String>,
+}
+
 /// `[core]`: the filesystem core.
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -106,6 +130,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             nfs: NfsConfig::default(),
             admin: AdminConfig::default(),
+            s3: S3Config::default(),
             core: CoreConfig::default(),
         }
     }
@@ -124,6 +149,18 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             addr: DEFAULT_ADMIN_ADDR.to_string(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_S3_ADDR.to_string(),
+            domain: None,
+            region: DEFAULT_S3_REGION.to_string(),
+            root_access_key: None,
+            root_secret_key: None,
         }
     }
 }
@@ -147,8 +184,88 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     /// NFS export policy.
     pub exports: ExportPolicy,
+    /// The S3 endpoint.
+    pub s3: S3Settings,
     /// Core options.
     pub fs: FsOptions,
+}
+
+/// The validated `[s3]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Resolved S3 listen address.
+    pub addr: SocketAddr,
+    /// Base domain of virtual-hosted-style requests, if any.
+    pub domain: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Root key pair from the config file, if given.
+    pub root: Option<KeyPair>,
+}
+
+/// An S3 access key and its secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    /// Access key id (sent in every request).
+    pub access_key: String,
+    /// Secret key (never sent; signs requests).
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for KeyPair {
+    /// Never prints the secret (settings end up in logs and panics).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl KeyPair {
+    /// Checks both keys; `access_field`/`secret_field` name them in errors.
+    pub fn new(
+        access_key: String,
+        secret_key: String,
+        access_field: &str,
+        secret_field: &str,
+    ) -> Result<Self, ConfigError> {
+        check_key(access_field, &access_key, MIN_ACCESS_KEY_LEN, |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+        })?;
+        check_key(secret_field, &secret_key, MIN_SECRET_KEY_LEN, |b| {
+            b.is_ascii_graphic()
+        })?;
+        Ok(Self {
+            access_key,
+            secret_key,
+        })
+    }
+}
+
+/// Shortest accepted access key.
+pub const MIN_ACCESS_KEY_LEN: usize = 3;
+/// Shortest accepted secret key.
+pub const MIN_SECRET_KEY_LEN: usize = 8;
+/// Longest accepted key of either kind.
+pub const MAX_KEY_LEN: usize = 128;
+
+fn check_key(
+    field: &str,
+    value: &str,
+    min: usize,
+    allowed: impl Fn(u8) -> bool,
+) -> Result<(), ConfigError> {
+    if !(min..=MAX_KEY_LEN).contains(&value.len()) {
+        return Err(invalid(
+            field,
+            format!("must be {min} to {MAX_KEY_LEN} characters long"),
+        ));
+    }
+    if !value.bytes().all(allowed) {
+        return Err(invalid(field, "contains a character that is not allowed"));
+    }
+    Ok(())
 }
 
 impl Config {
@@ -189,13 +306,93 @@ impl Config {
         }
         let chunk_size = u32::try_from(chunk_size)
             .map_err(|_| invalid("core.chunk_size", "does not fit in 32 bits"))?;
+        let s3 = self.s3.validate()?;
         Ok(Settings {
             data_dir: self.data_dir,
             nfs_addr,
             admin_addr,
             exports: self.nfs.exports,
+            s3,
             fs: FsOptions { chunk_size },
         })
+    }
+}
+
+impl S3Config {
+    fn validate(self) -> Result<S3Settings, ConfigError> {
+        let addr = socket_addr("s3.addr", &self.addr)?;
+        if let Some(domain) = &self.domain {
+            check_domain("s3.domain", domain)?;
+        }
+        check_region("s3.region", &self.region)?;
+        let root = match (self.root_access_key, self.root_secret_key) {
+            (None, None) => None,
+            (Some(access), Some(secret)) => Some(KeyPair::new(
+                access,
+                secret,
+                "s3.root_access_key",
+                "s3.root_secret_key",
+            )?),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "s3.root_secret_key",
+                    "missing: set both root keys or neither",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "s3.root_access_key",
+                    "missing: set both root keys or neither",
+                ))
+            }
+        };
+        Ok(S3Settings {
+            addr,
+            domain: self.domain,
+            region: self.region,
+            root,
+        })
+    }
+}
+
+/// A base domain for virtual-hosted-style requests: dot-separated labels of
+/// letters, digits and `-`, with an optional `:PORT` (the rule s3s applies).
+pub fn check_domain(field: &str, value: &str) -> Result<(), ConfigError> {
+    let (host, port) = match value.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (value, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    let labels_ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if port_ok && labels_ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{value:?} is not a domain name (e.g. s3.example.com)"),
+        ))
+    }
+}
+
+/// A region name: 1 to 64 of `a-z`, `0-9` and `-` (e.g. `us-east-1`).
+pub fn check_region(field: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{value:?} is not a region name (1 to 64 of a-z, 0-9, '-')"),
+        ))
     }
 }
 
@@ -250,6 +447,9 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(settings.nfs_addr.to_string(), DEFAULT_NFS_ADDR);
         assert_eq!(settings.admin_addr.to_string(), DEFAULT_ADMIN_ADDR);
+        assert_eq!(settings.s3.addr.to_string(), DEFAULT_S3_ADDR);
+        assert_eq!(settings.s3.region, DEFAULT_S3_REGION);
+        assert_eq!((settings.s3.domain, settings.s3.root), (None, None));
         assert_eq!(settings.fs.chunk_size, DEFAULT_CHUNK_SIZE);
     }
 
@@ -260,6 +460,16 @@ mod tests {
         let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key)).is_some();
         assert!(get("nfs", "addr"), "nfs.addr");
         assert!(get("admin", "addr"), "admin.addr");
+        assert!(get("s3", "addr"), "s3.addr");
+        assert!(get("s3", "region"), "s3.region");
+        for key in ["domain", "root_access_key", "root_secret_key"] {
+            assert!(
+                EXAMPLE
+                    .lines()
+                    .any(|l| l.starts_with(&format!("# {key} = "))),
+                "s3.{key} is shown (commented out: it has no default)"
+            );
+        }
         assert!(get("core", "chunk_size"), "core.chunk_size");
         let default_export = table
             .get("nfs")
@@ -290,12 +500,91 @@ mod tests {
     }
 
     #[test]
+    fn example_s3_options_parse_when_uncommented() {
+        let section: String = EXAMPLE
+            .lines()
+            .skip_while(|l| *l != "[s3]")
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
+            .filter(|l| {
+                [
+                    "# domain = ",
+                    "# root_access_key = ",
+                    "# root_secret_key = ",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
+            })
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let cfg = parse(&format!("[s3]\n{section}")).expect("uncommented [s3] parses");
+        let s3 = cfg.validate().expect("uncommented [s3] validates").s3;
+        assert!(s3.domain.is_some());
+        assert!(s3.root.is_some());
+    }
+
+    #[test]
+    fn s3_section_sets_address_domain_region_and_root_keys() {
+        let text = "[s3]\naddr = '127.0.0.1:9999'\ndomain = 's3.example.com'\n\
+                    region = 'eu-west-3'\nroot_access_key = 'ROOTKEY'\n\
+                    root_secret_key = 'root-secret-123'\n";
+        let s3 = parse(text)
+            .and_then(Config::validate)
+            .expect("valid [s3]")
+            .s3;
+        assert_eq!(s3.addr.to_string(), "127.0.0.1:9999");
+        assert_eq!(s3.domain.as_deref(), Some("s3.example.com"));
+        assert_eq!(s3.region, "eu-west-3");
+        let root = s3.root.expect("root keys");
+        assert_eq!(root.access_key, "ROOTKEY");
+        assert_eq!(root.secret_key, "root-secret-123");
+        assert!(
+            !format!("{root:?}").contains("root-secret-123"),
+            "Debug never shows the secret"
+        );
+    }
+
+    #[test]
+    fn bad_s3_values_name_their_field() {
+        for (text, field) in [
+            ("[s3]\naddr = 'nowhere'", "s3.addr"),
+            ("[s3]\ndomain = ''", "s3.domain"),
+            ("[s3]\ndomain = 'a..b'", "s3.domain"),
+            ("[s3]\ndomain = 's3.example.com:http'", "s3.domain"),
+            ("[s3]\ndomain = 'bad_domain.com'", "s3.domain"),
+            ("[s3]\nregion = ''", "s3.region"),
+            ("[s3]\nregion = 'US East'", "s3.region"),
+            ("[s3]\nroot_access_key = 'ROOTKEY'", "s3.root_secret_key"),
+            (
+                "[s3]\nroot_secret_key = 'root-secret'",
+                "s3.root_access_key",
+            ),
+            (
+                "[s3]\nroot_access_key = 'a/b'\nroot_secret_key = 'root-secret'",
+                "s3.root_access_key",
+            ),
+            (
+                "[s3]\nroot_access_key = 'ROOTKEY'\nroot_secret_key = 'short'",
+                "s3.root_secret_key",
+            ),
+            (
+                "[s3]\nroot_access_key = 'ROOTKEY'\nroot_secret_key = 'has space'",
+                "s3.root_secret_key",
+            ),
+        ] {
+            assert_eq!(invalid_field(text), field, "{text}");
+        }
+        assert!(check_domain("d", "localhost:9000").is_ok());
+    }
+
+    #[test]
     fn empty_file_means_defaults() {
         let settings = parse("")
             .and_then(Config::validate)
             .expect("defaults are valid");
         assert_eq!(settings.nfs_addr.port(), 2049);
         assert_eq!(settings.admin_addr.port(), 7070);
+        assert_eq!(settings.s3.addr.port(), 9000);
     }
 
     #[test]
@@ -305,6 +594,7 @@ mod tests {
             ("[nfs]\nadress = '0.0.0.0:2049'", "adress"),
             ("[core]\nchunksize = 65536", "chunksize"),
             ("[admin]\nport = 7070", "port"),
+            ("[s3]\nsecret = 'x'", "secret"),
             ("[metrics]\nenabled = true", "metrics"),
         ] {
             let err = parse(text).expect_err(text);

@@ -10,6 +10,7 @@ mod admin;
 mod cli;
 mod config;
 mod metrics;
+mod s3;
 mod serve;
 
 use clap::Parser;

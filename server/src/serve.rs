@@ -2,10 +2,13 @@
 //!
 //! This is the one place that chooses backends: RocksDB metadata in
 //! `<data_dir>/meta`, the local chunk engine in `<data_dir>/chunks`, the
-//! NFSv3 gateway and the admin API over the same [`FileSystem`].
+//! NFSv3 gateway, the S3 gateway and the admin API over the same
+//! [`FileSystem`], with the S3 identity table shared by the S3 gateway and
+//! the admin API.
 //!
 //! Start-up prints one `<endpoint> listening on <addr>` line per endpoint
-//! (the bound address, so port 0 works) and then `nitrofs ready`.
+//! (the bound address, so port 0 works), the S3 root keys when they were
+//! just generated (once, ever), and then `nitrofs ready`.
 //! SIGTERM or SIGINT stops accepting, ends every connection, closes the
 //! metadata store and exits with status 0.
 
@@ -13,11 +16,13 @@ use crate::admin::{self, AdminState};
 use crate::cli::ServeArgs;
 use crate::config::{self, Config, ConfigError, Settings};
 use crate::metrics::Metrics;
+use crate::s3::{self as s3_wiring, RootKeyError, RootKeySource};
 use nitrofs_chunk_store::{ChunkError, LocalChunkStore};
 use nitrofs_common::crashsafe;
 use nitrofs_core_fs::{FileSystem, FsError};
 use nitrofs_metadata::{KvError, RocksKv};
 use nitrofs_nfs::NfsServer;
+use nitrofs_s3::{Identities, IdentityError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,6 +83,18 @@ pub enum ServeError {
     /// The NFS server stopped on its own.
     #[error("the NFS server stopped: {0}")]
     NfsStopped(String),
+    /// The S3 root keys could not be found or stored.
+    #[error(transparent)]
+    RootKeys(#[from] RootKeyError),
+    /// The S3 identity table could not be loaded or set up.
+    #[error("cannot set up S3 identities: {0}")]
+    Identities(#[from] IdentityError),
+    /// The S3 service could not be built.
+    #[error("cannot start the S3 endpoint: {0}")]
+    S3(String),
+    /// The S3 server stopped on its own.
+    #[error("the S3 server stopped: {0}")]
+    S3Stopped(String),
 }
 
 /// Config file, then flags on top, then validation.
@@ -97,6 +114,18 @@ pub fn settings(args: &ServeArgs) -> Result<Settings, ConfigError> {
     if let Some(addr) = &args.admin_addr {
         config::socket_addr("--admin-addr", addr)?;
         cfg.admin.addr = addr.clone();
+    }
+    if let Some(addr) = &args.s3_addr {
+        config::socket_addr("--s3-addr", addr)?;
+        cfg.s3.addr = addr.clone();
+    }
+    if let Some(domain) = &args.s3_domain {
+        config::check_domain("--s3-domain", domain)?;
+        cfg.s3.domain = Some(domain.clone());
+    }
+    if let Some(region) = &args.s3_region {
+        config::check_region("--s3-region", region)?;
+        cfg.s3.region = region.clone();
     }
     cfg.validate()
 }
@@ -127,10 +156,30 @@ fn open_fs(settings: &Settings) -> Result<FileSystem, ServeError> {
     )?)
 }
 
+/// The S3 identity table with its root identity, and the lines announcing
+/// root keys generated just now (empty on every later start).
+fn open_identities(settings: &Settings) -> Result<(Arc<Identities>, Vec<String>), ServeError> {
+    let dir = &settings.data_dir;
+    let (root, source) =
+        s3_wiring::root_keys(s3_wiring::process_env, settings.s3.root.clone(), dir)?;
+    let identities = Identities::load(&dir.join(s3_wiring::IDENTITIES_FILE))?;
+    identities.ensure_root(Some((root.access_key.clone(), root.secret_key.clone())))?;
+    info!(access_key = %root.access_key, source = ?source, "S3 root identity");
+    let lines = match source {
+        RootKeySource::Generated => vec![
+            format!("s3 root access key: {}", root.access_key),
+            format!("s3 root secret key: {}", root.secret_key),
+        ],
+        _ => Vec::new(),
+    };
+    Ok((Arc::new(identities), lines))
+}
+
 /// Runs `nitrofs serve` until SIGTERM or SIGINT.
 pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     let settings = settings(args)?;
     let fs = Arc::new(open_fs(&settings)?);
+    let (identities, key_lines) = open_identities(&settings)?;
     info!(
         data_dir = %settings.data_dir.display(),
         chunk_size = fs.chunk_size(),
@@ -142,7 +191,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         .thread_name("nitrofs")
         .build()
         .map_err(ServeError::Runtime)?;
-    let result = rt.block_on(serve(fs.clone(), settings));
+    let result = rt.block_on(serve(fs.clone(), identities, settings, key_lines));
     // Dropping the runtime's tasks drops every connection and with it every
     // other reference to the filesystem; blocking core calls in flight get
     // a grace period to finish.
@@ -187,33 +236,51 @@ fn local_addr(endpoint: &'static str, listener: &TcpListener, asked: SocketAddr)
     })
 }
 
-async fn serve(fs: Arc<FileSystem>, settings: Settings) -> Result<(), ServeError> {
+async fn serve(
+    fs: Arc<FileSystem>,
+    identities: Arc<Identities>,
+    settings: Settings,
+    key_lines: Vec<String>,
+) -> Result<(), ServeError> {
     // Signal handlers first: a stop signal right after "ready" is honoured.
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
 
     let nfs_listener = bind("nfs", settings.nfs_addr).await?;
     let admin_listener = bind("admin", settings.admin_addr).await?;
+    let s3_listener = bind("s3", settings.s3.addr).await?;
     let nfs_addr = local_addr("nfs", &nfs_listener, settings.nfs_addr);
     let admin_addr = local_addr("admin", &admin_listener, settings.admin_addr);
+    let s3_addr = local_addr("s3", &s3_listener, settings.s3.addr);
 
     let nfs = Arc::new(NfsServer::new(fs.clone(), Arc::new(settings.exports)));
     let mut nfs_task = tokio::spawn(nfs.serve(nfs_listener));
+    let s3_service = nitrofs_s3::s3_service(
+        fs.clone(),
+        identities.clone(),
+        settings.s3.domain.clone(),
+        settings.s3.region.clone(),
+    )
+    .map_err(|e| ServeError::S3(e.to_string()))?;
+    let mut s3_task = tokio::spawn(nitrofs_s3::serve(s3_listener, s3_service));
     let admin_state = Arc::new(AdminState {
         fs,
+        identities,
         metrics: Arc::new(Metrics::new()),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state));
 
-    let lines = [
+    let mut lines = vec![
         format!("nfs listening on {nfs_addr}"),
         format!("admin listening on {admin_addr}"),
-        "nitrofs ready".to_string(),
+        format!("s3 listening on {s3_addr}"),
     ];
+    lines.extend(key_lines);
+    lines.push("nitrofs ready".to_string());
     if let Err(e) = crate::print_lines(&lines) {
         warn!(error = %e, "cannot write the start-up lines to stdout");
     }
-    info!(%nfs_addr, %admin_addr, "nitrofs ready");
+    info!(%nfs_addr, %admin_addr, %s3_addr, "nitrofs ready");
 
     let outcome = tokio::select! {
         _ = sigterm.recv() => {
@@ -233,9 +300,19 @@ async fn serve(fs: Arc<FileSystem>, settings: Settings) -> Result<(), ServeError
             error!(%why, "NFS server stopped");
             Err(ServeError::NfsStopped(why))
         }
+        ended = &mut s3_task => {
+            let why = match ended {
+                Ok(Ok(())) => "it returned without an error".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("its task failed: {e}"),
+            };
+            error!(%why, "S3 server stopped");
+            Err(ServeError::S3Stopped(why))
+        }
     };
     // Stop accepting: the listeners are dropped with their tasks.
     nfs_task.abort();
+    s3_task.abort();
     admin_task.abort();
     outcome
 }
@@ -250,6 +327,9 @@ mod tests {
             data_dir: None,
             nfs_addr: None,
             admin_addr: None,
+            s3_addr: None,
+            s3_domain: None,
+            s3_region: None,
         }
     }
 
@@ -291,6 +371,43 @@ mod tests {
         a.nfs_addr = Some("nowhere".into());
         let err = settings(&a).expect_err("bad address");
         assert!(err.to_string().contains("--nfs-addr"), "{err}");
+        for (flag, set) in [
+            (
+                "--s3-addr",
+                (|a: &mut ServeArgs| a.s3_addr = Some("nowhere".into())) as fn(&mut _),
+            ),
+            ("--s3-domain", |a| a.s3_domain = Some("bad_domain".into())),
+            ("--s3-region", |a| a.s3_region = Some("Not A Region".into())),
+        ] {
+            let mut a = args(None);
+            set(&mut a);
+            let err = settings(&a).expect_err(flag);
+            assert!(err.to_string().contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn s3_flags_override_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("nitrofs.toml");
+        std::fs::write(
+            &file,
+            "[s3]\naddr = '127.0.0.1:1111'\ndomain = 'file.example'\nregion = 'eu-west-1'\n",
+        )
+        .expect("write config");
+        let from_file = settings(&args(Some(file.clone()))).expect("file is valid");
+        assert_eq!(from_file.s3.addr.port(), 1111);
+        assert_eq!(from_file.s3.domain.as_deref(), Some("file.example"));
+        assert_eq!(from_file.s3.region, "eu-west-1");
+
+        let mut a = args(Some(file));
+        a.s3_addr = Some("127.0.0.1:0".into());
+        a.s3_domain = Some("flag.example".into());
+        a.s3_region = Some("ap-south-1".into());
+        let merged = settings(&a).expect("flags are valid");
+        assert_eq!(merged.s3.addr.port(), 0);
+        assert_eq!(merged.s3.domain.as_deref(), Some("flag.example"));
+        assert_eq!(merged.s3.region, "ap-south-1");
     }
 
     #[test]

@@ -16,6 +16,13 @@ use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 use nitrofs_metadata::{keys, prefix_end, transact, Txn};
 
+/// Extended attribute that marks a directory created implicitly by
+/// [`FileSystem::publish`] (a missing parent of an object's path). Front
+/// ends may remove such a directory once it is empty again, as S3 clients
+/// expect a prefix to vanish with its last object; directories made
+/// explicitly (NFS MKDIR, an S3 `dir/` marker) never carry it.
+pub const IMPLICIT_DIR_XATTR: &[u8] = b"user.nitrofs.implicit";
+
 /// Who keeps a detached file alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DetachedKind {
@@ -325,6 +332,7 @@ impl FileSystem {
         parent.ctime = now;
         record::put_inode(txn, parent)?;
         record::put_inode(txn, &d)?;
+        txn.put(&keys::xattr(ino, IMPLICIT_DIR_XATTR), b"1")?;
         Ok(d)
     }
 }

@@ -32,6 +32,18 @@ pub fn validate_volume_name(name: &str) -> FsResult<()> {
 impl FileSystem {
     /// Creates a volume with an empty root directory (mode 0755, root-owned).
     pub fn create_volume(&self, name: &str) -> FsResult<Volume> {
+        self.create_volume_owned(name, 0, 0, 0o755)
+    }
+
+    /// Creates a volume whose root directory belongs to `uid`:`gid` with
+    /// permission bits `mode`, all in the one creating transaction.
+    pub fn create_volume_owned(
+        &self,
+        name: &str,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> FsResult<Volume> {
         validate_volume_name(name)?;
         if self.kv.get(&keys::volume(name))?.is_some() {
             return Err(FsError::Exists);
@@ -45,7 +57,7 @@ impl FileSystem {
         .map_err(|_| FsError::NoSpace)?;
         let root_ino = self.alloc_inode()?;
         let now = Timestamp::now();
-        let mut root = self.new_record(root_ino, id, FileType::Directory, 0o755, 0, 0, now);
+        let mut root = self.new_record(root_ino, id, FileType::Directory, mode, uid, gid, now);
         root.parent = root_ino;
         let vol = Volume {
             id,

@@ -221,6 +221,9 @@ impl Server {
             .arg(format!("127.0.0.1:{nfs_port}"))
             .arg("--admin-addr")
             .arg("127.0.0.1:0")
+            // Port 0: parallel servers must not all claim the default 9000.
+            .arg("--s3-addr")
+            .arg("127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))

@@ -1,32 +1,46 @@
-//! The admin HTTP API (server side) and the `nitrofs admin` client.
+//! The admin HTTP API (server side); the `nitrofs admin` client is in
+//! [`client`], the S3 identity routes in [`users`].
 //!
 //! Routes (JSON bodies, errors as `{"error": "..."}`):
 //! - `GET /v1/volumes` → 200, `[{"name","id","root","created_unix"}, …]`
 //! - `PUT /v1/volumes/{name}` → 201 with the volume; 409 exists; 400 bad name
 //! - `DELETE /v1/volumes/{name}` → 204; 404 unknown; 409 not empty
+//! - `GET /v1/users` → 200, `[{"name","uid","gid","groups","access_key"}, …]`
+//! - `PUT /v1/users/{name}` with `{"uid","gid","groups"}` → 201 with the
+//!   identity and its `secret_key` (the only time it is shown); 409 exists;
+//!   400 bad name or body
+//! - `DELETE /v1/users/{name}` → 204; 404 unknown; 400 for `root`
 //! - `GET /health` → 200 `ok`
 //! - `GET /metrics` → Prometheus text
 //!
 //! The API has no authentication: it listens on loopback by default.
-//! Core calls block, so they run on the blocking pool.
+//! Core calls and identity-file writes block, so they run on the blocking pool.
 
-use crate::cli::{AdminArgs, AdminCommand, VolumeCommand};
+mod client;
+mod users;
+
+pub use client::run_client;
+
 use crate::metrics::{Metrics, Snapshot};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use nitrofs_core_fs::{FileSystem, FsError, Volume};
+use nitrofs_s3::Identities;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn, Instrument};
 
 const VOLUMES: &str = "/v1/volumes";
+const USERS: &str = "/v1/users";
+/// Largest request body the API reads (a user's ids fit in far less).
+const MAX_BODY: usize = 64 * 1024;
 const JSON: &str = "application/json";
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -64,6 +78,9 @@ struct ErrorBody {
 pub struct AdminState {
     /// The filesystem.
     pub fs: Arc<FileSystem>,
+    /// The S3 identity table (shared with the S3 endpoint, so changes
+    /// take effect at once).
+    pub identities: Arc<Identities>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -103,13 +120,24 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
 async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let response = route(state, &method, &path).await;
+    let response = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => route(state, &method, &path, body.to_bytes()).await,
+        Err(e) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read the request body (at most {MAX_BODY} bytes): {e}"),
+        ),
+    };
     state.metrics.admin_response(response.status().as_u16());
     debug!(%method, %path, status = response.status().as_u16(), "admin request");
     response
 }
 
-async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+async fn route(
+    state: &AdminState,
+    method: &Method,
+    path: &str,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     if path == "/health" {
         return match *method {
             Method::GET => text(StatusCode::OK, "text/plain", "ok\n".to_string()),
@@ -138,6 +166,25 @@ async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full
         return match *method {
             Method::PUT => create_volume(state, name).await,
             Method::DELETE => delete_volume(state, name).await,
+            _ => not_allowed("PUT, DELETE"),
+        };
+    }
+    if path == USERS || path == "/v1/users/" {
+        return match *method {
+            Method::GET => users::list(state).await,
+            _ => not_allowed("GET"),
+        };
+    }
+    if let Some(raw) = path.strip_prefix("/v1/users/") {
+        let Some(name) = percent_decode(raw) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed percent-encoding in name",
+            );
+        };
+        return match *method {
+            Method::PUT => users::add(state, name, &body).await,
+            Method::DELETE => users::remove(state, name).await,
             _ => not_allowed("PUT, DELETE"),
         };
     }
@@ -276,7 +323,7 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Encodes every byte outside RFC 3986 "unreserved" as `%XX`.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -306,154 +353,9 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Why an admin command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The server could not be reached.
-    #[error("cannot reach the admin API at {addr}: {source} (is `nitrofs serve` running?)")]
-    Connect {
-        /// Address tried.
-        addr: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The HTTP exchange failed.
-    #[error("admin API request failed: {0}")]
-    Http(#[from] hyper::Error),
-    /// The request could not be built.
-    #[error("bad request: {0}")]
-    Request(#[from] hyper::http::Error),
-    /// No answer in time.
-    #[error("the admin API at {0} did not answer in time")]
-    Timeout(String),
-    /// The server answered with an error.
-    #[error("{message} (HTTP {status})")]
-    Server {
-        /// HTTP status.
-        status: u16,
-        /// The server's message.
-        message: String,
-    },
-    /// The answer could not be understood.
-    #[error("unexpected answer from the admin API: {0}")]
-    BadResponse(String),
-}
-
-/// How long one admin command may take.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Sends one request and returns the status and body.
-async fn request(
-    addr: &str,
-    method: Method,
-    path: &str,
-) -> Result<(StatusCode, Bytes), ClientError> {
-    let exchange = async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let conn = tokio::spawn(conn);
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, addr)
-            .body(Full::new(Bytes::new()))?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        conn.abort();
-        Ok((status, body))
-    };
-    tokio::time::timeout(CLIENT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| ClientError::Timeout(addr.to_string()))?
-}
-
-/// Turns a non-success answer into the server's error message.
-fn check(status: StatusCode, body: &Bytes) -> Result<(), ClientError> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => b.error,
-        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
-    };
-    Err(ClientError::Server {
-        status: status.as_u16(),
-        message,
-    })
-}
-
-/// Client calls of the admin API.
-pub struct AdminClient {
-    addr: String,
-}
-
-impl AdminClient {
-    /// A client for the server at `addr` (HOST:PORT).
-    pub fn new(addr: impl Into<String>) -> Self {
-        Self { addr: addr.into() }
-    }
-
-    /// Lists volumes.
-    pub async fn list_volumes(&self) -> Result<Vec<VolumeInfo>, ClientError> {
-        let (status, body) = request(&self.addr, Method::GET, VOLUMES).await?;
-        check(status, &body)?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
-    }
-
-    /// Creates a volume.
-    pub async fn create_volume(&self, name: &str) -> Result<VolumeInfo, ClientError> {
-        let path = format!("{VOLUMES}/{}", percent_encode(name));
-        let (status, body) = request(&self.addr, Method::PUT, &path).await?;
-        check(status, &body)?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
-    }
-
-    /// Deletes an empty volume.
-    pub async fn delete_volume(&self, name: &str) -> Result<(), ClientError> {
-        let path = format!("{VOLUMES}/{}", percent_encode(name));
-        let (status, body) = request(&self.addr, Method::DELETE, &path).await?;
-        check(status, &body)
-    }
-}
-
-/// Runs `nitrofs admin …`, printing results to stdout.
-pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let client = AdminClient::new(args.admin_addr);
-    let mut out = Vec::new();
-    rt.block_on(async {
-        match args.command {
-            AdminCommand::Volume(VolumeCommand::List) => {
-                for v in client.list_volumes().await? {
-                    out.push(v.name);
-                }
-            }
-            AdminCommand::Volume(VolumeCommand::Create { name }) => {
-                let v = client.create_volume(&name).await?;
-                out.push(format!("created volume {} (id {})", v.name, v.id));
-            }
-            AdminCommand::Volume(VolumeCommand::Delete { name }) => {
-                client.delete_volume(&name).await?;
-                out.push(format!("deleted volume {name}"));
-            }
-        }
-        Ok::<_, ClientError>(())
-    })?;
-    crate::print_lines(&out)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::client::{request, AdminClient, ClientError};
     use super::*;
 
     #[test]
@@ -480,14 +382,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn client_reports_the_server_message() {
-        let body = Bytes::from_static(br#"{"error":"volume \"x\" already exists"}"#);
-        let err = check(StatusCode::CONFLICT, &body).expect_err("409 is an error");
-        assert_eq!(err.to_string(), "volume \"x\" already exists (HTTP 409)");
-        assert!(check(StatusCode::NO_CONTENT, &Bytes::new()).is_ok());
-    }
-
     async fn start_admin(dir: &std::path::Path) -> String {
         let fs = FileSystem::open(
             Arc::new(nitrofs_metadata::MemKv::new()),
@@ -502,10 +396,72 @@ mod tests {
         let addr = listener.local_addr().expect("local addr").to_string();
         let state = Arc::new(AdminState {
             fs: Arc::new(fs),
+            identities: Arc::new(Identities::in_memory()),
             metrics: Arc::new(Metrics::new()),
         });
         tokio::spawn(serve(listener, state));
         addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn users_are_added_listed_and_removed_over_http() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = start_admin(dir.path()).await;
+        let client = AdminClient::new(addr.clone());
+        assert!(client.list_users().await.expect("list").is_empty());
+
+        let new = users::NewUser {
+            uid: 1000,
+            gid: 100,
+            groups: vec![5, 6],
+        };
+        let keys = client.add_user("alice", &new).await.expect("add");
+        assert_eq!(
+            (keys.user.name.as_str(), keys.user.uid, keys.user.gid),
+            ("alice", 1000, 100)
+        );
+        assert_eq!(keys.user.groups, [5, 6]);
+        assert!(!keys.user.access_key.is_empty() && !keys.secret_key.is_empty());
+
+        let listed = client.list_users().await.expect("list");
+        assert_eq!(listed, std::slice::from_ref(&keys.user));
+        let (_, raw) = request(&addr, Method::GET, USERS, None)
+            .await
+            .expect("raw list");
+        assert!(
+            !String::from_utf8_lossy(&raw).contains(&keys.secret_key),
+            "listing never shows a secret"
+        );
+
+        let status = |r: Result<(), ClientError>| match r {
+            Err(ClientError::Server { status, .. }) => status,
+            other => panic!("expected a server error, got {other:?}"),
+        };
+        assert_eq!(
+            status(client.add_user("alice", &new).await.map(|_| ())),
+            409
+        );
+        assert_eq!(
+            status(client.add_user("bad name", &new).await.map(|_| ())),
+            400
+        );
+        let (code, _) = request(&addr, Method::PUT, "/v1/users/bob", Some(b"{".to_vec()))
+            .await
+            .expect("bad body");
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        let (code, _) = request(
+            &addr,
+            Method::PUT,
+            "/v1/users/bob",
+            Some(vec![b' '; MAX_BODY + 1]),
+        )
+        .await
+        .expect("huge body");
+        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+
+        client.remove_user("alice").await.expect("remove");
+        assert!(client.list_users().await.expect("list").is_empty());
+        assert_eq!(status(client.remove_user("alice").await), 404);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,11 +500,11 @@ mod tests {
             ["default"]
         );
 
-        let (code, body) = request(&addr, Method::GET, "/health")
+        let (code, body) = request(&addr, Method::GET, "/health", None)
             .await
             .expect("health");
         assert_eq!((code, &body[..]), (StatusCode::OK, &b"ok\n"[..]));
-        let (code, body) = request(&addr, Method::GET, "/metrics")
+        let (code, body) = request(&addr, Method::GET, "/metrics", None)
             .await
             .expect("metrics");
         assert_eq!(code, StatusCode::OK);
@@ -557,23 +513,13 @@ mod tests {
         assert!(text.contains("nitrofs_build_info{"), "{text}");
         assert!(text.contains("nitrofs_uptime_seconds "), "{text}");
 
-        let (code, _) = request(&addr, Method::GET, "/nope").await.expect("404");
+        let (code, _) = request(&addr, Method::GET, "/nope", None)
+            .await
+            .expect("404");
         assert_eq!(code, StatusCode::NOT_FOUND);
-        let (code, _) = request(&addr, Method::POST, "/v1/volumes")
+        let (code, _) = request(&addr, Method::POST, "/v1/volumes", None)
             .await
             .expect("405");
         assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
-    }
-
-    #[tokio::test]
-    async fn client_without_server_says_where_it_looked() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        drop(listener);
-        let err = AdminClient::new(addr.clone())
-            .list_volumes()
-            .await
-            .expect_err("nothing listens");
-        assert!(err.to_string().contains(&addr), "{err}");
     }
 }

@@ -1,0 +1,314 @@
+//! Moving object bytes between HTTP bodies and files without holding an
+//! object in memory.
+//!
+//! Upload: the request body is gathered into 1 MiB buffers; each buffer is
+//! hashed and written by a blocking task while the next one arrives (one
+//! write in flight). Download: a task reads 1 MiB pieces into a bounded
+//! channel (two pieces ahead) that the response body drains; a client that
+//! goes away closes the channel and stops the reads.
+
+use crate::error::{fs_error, internal};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use nitrofs_core_fs::{Attr, Credentials, FileSystem, InodeId};
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::{Checksum, StreamingBlob};
+use s3s::stream::{ByteStream, RemainingLength};
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// Size of one write or read against the core.
+pub const PIECE: usize = 1024 * 1024;
+
+/// Largest single PUT or part (the S3 limit).
+pub const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// What an upload wrote.
+pub struct Written {
+    /// Bytes written.
+    pub size: u64,
+    /// MD5 of the bytes.
+    pub md5: [u8; 16],
+    /// Checksums computed (those the hasher was built for).
+    pub checksum: Checksum,
+}
+
+struct Hashers {
+    md5: s3s::crypto::Md5,
+    others: ChecksumHasher,
+}
+
+/// A blocking write of one buffer that hands the hashers back.
+type Flight = tokio::task::JoinHandle<Result<Hashers, S3Error>>;
+
+/// Streams `body` into the file `ino` from offset 0, hashing as it goes.
+/// `expected` is the length the request announced; a body that ends early
+/// or runs long is `IncompleteBody`.
+pub async fn write_body(
+    fs: &Arc<FileSystem>,
+    cred: &Credentials,
+    ino: InodeId,
+    body: Option<StreamingBlob>,
+    expected: Option<u64>,
+    others: ChecksumHasher,
+) -> S3Result<Written> {
+    use s3s::crypto::Checksum as _;
+    if expected.is_some_and(|n| n > MAX_PUT) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size.",
+        ));
+    }
+    let mut hashers = Some(Hashers {
+        md5: s3s::crypto::Md5::new(),
+        others,
+    });
+    let mut flight: Option<Flight> = None;
+    let result = stream_in(fs, cred, ino, body, expected, &mut flight, &mut hashers).await;
+    if result.is_err() {
+        // Never leave a write running against a file the caller discards.
+        if let Some(f) = flight.take() {
+            let _ = f.await;
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_in(
+    fs: &Arc<FileSystem>,
+    cred: &Credentials,
+    ino: InodeId,
+    body: Option<StreamingBlob>,
+    expected: Option<u64>,
+    flight: &mut Option<Flight>,
+    hashers: &mut Option<Hashers>,
+) -> S3Result<Written> {
+    use s3s::crypto::Checksum as _;
+    let mut buf = BytesMut::with_capacity(PIECE);
+    let mut offset = 0u64;
+    let mut received = 0u64;
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(body_error)?;
+            received += chunk.len() as u64;
+            if received > expected.unwrap_or(MAX_PUT) {
+                return Err(too_long(expected));
+            }
+            buf.extend_from_slice(&chunk);
+            if buf.len() >= PIECE {
+                let data = buf.split().freeze();
+                let len = data.len() as u64;
+                let h = land(flight, hashers).await?;
+                *flight = Some(launch(fs, cred, ino, offset, data, h));
+                offset += len;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        let data = buf.split().freeze();
+        let h = land(flight, hashers).await?;
+        *flight = Some(launch(fs, cred, ino, offset, data, h));
+    }
+    let h = land(flight, hashers).await?;
+    if let Some(n) = expected {
+        if received != n {
+            return Err(S3Error::with_message(
+                S3ErrorCode::IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            ));
+        }
+    }
+    Ok(Written {
+        size: received,
+        md5: h.md5.finalize(),
+        checksum: h.others.finalize(),
+    })
+}
+
+fn too_long(expected: Option<u64>) -> S3Error {
+    match expected {
+        Some(_) => S3Error::with_message(
+            S3ErrorCode::IncompleteBody,
+            "The request body is longer than its Content-Length.",
+        ),
+        None => S3Error::with_message(
+            S3ErrorCode::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size.",
+        ),
+    }
+}
+
+/// Waits for the write in flight (if any) and returns the hashers.
+async fn land(flight: &mut Option<Flight>, idle: &mut Option<Hashers>) -> S3Result<Hashers> {
+    if let Some(f) = flight.take() {
+        return f.await.map_err(internal)?;
+    }
+    idle.take().ok_or_else(|| internal("upload hashers lost"))
+}
+
+fn launch(
+    fs: &Arc<FileSystem>,
+    cred: &Credentials,
+    ino: InodeId,
+    offset: u64,
+    data: Bytes,
+    mut h: Hashers,
+) -> Flight {
+    let fs = Arc::clone(fs);
+    let cred = cred.clone();
+    tokio::task::spawn_blocking(move || {
+        use s3s::crypto::Checksum as _;
+        h.md5.update(&data);
+        h.others.update(&data);
+        fs.write(&cred, ino, offset, &data, false)
+            .map_err(fs_error)?;
+        Ok(h)
+    })
+}
+
+/// Maps an error from the request body stream. s3s's payload checks
+/// (x-amz-content-sha256, aws-chunked signatures) fail inside the body
+/// stream with error types it does not export, so they are told apart by
+/// their messages.
+fn body_error(e: s3s::StdError) -> S3Error {
+    let e = match e.downcast::<S3Error>() {
+        Ok(s3) => return *s3,
+        Err(e) => e,
+    };
+    let text = e.to_string();
+    tracing::debug!(error = %text, "request body failed");
+    if text.contains("Sha256Mismatch") {
+        let mut err = S3Error::with_message(
+            crate::error::custom("XAmzContentSHA256Mismatch"),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        err.set_status_code(hyper::StatusCode::BAD_REQUEST);
+        return err;
+    }
+    if text.contains("SignatureMismatch") {
+        return S3Error::with_message(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided.",
+        );
+    }
+    if text.contains("FormatError") || text.contains("TooLarge") || text.contains("TooMany") {
+        return S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!("The aws-chunked request body is malformed: {text}"),
+        );
+    }
+    S3Error::with_message(
+        S3ErrorCode::IncompleteBody,
+        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+    )
+}
+
+/// Copies `[start, end)` of file `src` into file `dst` at offset 0
+/// (blocking; for CopyObject and UploadPartCopy). Returns what was written.
+pub fn copy_range(
+    fs: &FileSystem,
+    cred: &Credentials,
+    src: InodeId,
+    start: u64,
+    end: u64,
+    dst: InodeId,
+    mut others: ChecksumHasher,
+) -> S3Result<Written> {
+    use s3s::crypto::Checksum as _;
+    let mut md5 = s3s::crypto::Md5::new();
+    let mut pos = start;
+    while pos < end {
+        let n = (end - pos).min(PIECE as u64) as u32;
+        let r = fs.read(cred, src, pos, n).map_err(fs_error)?;
+        if r.data.is_empty() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "The source object changed during the copy.",
+            ));
+        }
+        md5.update(&r.data);
+        others.update(&r.data);
+        fs.write(cred, dst, pos - start, &r.data, false)
+            .map_err(fs_error)?;
+        pos += r.data.len() as u64;
+    }
+    Ok(Written {
+        size: end - start,
+        md5: md5.finalize(),
+        checksum: others.finalize(),
+    })
+}
+
+/// A response body reading `[start, end)` of a file.
+pub fn read_body(
+    fs: &Arc<FileSystem>,
+    cred: &Credentials,
+    attr: &Attr,
+    start: u64,
+    end: u64,
+) -> StreamingBlob {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let fs = Arc::clone(fs);
+    let cred = cred.clone();
+    let ino = attr.ino;
+    tokio::spawn(async move {
+        let mut pos = start;
+        while pos < end {
+            let n = (end - pos).min(PIECE as u64) as u32;
+            let fs2 = Arc::clone(&fs);
+            let cred2 = cred.clone();
+            let got = tokio::task::spawn_blocking(move || fs2.read(&cred2, ino, pos, n)).await;
+            let piece = match got {
+                Ok(Ok(r)) if !r.data.is_empty() => Ok(r.data),
+                Ok(Ok(_)) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the object was truncated while it was read",
+                )),
+                Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            let failed = piece.is_err();
+            if let Ok(p) = &piece {
+                pos += p.len() as u64;
+            }
+            if tx.send(piece).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    StreamingBlob::new(FileBody {
+        rx,
+        remaining: (end - start) as usize,
+    })
+}
+
+struct FileBody {
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    remaining: usize,
+}
+
+impl futures::Stream for FileBody {
+    type Item = Result<Bytes, s3s::StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                self.remaining = self.remaining.saturating_sub(b.len());
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl ByteStream for FileBody {
+    fn remaining_length(&self) -> RemainingLength {
+        RemainingLength::new_exact(self.remaining)
+    }
+}
