@@ -254,6 +254,7 @@ async fn serve(
     let s3_addr = local_addr("s3", &s3_listener, settings.s3.addr);
 
     let nfs = Arc::new(NfsServer::new(fs.clone(), Arc::new(settings.exports)));
+    let nfs_metrics = nfs.metrics();
     let mut nfs_task = tokio::spawn(nfs.serve(nfs_listener));
     let s3_service = nitrofs_s3::s3_service(
         fs.clone(),
@@ -267,6 +268,7 @@ async fn serve(
         fs,
         identities,
         metrics: Arc::new(Metrics::new()),
+        nfs_metrics,
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state));
 

@@ -28,7 +28,9 @@ impl NitroHost {
 
     /// The bucket a Host header names, if it is `<bucket>.<domain>[:port]`.
     pub(crate) fn bucket<'a>(&self, host: &'a str) -> Option<&'a str> {
-        let name = strip_port(host).strip_suffix('.').unwrap_or(strip_port(host));
+        let name = strip_port(host)
+            .strip_suffix('.')
+            .unwrap_or(strip_port(host));
         let split = name.len().checked_sub(self.domain.len() + 1)?;
         let (bucket, rest) = (name.get(..split)?, name.get(split..)?);
         let rest = rest.strip_prefix('.')?;
@@ -42,9 +44,7 @@ pub(crate) fn strip_port(host: &str) -> &str {
         return host.find(']').and_then(|i| host.get(..=i)).unwrap_or(host);
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     }
 }

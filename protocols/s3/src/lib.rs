@@ -27,6 +27,7 @@ pub mod checksum;
 mod cond;
 mod copy;
 pub mod error;
+mod host;
 pub mod identity;
 pub mod key;
 pub mod list;
@@ -37,6 +38,7 @@ mod object;
 mod service;
 pub mod walk;
 mod wire;
+mod xmlcheck;
 
 #[cfg(test)]
 mod tests;
@@ -83,8 +85,9 @@ pub enum SetupError {
 
 /// Builds the S3 HTTP service: SigV4/SigV2 (incl. presigned URLs and
 /// aws-chunked bodies) checked against `identities`, path-style requests
-/// always, virtual-hosted-style (`bucket.<domain>`) when `domain` is set,
-/// `region` reported by GetBucketLocation.
+/// always, virtual-hosted-style (`bucket.<domain>[:port]`) when `domain` is
+/// set, `region` reported by GetBucketLocation and required in SigV4
+/// credential scopes.
 pub fn s3_service(
     fs: Arc<FileSystem>,
     identities: Arc<Identities>,
@@ -93,12 +96,14 @@ pub fn s3_service(
 ) -> Result<NitroService, SetupError> {
     let mut b = S3ServiceBuilder::new(NitroS3::new(fs, Arc::clone(&identities), region.clone()));
     b.set_auth(identity::SharedIdentities(identities));
-    if let Some(d) = domain {
-        let host = s3s::host::SingleDomain::new(&d)
-            .map_err(|e| SetupError::Domain(d.clone(), e.to_string()))?;
-        b.set_host(host);
+    let host = match domain {
+        Some(d) => Some(host::NitroHost::new(&d).map_err(|e| SetupError::Domain(d.clone(), e))?),
+        None => None,
+    };
+    if let Some(h) = &host {
+        b.set_host(h.clone());
     }
-    Ok(NitroService::new(b.build(), region))
+    Ok(NitroService::new(b.build(), region, host))
 }
 
 /// How long a client may take to send a request's headers (idle

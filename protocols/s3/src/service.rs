@@ -85,6 +85,7 @@ impl S3 for NitroS3 {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        crate::xmlcheck::refuse_marked(&req.extensions)?;
         self.delete_objects_impl(req).await
     }
 
@@ -141,6 +142,7 @@ impl S3 for NitroS3 {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        crate::xmlcheck::refuse_marked(&req.extensions)?;
         self.complete_multipart_upload_impl(req).await
     }
 

@@ -18,33 +18,145 @@
 //!   parser ignores (see [`crate::xmlcheck`]); the body is handed on
 //!   unchanged, so Content-MD5 and checksums are still verified by s3s.
 
+use crate::host::NitroHost;
+use crate::xmlcheck::{self, MalformedBody};
 use futures::future::BoxFuture;
 use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
+use std::borrow::Cow;
 use std::sync::Arc;
+
+/// The longest a presigned URL may be valid (7 days, as on AWS).
+const MAX_PRESIGNED_EXPIRES: u64 = 7 * 24 * 3600;
+/// The largest XML body the front reads to check (s3s's own limit for
+/// XML bodies); a larger one is left to s3s, which refuses it.
+const XML_BODY_LIMIT: u64 = 20 * 1024 * 1024;
+/// The region ListBuckets and GetBucketLocation may always be signed for.
+const GLOBAL_REGION: &str = "us-east-1";
 
 /// The S3 HTTP service (a hyper `Service`); build it with [`crate::s3_service`].
 #[derive(Clone)]
 pub struct NitroService {
     inner: S3Service,
     region: Arc<str>,
+    host: Option<Arc<NitroHost>>,
 }
 
 impl std::fmt::Debug for NitroService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NitroService")
             .field("region", &self.region)
+            .field("host", &self.host)
             .finish_non_exhaustive()
     }
 }
 
 impl NitroService {
-    pub(crate) fn new(inner: S3Service, region: String) -> Self {
+    pub(crate) fn new(inner: S3Service, region: String, host: Option<NitroHost>) -> Self {
         Self {
             inner,
             region: region.into(),
+            host: host.map(Arc::new),
         }
     }
+
+    /// The answer to a request refused before s3s sees it, if it is.
+    fn refuse_early<B>(&self, req: &hyper::Request<B>) -> Option<HttpResponse> {
+        let query = req.uri().query().unwrap_or("");
+        let presigned = query_param(query, "X-Amz-Algorithm").is_some();
+        if presigned {
+            let expires = query_param(query, "X-Amz-Expires");
+            if let Some(secs) = expires.and_then(|e| e.parse::<u64>().ok()) {
+                if secs > MAX_PRESIGNED_EXPIRES {
+                    return Some(error_response(
+                        "AuthorizationQueryParametersError",
+                        &format!(
+                            "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES}"
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+        let signed = signed_region(req)?;
+        if signed.region == *self.region {
+            return None;
+        }
+        let valid = valid_region(&signed.region);
+        if valid && signed.region == GLOBAL_REGION && self.is_global(req) {
+            return None;
+        }
+        let (code, what) = if signed.presigned {
+            (
+                "AuthorizationQueryParametersError",
+                "Error parsing the X-Amz-Credential parameter",
+            )
+        } else {
+            (
+                "AuthorizationHeaderMalformed",
+                "The authorization header is malformed",
+            )
+        };
+        let message = format!(
+            "{what}; the region '{}' is wrong; expecting '{}'",
+            signed.region, self.region
+        );
+        // Only a malformed region names the right one in `<Region>`: s3cmd
+        // needs it to recover from signing with `US`; SDKs would use it
+        // to re-sign any request for the server's region behind the
+        // caller's back.
+        let region = (!valid).then_some(&*self.region);
+        Some(error_response(code, &message, region))
+    }
+
+    /// Whether `req` is ListBuckets or GetBucketLocation, which AWS accepts
+    /// signed for `us-east-1` in every region.
+    fn is_global<B>(&self, req: &hyper::Request<B>) -> bool {
+        if req.method() != hyper::Method::GET {
+            return false;
+        }
+        let query = req.uri().query().unwrap_or("");
+        if query_param(query, "location").is_some() {
+            return true;
+        }
+        let host_bucket = match (&self.host, req.headers().get(hyper::header::HOST)) {
+            (Some(parser), Some(host)) => host.to_str().ok().and_then(|h| parser.bucket(h)),
+            _ => None,
+        };
+        req.uri().path() == "/" && host_bucket.is_none()
+    }
+}
+
+/// Whether the front reads the body of `req` to check its XML: a
+/// DeleteObjects or CompleteMultipartUpload request with a plain body of
+/// known, bounded length.
+fn xml_body_to_check<B>(req: &hyper::Request<B>) -> bool {
+    if req.method() != hyper::Method::POST {
+        return false;
+    }
+    let query = req.uri().query().unwrap_or("");
+    if query_param(query, "delete").is_none() && query_param(query, "uploadId").is_none() {
+        return false;
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let streaming = header("x-amz-content-sha256").starts_with("STREAMING-")
+        || header("content-encoding").contains("aws-chunked");
+    let length = header("content-length").parse::<u64>().ok();
+    !streaming && length.is_some_and(|n| n <= XML_BODY_LIMIT)
+}
+
+/// The value of the first query parameter `name` (percent-decoded).
+fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_encoding::percent_decode_str(k).decode_utf8().ok()?;
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+    })
 }
 
 /// The region of a SigV4 credential scope (`AK/date/region/s3/aws4_request`).
@@ -52,9 +164,16 @@ fn scope_region(credential: &str) -> Option<&str> {
     credential.split('/').nth(2)
 }
 
+/// The region a request was signed for.
+struct SignedRegion {
+    region: String,
+    /// From a presigned URL's `X-Amz-Credential` (else the Authorization header).
+    presigned: bool,
+}
+
 /// The region a request was signed for, from its Authorization header or
 /// its presigned `X-Amz-Credential` parameter.
-fn signed_region(req: &hyper::Request<hyper::body::Incoming>) -> Option<String> {
+fn signed_region<B>(req: &hyper::Request<B>) -> Option<SignedRegion> {
     if let Some(auth) = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -64,16 +183,16 @@ fn signed_region(req: &hyper::Request<hyper::body::Incoming>) -> Option<String> 
         let cred = rest
             .split(',')
             .find_map(|p| p.trim().strip_prefix("Credential="))?;
-        return scope_region(cred).map(str::to_string);
+        return scope_region(cred).map(|r| SignedRegion {
+            region: r.to_string(),
+            presigned: false,
+        });
     }
-    let query = req.uri().query()?;
-    let cred = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
-    let cred = percent_encoding::percent_decode_str(cred)
-        .decode_utf8()
-        .ok()?;
-    scope_region(&cred).map(str::to_string)
+    let cred = query_param(req.uri().query()?, "X-Amz-Credential")?;
+    scope_region(&cred).map(|r| SignedRegion {
+        region: r.to_string(),
+        presigned: true,
+    })
 }
 
 /// Whether s3s accepts `r` as a region name.
@@ -89,14 +208,16 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn wrong_region(got: &str, want: &str) -> HttpResponse {
+/// A 400 S3 error document, with a `<Region>` element if `region` is set.
+fn error_response(code: &str, message: &str, region: Option<&str>) -> HttpResponse {
+    let region = region
+        .map(|r| format!("<Region>{}</Region>", xml_escape(r)))
+        .unwrap_or_default();
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AuthorizationHeaderMalformed</Code>\
-         <Message>The authorization header is malformed; the region '{}' is wrong; expecting '{}'</Message>\
-         <Region>{}</Region></Error>",
-        xml_escape(got),
-        xml_escape(want),
-        xml_escape(want)
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code>\
+         <Message>{}</Message>{region}</Error>",
+        xml_escape(code),
+        xml_escape(message),
     );
     let mut resp = HttpResponse::new(s3s::Body::from(body));
     *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
@@ -113,11 +234,33 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroSer
     type Future = BoxFuture<'static, Result<HttpResponse, HttpError>>;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        if let Some(r) = signed_region(&req).filter(|r| !valid_region(r)) {
-            let resp = wrong_region(&r, &self.region);
+        if let Some(resp) = self.refuse_early(&req) {
             return Box::pin(async move { Ok(resp) });
         }
-        hyper::service::Service::call(&self.inner, req)
+        let check_body = xml_body_to_check(&req);
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let mut body = s3s::Body::from(body);
+            if check_body {
+                // The limit is the Content-Length checked above.
+                match body.store_all_limited(usize::MAX).await {
+                    Ok(bytes) if xmlcheck::has_content_outside_root(&bytes) => {
+                        parts.extensions.insert(MalformedBody);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reading an XML request body failed");
+                        return Ok(error_response(
+                            "IncompleteBody",
+                            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+                            None,
+                        ));
+                    }
+                }
+            }
+            inner.call(hyper::Request::from_parts(parts, body)).await
+        })
     }
 }
 
@@ -131,5 +274,127 @@ mod tests {
         assert!(!valid_region("US"));
         assert!(valid_region("us-east-1"));
         assert_eq!(xml_escape("<a&b>"), "&lt;a&amp;b&gt;");
+    }
+
+    fn service(region: &str, domain: Option<&str>) -> NitroService {
+        let h = crate::tests::Harness::new();
+        let host = domain.map(|d| NitroHost::new(d).unwrap());
+        let inner = s3s::service::S3ServiceBuilder::new(h.s3).build();
+        NitroService::new(inner, region.into(), host)
+    }
+
+    fn request(method: &str, uri: &str, region: &str) -> hyper::Request<()> {
+        hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20240101/{region}/s3/aws4_request, \
+                     SignedHeaders=host, Signature=00"
+                ),
+            )
+            .body(())
+            .unwrap()
+    }
+
+    async fn refusal(svc: &NitroService, req: &hyper::Request<()>) -> Option<String> {
+        let resp = svc.refuse_early(req)?;
+        let body = resp.into_body().store_all_limited(1 << 20).await.unwrap();
+        Some(String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn requests_must_be_signed_for_the_configured_region() {
+        let svc = service("eu-west-3", None);
+        assert!(svc
+            .refuse_early(&request("GET", "/b", "eu-west-3"))
+            .is_none());
+        let wrong = refusal(&svc, &request("GET", "/b", "us-east-1"))
+            .await
+            .unwrap();
+        assert!(
+            wrong.contains("<Code>AuthorizationHeaderMalformed</Code>"),
+            "{wrong}"
+        );
+        assert!(wrong.contains("expecting 'eu-west-3'"), "{wrong}");
+        assert!(
+            !wrong.contains("<Region>"),
+            "SDKs must not re-sign: {wrong}"
+        );
+        // s3cmd's `US` is told the region to retry with.
+        let us = refusal(&svc, &request("GET", "/", "US")).await.unwrap();
+        assert!(us.contains("<Region>eu-west-3</Region>"), "{us}");
+        // ListBuckets and GetBucketLocation accept us-east-1 everywhere.
+        assert!(svc
+            .refuse_early(&request("GET", "/", "us-east-1"))
+            .is_none());
+        assert!(svc
+            .refuse_early(&request("GET", "/b?location", "us-east-1"))
+            .is_none());
+        assert!(svc
+            .refuse_early(&request("PUT", "/", "us-west-2"))
+            .is_some());
+        let vhost = service("eu-west-3", Some("s3.test"));
+        let mut list = request("GET", "/", "us-east-1");
+        list.headers_mut()
+            .insert("host", "b.s3.test:9000".parse().unwrap());
+        assert!(
+            vhost.refuse_early(&list).is_some(),
+            "ListObjects in vhost style"
+        );
+        // Presigned URLs.
+        let cred = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20240101%2Fus-east-1%2Fs3%2Faws4_request";
+        let get = |q: &str| {
+            hyper::Request::get(format!("/b?{cred}&{q}"))
+                .body(())
+                .unwrap()
+        };
+        let svc = service("us-east-1", None);
+        assert!(svc.refuse_early(&get("X-Amz-Expires=604800")).is_none());
+        let long = refusal(&svc, &get("X-Amz-Expires=604801")).await.unwrap();
+        assert!(
+            long.contains("<Code>AuthorizationQueryParametersError</Code>"),
+            "{long}"
+        );
+        let other = service("eu-west-3", None);
+        let wrong = refusal(&other, &get("X-Amz-Expires=60")).await.unwrap();
+        assert!(
+            wrong.contains("<Code>AuthorizationQueryParametersError</Code>"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn only_plain_delete_and_complete_bodies_are_read() {
+        let post = |uri: &str, headers: &[(&str, &str)]| {
+            let mut b = hyper::Request::post(uri);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        let len = [("content-length", "10")];
+        assert!(xml_body_to_check(&post("/b?delete", &len)));
+        assert!(xml_body_to_check(&post("/b/k?uploadId=x", &len)));
+        assert!(!xml_body_to_check(&post("/b?delete", &[])));
+        assert!(!xml_body_to_check(&post("/b/k?uploads", &len)));
+        assert!(!xml_body_to_check(&post(
+            "/b?delete",
+            &[
+                ("content-length", "10"),
+                ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+            ]
+        )));
+        assert!(!xml_body_to_check(&post(
+            "/b?delete",
+            &[("content-length", "99999999999")]
+        )));
+        assert_eq!(
+            query_param("a=1&delete&X-Amz-Credential=a%2Fb", "X-Amz-Credential").as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(query_param("delete", "delete").as_deref(), Some(""));
+        assert_eq!(query_param("deleted=1", "delete"), None);
     }
 }

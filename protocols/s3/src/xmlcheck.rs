@@ -144,7 +144,11 @@ mod tests {
             b"<Delete",
         ];
         for doc in ok {
-            assert!(!has_content_outside_root(doc), "{}", String::from_utf8_lossy(doc));
+            assert!(
+                !has_content_outside_root(doc),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
         }
         let bad: &[&[u8]] = &[
             b"<Delete><Object><Key>keep/me</Key></Object></Delete>trailing",
@@ -156,7 +160,11 @@ mod tests {
             b"<Delete></Delete><!DOCTYPE x>",
         ];
         for doc in bad {
-            assert!(has_content_outside_root(doc), "{}", String::from_utf8_lossy(doc));
+            assert!(
+                has_content_outside_root(doc),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
         }
     }
 

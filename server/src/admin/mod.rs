@@ -83,6 +83,8 @@ pub struct AdminState {
     pub identities: Arc<Identities>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
+    /// NFS call counters, appended to `/metrics`.
+    pub nfs_metrics: Arc<nitrofs_nfs::NfsMetrics>,
 }
 
 /// Accepts admin connections forever. Accept errors (e.g. out of file
@@ -273,7 +275,11 @@ async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
     })
     .await;
     match snap {
-        Ok(snap) => text(StatusCode::OK, PROMETHEUS, state.metrics.render(&snap)),
+        Ok(snap) => {
+            let mut body = state.metrics.render(&snap);
+            state.nfs_metrics.render(&mut body);
+            text(StatusCode::OK, PROMETHEUS, body)
+        }
         Err(e) => fs_error("metrics", "", &e),
     }
 }
@@ -398,6 +404,7 @@ mod tests {
             fs: Arc::new(fs),
             identities: Arc::new(Identities::in_memory()),
             metrics: Arc::new(Metrics::new()),
+            nfs_metrics: Arc::default(),
         });
         tokio::spawn(serve(listener, state));
         addr
@@ -510,6 +517,10 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("\nnitrofs_volumes 1\n"), "{text}");
+        assert!(
+            text.contains("nitrofs_nfs_calls_total{proc=\"READ\"} 0"),
+            "{text}"
+        );
         assert!(text.contains("nitrofs_build_info{"), "{text}");
         assert!(text.contains("nitrofs_uptime_seconds "), "{text}");
 
