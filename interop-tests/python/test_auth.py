@@ -143,3 +143,48 @@ def test_a_users_own_bucket_is_theirs(server, s3):
     assert s3.get_object(Bucket="gina-bucket", Key="k")["Body"].read() == b"mine", "root reads everything"
     other = server.client(*server.add_user("hank", 1300, 1300))
     assert error_of(other.put_object, Bucket="gina-bucket", Key="x", Body=b"x")[:2] == ("AccessDenied", 403)
+
+
+def test_a_public_read_bucket_is_readable_anonymously_as_nobody(server, s3, bucket):
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    from harness import REGION
+
+    anon = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    s3.put_object(Bucket=bucket, Key="open", Body=b"public bytes")
+    s3.put_object(Bucket=bucket, Key="closed", Body=b"secret")
+    s3.put_object_acl(Bucket=bucket, Key="closed", ACL="private")
+    assert error_of(anon.get_object, Bucket=bucket, Key="open")[:2] == ("AccessDenied", 403)
+    assert error_of(anon.list_objects_v2, Bucket=bucket)[:2] == ("AccessDenied", 403)
+
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert any(
+        g["Grantee"].get("URI", "").endswith("/AllUsers") and g["Permission"] == "READ" for g in grants
+    ), grants
+    assert anon.get_object(Bucket=bucket, Key="open")["Body"].read() == b"public bytes"
+    assert anon.head_object(Bucket=bucket, Key="open")["ContentLength"] == 12
+    assert [o["Key"] for o in anon.list_objects_v2(Bucket=bucket)["Contents"]] == ["closed", "open"]
+    assert [o["Key"] for o in anon.list_objects(Bucket=bucket)["Contents"]] == ["closed", "open"]
+    anon.head_bucket(Bucket=bucket)
+    assert error_of(anon.get_object, Bucket=bucket, Key="closed")[:2] == ("AccessDenied", 403), "0600 stays private"
+    assert error_of(anon.put_object, Bucket=bucket, Key="new", Body=b"x")[:2] == ("AccessDenied", 403)
+    assert error_of(anon.delete_object, Bucket=bucket, Key="open")[:2] == ("AccessDenied", 403)
+    assert error_of(anon.get_bucket_acl, Bucket=bucket)[:2] == ("AccessDenied", 403)
+    assert error_of(anon.list_buckets)[:2] == ("AccessDenied", 403)
+    assert error_of(anon.get_object, Bucket="default", Key="open")[:2] == ("AccessDenied", 403)
+    assert error_of(s3.head_object, Bucket=bucket, Key="new")[1] == 404, "nothing was stored"
+    assert s3.get_object(Bucket=bucket, Key="open")["Body"].read() == b"public bytes"
+
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    assert error_of(anon.get_object, Bucket=bucket, Key="open")[:2] == ("AccessDenied", 403)
+    assert error_of(anon.list_objects_v2, Bucket=bucket)[:2] == ("AccessDenied", 403)
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert not any(g["Grantee"].get("URI", "").endswith("/AllUsers") for g in grants), grants

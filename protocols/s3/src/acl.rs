@@ -7,7 +7,12 @@
 //! |---|---|
 //! | owner (`CanonicalUser`, id = uid as decimal) with `FULL_CONTROL` | the file's (or bucket root directory's) owner |
 //! | group grant (`CanonicalUser`, id `gid:<gid>`) `READ` / `WRITE` | group `r` / `w` bits |
-//! | `AllUsers` (or `AuthenticatedUsers`) `READ` / `WRITE` | other `r` / `w` bits — "all users" are all identities of this server, since anonymous requests are refused |
+//! | `AllUsers` (or `AuthenticatedUsers`) `READ` / `WRITE` | other `r` / `w` bits — "all users" are all identities of this server; unsigned requests also get them (as `nobody`) for reads in a public bucket only |
+//!
+//! A bucket is public-read (unsigned reads allowed, see [`crate::public`])
+//! after the canned ACL `public-read` or `public-read-write`; other canned
+//! ACLs, and ACL documents without an `AllUsers` `READ` grant, make it
+//! private again. GetBucketAcl shows `AllUsers` `READ` while it is public.
 //!
 //! Canned ACLs set the mode (objects / buckets): `private` 0600 / 0700,
 //! `public-read` and `authenticated-read` 0644 / 0755, `public-read-write`
@@ -115,6 +120,29 @@ pub fn policy(attr: &Attr) -> AccessControlPolicy {
         grants: Some(grants),
         owner: Some(o),
     }
+}
+
+/// The ACL of a bucket: its root directory's, plus `AllUsers` `READ` when
+/// it is public (see [`crate::public`]).
+pub fn bucket_policy(attr: &Attr, public: bool) -> AccessControlPolicy {
+    let mut p = policy(attr);
+    if public && !grants_all_users_read(&p) {
+        p.grants
+            .get_or_insert_with(Vec::new)
+            .push(grant(group(ALL_USERS), Permission::READ));
+    }
+    p
+}
+
+/// Whether an ACL lets `AllUsers` read.
+fn grants_all_users_read(p: &AccessControlPolicy) -> bool {
+    p.grants.iter().flatten().any(|g| {
+        g.grantee.as_ref().and_then(|x| x.uri.as_deref()) == Some(ALL_USERS)
+            && matches!(
+                g.permission.as_ref().map(|p| p.as_str()),
+                Some(Permission::READ | Permission::FULL_CONTROL)
+            )
+    })
 }
 
 /// The mode an ACL document asks for, keeping the owner's bits of `attr`
@@ -227,12 +255,14 @@ impl crate::NitroS3 {
     ) -> S3Result<s3s::S3Response<s3s::dto::GetBucketAclOutput>> {
         let _ = self.cred(&req)?;
         let bucket = req.input.bucket;
-        let attr = crate::ns::blocking(&self.fs, move |fs| {
+        let (attr, public) = crate::ns::blocking(&self.fs, move |fs| {
             let vol = crate::ns::volume(fs, &bucket)?;
-            fs.getattr(vol.root).map_err(crate::error::fs_error)
+            let attr = fs.getattr(vol.root).map_err(crate::error::fs_error)?;
+            let public = crate::public::is_public(fs, vol.root).map_err(crate::error::fs_error)?;
+            Ok((attr, public))
         })
         .await?;
-        let p = policy(&attr);
+        let p = bucket_policy(&attr, public);
         Ok(s3s::S3Response::new(s3s::dto::GetBucketAclOutput {
             grants: p.grants,
             owner: p.owner,
@@ -257,7 +287,19 @@ impl crate::NitroS3 {
         crate::ns::blocking(&self.fs, move |fs| {
             let vol = crate::ns::volume(fs, &input.bucket)?;
             let attr = fs.getattr(vol.root).map_err(crate::error::fs_error)?;
-            chmod_for_acl(fs, &cred, &attr, canned.as_deref(), doc.as_ref(), true)
+            chmod_for_acl(fs, &cred, &attr, canned.as_deref(), doc.as_ref(), true)?;
+            // The mode changed, so the caller is the owner (or root): the
+            // public flag follows the ACL (see `crate::public`).
+            let public = match (canned.as_deref(), doc.as_ref()) {
+                (Some(c), _) => Some(crate::public::canned_is_public(c)),
+                (None, Some(d)) if !grants_all_users_read(d) => Some(false),
+                (None, _) => None,
+            };
+            if let Some(public) = public {
+                crate::public::set_public(fs, &cred, vol.root, public)
+                    .map_err(crate::error::fs_error)?;
+            }
+            Ok(())
         })
         .await?;
         Ok(s3s::S3Response::new(s3s::dto::PutBucketAclOutput::default()))

@@ -58,8 +58,15 @@ impl NitroS3 {
                 || input.grant_write_acp.is_some(),
         )?;
         let mode = acl::canned_mode(input.acl.as_ref().map(|a| a.as_str()), true)?;
+        let public = input
+            .acl
+            .as_ref()
+            .is_some_and(|a| crate::public::canned_is_public(a.as_str()));
         let name = input.bucket.clone();
-        ns::blocking(&self.fs, move |fs| create_bucket(fs, &cred, &name, mode)).await?;
+        ns::blocking(&self.fs, move |fs| {
+            create_bucket(fs, &cred, &name, mode, public)
+        })
+        .await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", input.bucket)),
         }))
@@ -190,9 +197,17 @@ fn remove_empty_dirs(fs: &FileSystem, cred: &Credentials, root: u64) -> S3Result
     Ok(())
 }
 
-/// Creates the volume of a new bucket and gives it to the caller.
-fn create_bucket(fs: &FileSystem, cred: &Credentials, name: &str, mode: u32) -> S3Result<()> {
+/// Creates the volume of a new bucket and gives it to the caller (public
+/// for `x-amz-acl: public-read`).
+fn create_bucket(
+    fs: &FileSystem,
+    cred: &Credentials,
+    name: &str,
+    mode: u32,
+    public: bool,
+) -> S3Result<()> {
     match fs.create_volume_owned(name, cred.uid, cred.gid, mode) {
+        Ok(vol) if public => crate::public::set_public(fs, cred, vol.root, true).map_err(fs_error),
         Ok(_) => Ok(()),
         Err(FsError::Exists) => {
             let vol = ns::volume(fs, name)?;

@@ -16,9 +16,8 @@
 //! it passes none, a pair stored by an earlier start is used, or a new one
 //! is generated, stored and handed back once so the binary can print it.
 //!
-//! Anonymous (unsigned) requests are refused everywhere for now: s3s's
-//! default access check denies them once an authentication provider is
-//! set. Public buckets (a per-volume flag) are future work.
+//! Anonymous (unsigned) requests have no identity: they are decided by
+//! [`crate::public`] (reads of public buckets only, as `nobody`).
 
 use nitrofs_common::crashsafe::write_file_atomic;
 use nitrofs_common::Credentials;

@@ -5,7 +5,8 @@
 //! ETags are xattrs ([`meta`]), listings walk directories in S3 key order
 //! ([`walk`]), multipart parts are detached files linked into the object
 //! without a copy ([`multipart`]), ACLs are a view of POSIX modes
-//! ([`acl`]), and access keys map to POSIX credentials ([`identity`]).
+//! ([`acl`]), access keys map to POSIX credentials ([`identity`]), and
+//! unsigned requests may only read buckets made public ([`public`]).
 //!
 //! It must not store anything outside core-fs (no second storage path, no
 //! side files besides the identity table the binary asks it to keep), must
@@ -13,7 +14,7 @@
 //! credentials; root credentials are used only for the adapter's own
 //! bookkeeping after the caller was checked: the per-volume multipart
 //! index (see [`multipart`]) and giving a new bucket's root directory to
-//! its creator), and must not choose backends: the binary builds the
+//! its creator; and to read a bucket's public flag, see [`public`]), and must not choose backends: the binary builds the
 //! [`FileSystem`] and calls [`s3_service`] and [`serve`].
 //!
 //! All core-fs calls block; they run on tokio's blocking pool.
@@ -35,6 +36,7 @@ pub mod meta;
 pub mod multipart;
 mod ns;
 mod object;
+pub mod public;
 mod service;
 pub mod walk;
 mod wire;
@@ -64,14 +66,14 @@ impl NitroS3 {
         Self { fs, ids, region }
     }
 
-    /// The POSIX credentials a request runs with.
+    /// The POSIX credentials a request runs with: the identity's for a
+    /// signed request; for an unsigned one, those the access check granted
+    /// it ([`public::anonymous`]), or `AccessDenied`.
     fn cred<T>(&self, req: &S3Request<T>) -> S3Result<Credentials> {
-        let id = req
-            .credentials
-            .as_ref()
-            .and_then(|c| self.ids.lookup(&c.access_key))
-            .map(|i| i.credentials);
-        ns::require(id)
+        match &req.credentials {
+            Some(c) => ns::require(self.ids.lookup(&c.access_key).map(|i| i.credentials)),
+            None => public::granted(&req.extensions),
+        }
     }
 }
 
@@ -94,8 +96,13 @@ pub fn s3_service(
     domain: Option<String>,
     region: String,
 ) -> Result<NitroService, SetupError> {
-    let mut b = S3ServiceBuilder::new(NitroS3::new(fs, Arc::clone(&identities), region.clone()));
+    let mut b = S3ServiceBuilder::new(NitroS3::new(
+        Arc::clone(&fs),
+        Arc::clone(&identities),
+        region.clone(),
+    ));
     b.set_auth(identity::SharedIdentities(identities));
+    b.set_access(public::NitroAccess::new(Arc::clone(&fs)));
     let host = match domain {
         Some(d) => Some(host::NitroHost::new(&d).map_err(|e| SetupError::Domain(d.clone(), e))?),
         None => None,

@@ -196,13 +196,9 @@ fn walk_fs(
     Ok(Some(cur))
 }
 
-/// Converts the `Credentials` of a request: signed requests carry the
-/// identity's, anonymous ones are refused.
+/// The `Credentials` of a signed request's identity; `AccessDenied` when
+/// there is none (unsigned requests are decided by
+/// [`crate::public::anonymous`] alone).
 pub fn require(cred: Option<Credentials>) -> S3Result<Credentials> {
-    cred.ok_or_else(|| {
-        S3Error::with_message(
-            S3ErrorCode::AccessDenied,
-            "Anonymous access is not enabled on this server; sign the request.",
-        )
-    })
+    cred.ok_or_else(crate::public::denied)
 }

@@ -5,7 +5,7 @@
 use super::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn start(h: &Harness, domain: Option<&str>) -> std::net::SocketAddr {
+pub(super) async fn start(h: &Harness, domain: Option<&str>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = crate::s3_service(
@@ -19,7 +19,7 @@ async fn start(h: &Harness, domain: Option<&str>) -> std::net::SocketAddr {
     addr
 }
 
-async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+pub(super) async fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();

@@ -8,6 +8,7 @@ mod http;
 mod listing;
 mod multipart;
 mod objects;
+mod public;
 
 use crate::{Identities, NitroS3};
 use bytes::Bytes;
