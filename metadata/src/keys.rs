@@ -20,6 +20,7 @@
 //! | `HISTORY` | epoch (u64) ‖ original key | record as it was before the first change after snapshot `epoch` (copy-on-write) |
 //! | `PENDING` | inode (u64) | a file with no name yet (S3 PUT or multipart part in progress): kind tag |
 //! | `DATA_OWNER` | data inode (u64) | the file (u64) whose bytes it holds (a multipart part linked into the object) |
+//! | `UPLOAD_INDEX` | id length (u16) ‖ upload id ‖ inode (u64) | empty — the detached files of one multipart upload |
 
 /// Instance-wide records.
 pub const SYSTEM: u8 = 0x01;
@@ -50,6 +51,9 @@ pub const HISTORY: u8 = 0x0c;
 pub const PENDING: u8 = 0x0d;
 /// Data inodes owned by a file (segments of a multipart object).
 pub const DATA_OWNER: u8 = 0x0e;
+
+/// Detached files by the multipart upload that owns them.
+pub const UPLOAD_INDEX: u8 = 0x0f;
 
 /// Name of the system record holding the on-disk format version.
 pub const SYS_FORMAT: &str = "format";
@@ -220,6 +224,29 @@ pub fn data_owner(ino: u64) -> Vec<u8> {
     k
 }
 
+/// `UPLOAD_INDEX ‖ len ‖ id`: every detached file of upload `id`, or
+/// `None` for an id longer than 65535 bytes.
+pub fn upload_index_prefix(id: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(id.len()).ok()?;
+    let mut k = with_prefix(UPLOAD_INDEX, 2 + id.len() + 8);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(id);
+    Some(k)
+}
+
+/// `UPLOAD_INDEX ‖ len ‖ id ‖ ino`.
+pub fn upload_index(id: &[u8], ino: u64) -> Option<Vec<u8>> {
+    let mut k = upload_index_prefix(id)?;
+    k.extend_from_slice(&ino.to_be_bytes());
+    Some(k)
+}
+
+/// The inode at the end of an `UPLOAD_INDEX` key.
+pub fn upload_index_ino(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,10 +275,33 @@ mod tests {
     }
 
     #[test]
+    fn upload_index_keys_of_one_upload_share_a_prefix_no_other_upload_has() {
+        let a = upload_index(b"ab", 7).expect("key");
+        let ab = upload_index(b"abc", 7).expect("key");
+        assert!(a.starts_with(&upload_index_prefix(b"ab").expect("prefix")));
+        assert!(!ab.starts_with(&upload_index_prefix(b"ab").expect("prefix")));
+        assert_eq!(upload_index_ino(&a), Some(7));
+        assert!(upload_index_prefix(&vec![0; 70_000]).is_none());
+    }
+
+    #[test]
     fn prefixes_are_distinct() {
         let all = [
-            SYSTEM, VOLUME, VOLUME_ID, INODE, DENTRY, DIR_COOKIE, XATTR, ACL, QUOTA, GC, SNAPSHOT,
-            HISTORY, PENDING, DATA_OWNER,
+            SYSTEM,
+            VOLUME,
+            VOLUME_ID,
+            INODE,
+            DENTRY,
+            DIR_COOKIE,
+            XATTR,
+            ACL,
+            QUOTA,
+            GC,
+            SNAPSHOT,
+            HISTORY,
+            PENDING,
+            DATA_OWNER,
+            UPLOAD_INDEX,
         ];
         let mut sorted = all.to_vec();
         sorted.sort_unstable();

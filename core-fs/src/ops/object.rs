@@ -45,6 +45,19 @@ impl DetachedKind {
     }
 }
 
+/// Removes the `PENDING` record of `ino` (and its upload index entry).
+fn forget_pending(txn: &mut dyn Txn, ino: u64) -> FsResult<()> {
+    if let Some(tag) = txn.get(&keys::pending(ino))? {
+        if let Some((1, id)) = tag.split_first() {
+            if let Some(k) = keys::upload_index(id, ino) {
+                txn.delete(&k)?;
+            }
+        }
+    }
+    txn.delete(&keys::pending(ino))?;
+    Ok(())
+}
+
 fn require_detached(txn: &mut dyn Txn, ino: u64) -> FsResult<InodeRecord> {
     if txn.get(&keys::pending(ino))?.is_none() {
         return Err(FsError::Invalid("not a detached file"));
@@ -115,8 +128,17 @@ impl FileSystem {
         );
         rec.nlink = 0;
         let tag = kind.encode();
+        let index = match &kind {
+            DetachedKind::Transient => None,
+            DetachedKind::Upload(id) => {
+                Some(keys::upload_index(id, ino).ok_or(FsError::Invalid("upload id too long"))?)
+            }
+        };
         transact(self.kv.as_ref(), false, |txn| -> FsResult<()> {
             txn.put(&keys::pending(ino), &tag)?;
+            if let Some(k) = &index {
+                txn.put(k, &[])?;
+            }
             record::put_inode(txn, &rec)
         })?;
         Ok(rec.attr())
@@ -127,7 +149,7 @@ impl FileSystem {
         let now = Timestamp::now();
         let gc = transact(self.kv.as_ref(), true, |txn| -> FsResult<Vec<u64>> {
             let mut rec = require_detached(txn, ino)?;
-            txn.delete(&keys::pending(ino))?;
+            forget_pending(txn, ino)?;
             drop_link(txn, &mut rec, now)
         })?;
         for d in gc {
@@ -138,14 +160,14 @@ impl FileSystem {
 
     /// Detached files that belong to upload `upload`.
     pub fn detached_of_upload(&self, upload: &[u8]) -> FsResult<Vec<InodeId>> {
-        let want = DetachedKind::Upload(upload.to_vec()).encode();
-        let prefix = keys::pending_prefix();
+        let Some(prefix) = keys::upload_index_prefix(upload) else {
+            return Ok(Vec::new());
+        };
         Ok(self
             .kv
             .scan(&prefix, &prefix_end(&prefix), usize::MAX)?
             .into_iter()
-            .filter(|(_, v)| *v == want)
-            .filter_map(|(k, _)| keys::ino_of(&k))
+            .filter_map(|(k, _)| keys::upload_index_ino(&k))
             .collect())
     }
 
@@ -212,7 +234,7 @@ impl FileSystem {
                     txn.put(&keys::gc(part.ino), &[])?;
                 }
                 size += part.size;
-                txn.delete(&keys::pending(p))?;
+                forget_pending(txn, p)?;
                 txn.delete(&keys::inode(p))?;
             }
             for s in &segments {
@@ -291,7 +313,7 @@ impl FileSystem {
             for (k, v) in xattrs {
                 txn.put(&keys::xattr(ino, k), v)?;
             }
-            txn.delete(&keys::pending(ino))?;
+            forget_pending(txn, ino)?;
             rec.nlink = 1;
             rec.ctime = now;
             record::put_inode(txn, &rec)?;
