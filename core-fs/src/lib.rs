@@ -18,7 +18,7 @@ mod types;
 
 pub use error::{FsError, FsResult};
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
-pub use ops::object::{DetachedKind, IMPLICIT_DIR_XATTR};
+pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
 pub use types::*;
 

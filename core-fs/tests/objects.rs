@@ -72,6 +72,20 @@ both_backends! {
         fx.fs.publish(&cred, a.ino, fx.root(), &path("ok"), &[]).expect("publish");
     }
 
+    fn conditional_publish_checks_the_name_in_the_same_transaction(fx) {
+        let cred = root_cred();
+        let first = detached(fx, b"one");
+        fx.fs.publish_if(&cred, first.ino, fx.root(), &path("k"), &[], PublishIf::Absent).expect("absent");
+        let again = detached(fx, b"two");
+        assert_err!(fx.fs.publish_if(&cred, again.ino, fx.root(), &path("k"), &[], PublishIf::Absent), FsError::GuardFailed);
+        let seen = fx.attr(first.ino);
+        let stale = PublishIf::Unchanged { ino: first.ino, ctime: Timestamp::new(1, 0) };
+        assert_err!(fx.fs.publish_if(&cred, again.ino, fx.root(), &path("k"), &[], stale), FsError::GuardFailed);
+        let fresh = PublishIf::Unchanged { ino: first.ino, ctime: seen.ctime };
+        fx.fs.publish_if(&cred, again.ino, fx.root(), &path("k"), &[], fresh).expect("unchanged");
+        assert_eq!(fx.read_all(fx.lookup(fx.root(), "k").expect("k").ino), b"two");
+    }
+
     fn publish_checks_permissions_on_every_directory(fx) {
         let locked = fx.dir_with(fx.root(), "locked", 0o700, 0, 0);
         let _ = locked;

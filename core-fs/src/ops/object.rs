@@ -23,6 +23,24 @@ use nitrofs_metadata::{keys, prefix_end, transact, Txn};
 /// explicitly (NFS MKDIR, an S3 `dir/` marker) never carry it.
 pub const IMPLICIT_DIR_XATTR: &[u8] = b"user.nitrofs.implicit";
 
+/// What [`FileSystem::publish_if`] requires of the final name, checked
+/// inside the publishing transaction (so a conditional PUT is atomic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishIf {
+    /// Replace whatever is there.
+    Always,
+    /// Only if the name does not exist (`If-None-Match: *`).
+    Absent,
+    /// Only if the name still holds this inode, unchanged since `ctime`
+    /// (`If-Match` after the caller checked the ETag).
+    Unchanged {
+        /// The inode the caller checked.
+        ino: InodeId,
+        /// Its ctime when checked.
+        ctime: Timestamp,
+    },
+}
+
 /// Who keeps a detached file alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DetachedKind {
@@ -260,6 +278,20 @@ impl FileSystem {
         path: &[Vec<u8>],
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> FsResult<Attr> {
+        self.publish_if(cred, ino, root, path, xattrs, PublishIf::Always)
+    }
+
+    /// [`FileSystem::publish`] with a precondition on the final name,
+    /// checked in the same transaction; `GuardFailed` when it does not hold.
+    pub fn publish_if(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        root: InodeId,
+        path: &[Vec<u8>],
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+        cond: PublishIf,
+    ) -> FsResult<Attr> {
         let Some((name, dirs)) = path.split_last() else {
             return Err(FsError::Invalid("empty object path"));
         };
@@ -292,8 +324,18 @@ impl FileSystem {
                 };
             }
             perm::check_modify_dir(&dir, cred)?;
+            let existing = record::get_dentry(txn, dir.ino, name)?;
+            match (cond, &existing) {
+                (PublishIf::Always, _) | (PublishIf::Absent, None) => {}
+                (PublishIf::Unchanged { ino: want, ctime }, Some(e)) if e.ino == want => {
+                    if record::load_inode(txn, want)?.ctime != ctime {
+                        return Err(FsError::GuardFailed);
+                    }
+                }
+                _ => return Err(FsError::GuardFailed),
+            }
             let mut gc = Vec::new();
-            if let Some(old) = record::get_dentry(txn, dir.ino, name)? {
+            if let Some(old) = existing {
                 let mut victim = record::load_inode(txn, old.ino)?;
                 if victim.kind == FileType::Directory {
                     return Err(FsError::IsDir);

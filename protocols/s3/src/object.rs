@@ -20,7 +20,7 @@ use crate::key::{parse_key, KeyPath};
 use crate::meta::{self, ObjectMeta, Stored};
 use crate::{acl, body, ns, NitroS3};
 use nitrofs_core_fs::{Attr, Credentials, FileSystem, FileType, FsError};
-use nitrofs_core_fs::{DetachedKind, InodeId, SetAttr};
+use nitrofs_core_fs::{DetachedKind, InodeId, PublishIf, SetAttr};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -158,7 +158,7 @@ impl NitroS3 {
             let cred = cred.clone();
             let checksum_kept = object_meta.checksum.clone();
             ns::blocking(&self.fs, move |fs| {
-                if if_match.is_some() || if_none_match.is_some() {
+                let cond = if if_match.is_some() || if_none_match.is_some() {
                     check_overwrite(
                         fs,
                         &cred,
@@ -166,12 +166,16 @@ impl NitroS3 {
                         &key,
                         if_match.as_ref(),
                         if_none_match.as_ref(),
-                    )?;
-                }
+                    )?
+                } else {
+                    PublishIf::Always
+                };
                 let attr = fs.getattr(ino).map_err(fs_error)?;
                 let mut x = object_meta.to_xattrs();
                 x.extend(meta::etag_xattrs(&e2, &attr));
-                fs.publish(&cred, ino, vol.root, &key.components, &x)
+                // The condition is checked again inside the publishing
+                // transaction, so a racing writer cannot slip in between.
+                fs.publish_if(&cred, ino, vol.root, &key.components, &x, cond)
                     .map_err(fs_error)
             })
             .await?;
@@ -487,7 +491,8 @@ fn delete_one(fs: &FileSystem, cred: &Credentials, root: InodeId, key: &KeyPath)
     }
 }
 
-/// Conditional PUT (`If-Match` / `If-None-Match: *`) against the current object.
+/// Conditional PUT (`If-Match` / `If-None-Match: *`) against the current
+/// object; returns what the publish must find to stay atomic with this check.
 fn check_overwrite(
     fs: &FileSystem,
     cred: &Credentials,
@@ -495,7 +500,7 @@ fn check_overwrite(
     key: &KeyPath,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
-) -> S3Result<()> {
+) -> S3Result<PublishIf> {
     let current = match find(fs, cred, root, key) {
         Ok(f) => Some(f),
         Err(e) if e.code() == &S3ErrorCode::NoSuchKey => None,
@@ -517,7 +522,13 @@ fn check_overwrite(
         }
         .check_strict(&f.etag, f.attr.mtime.secs)?;
     }
-    Ok(())
+    Ok(match &current {
+        None => PublishIf::Absent,
+        Some(f) => PublishIf::Unchanged {
+            ino: f.attr.ino,
+            ctime: f.attr.ctime,
+        },
+    })
 }
 
 /// The byte range to send: (start, end, Content-Range when partial).
