@@ -30,6 +30,15 @@ use tracing::Instrument;
 /// Calls one connection may have outstanding.
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// Connections served at once by default. With [`MAX_IN_FLIGHT`] calls of
+/// at most [`MAX_RECORD`] bytes each, this bounds the memory that clients
+/// can make the server hold; connections past it are closed at accept.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// A connection with no call in flight and nothing received for this
+/// long is closed (clients reconnect transparently, as after a restart).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// The NFSv3 + MOUNT v3 + PORTMAP v2 server over one filesystem.
 pub struct NfsServer {
     pub(crate) fs: Arc<FileSystem>,
@@ -40,6 +49,10 @@ pub struct NfsServer {
     pub(crate) write_verf: [u8; 8],
     /// Call counters, rendered by the binary.
     metrics: Arc<NfsMetrics>,
+    /// Permits for open connections.
+    connections: Arc<Semaphore>,
+    /// How long an idle connection is kept.
+    idle_timeout: Duration,
 }
 
 /// What a procedure knows about its call.
@@ -64,7 +77,17 @@ impl NfsServer {
             volume_names: RwLock::new(HashMap::new()),
             write_verf,
             metrics: Arc::new(NfsMetrics::default()),
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            idle_timeout: IDLE_TIMEOUT,
         }
+    }
+
+    /// Sets how many connections are served at once and how long an idle
+    /// one is kept (defaults [`MAX_CONNECTIONS`], [`IDLE_TIMEOUT`]).
+    pub fn with_limits(mut self, max_connections: usize, idle_timeout: Duration) -> Self {
+        self.connections = Arc::new(Semaphore::new(max_connections.max(1)));
+        self.idle_timeout = idle_timeout;
+        self
     }
 
     /// This server's call counters.
@@ -80,12 +103,19 @@ impl NfsServer {
         loop {
             match listener.accept().await {
                 Ok((sock, peer)) => {
+                    let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                        tracing::warn!(client = %peer, "connection limit reached; closing new connection");
+                        drop(sock);
+                        continue;
+                    };
                     let server = self.clone();
                     let span = tracing::debug_span!("nfs_conn", client = %peer);
                     tokio::spawn(
-                        server
-                            .serve_connection(sock, peer, local_port)
-                            .instrument(span),
+                        async move {
+                            server.serve_connection(sock, peer, local_port).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
                     );
                 }
                 Err(e) => {
@@ -112,10 +142,26 @@ impl NfsServer {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
             };
-            let record = tokio::select! {
-                r = read_record(&mut rd, MAX_RECORD) => r,
-                // The writer failed: the peer is gone.
-                _ = tx.closed() => break,
+            let read = read_record(&mut rd, MAX_RECORD);
+            tokio::pin!(read);
+            let record = loop {
+                tokio::select! {
+                    r = &mut read => break Some(r),
+                    // The writer failed: the peer is gone.
+                    _ = tx.closed() => break None,
+                    _ = tokio::time::sleep(self.idle_timeout) => {
+                        // Nothing arrived for a while; close only if no
+                        // call is still being answered (this loop holds
+                        // one permit itself).
+                        if in_flight.available_permits() + 1 >= MAX_IN_FLIGHT {
+                            tracing::debug!("closing idle connection");
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(record) = record else {
+                break;
             };
             let record = match record {
                 Ok(Some(r)) => r,

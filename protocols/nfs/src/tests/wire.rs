@@ -2,6 +2,7 @@
 //! pipelining.
 
 use super::*;
+use std::time::Duration;
 
 #[tokio::test]
 async fn portmap_getport_answers_our_port_for_nfs_and_mount() {
@@ -221,4 +222,47 @@ async fn many_pipelined_calls_all_get_their_replies() {
         assert!(seen.insert(xid), "duplicate reply {xid}");
     }
     writer.await.expect("join").expect("write");
+}
+
+/// Sends an NFS NULL call and waits for its reply; `None` if the server
+/// closed the connection instead.
+async fn null_call(c: &mut Client) -> Option<u32> {
+    let (_, rec) = c.record(PROGRAM, 3, 0, &[]);
+    c.send_raw(&rec).await;
+    let reply = c.recv_raw().await?;
+    match parse_reply(&reply).1 {
+        Answer::Accepted(stat, _) => Some(stat),
+        Answer::Denied(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_and_idle_ones_are_let_go() {
+    let (dir, fs) = test_fs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = NfsServer::new(fs, Arc::new(ExportPolicy::default()))
+        .with_limits(1, Duration::from_millis(300));
+    tokio::spawn(Arc::new(server).serve(listener));
+
+    let mut first = Client::connect(addr).await;
+    assert_eq!(null_call(&mut first).await, Some(0));
+    // The second connection is over the limit: closed without an answer.
+    let mut second = Client::connect(addr).await;
+    assert_eq!(null_call(&mut second).await, None);
+    // The first one, idle, is closed by the server within a bounded wait.
+    let closed = tokio::time::timeout(Duration::from_secs(10), first.recv_raw()).await;
+    assert!(matches!(closed, Ok(None)), "idle connection not closed");
+    // Its slot is free again (bounded retries while the server notices).
+    let mut served = false;
+    for _ in 0..50 {
+        let mut third = Client::connect(addr).await;
+        if null_call(&mut third).await == Some(0) {
+            served = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(served, "a freed connection slot was not reused");
+    drop(dir);
 }
