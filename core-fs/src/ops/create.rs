@@ -11,14 +11,28 @@ use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
 use nitrofs_metadata::{transact, Txn};
 
-/// What kind of object a `make_node` call creates.
-struct NewNode<'a> {
+/// What kind of object a create makes.
+pub(crate) struct NewNode<'a> {
     kind: FileType,
     default_mode: u32,
     set: &'a SetAttr,
     target: Option<&'a [u8]>,
     rdev: (u32, u32),
     verf: Option<[u8; 8]>,
+}
+
+impl<'a> NewNode<'a> {
+    /// A directory with attributes `set` (mode 0755 unless given).
+    pub(crate) fn directory(set: &'a SetAttr) -> Self {
+        Self {
+            kind: FileType::Directory,
+            default_mode: 0o755,
+            set,
+            target: None,
+            rdev: (0, 0),
+            verf: None,
+        }
+    }
 }
 
 /// The outcome of looking at an existing name during CREATE.
@@ -99,14 +113,7 @@ impl FileSystem {
         name: &[u8],
         set: &SetAttr,
     ) -> FsResult<(Attr, Wcc)> {
-        let node = NewNode {
-            kind: FileType::Directory,
-            default_mode: 0o755,
-            set,
-            target: None,
-            rdev: (0, 0),
-            verf: None,
-        };
+        let node = NewNode::directory(set);
         let (a, w, _) =
             self.make_node(cred, dir, name, &node, |_| Existing::Fail(FsError::Exists))?;
         Ok((a, w))
@@ -268,12 +275,7 @@ impl FileSystem {
                     }
                 };
             }
-            let child = self.build_child(txn, &mut d, cred, ino, node, now)?;
-            record::add_dentry(txn, &mut d, name, ino, node.kind)?;
-            d.mtime = now;
-            d.ctime = now;
-            record::put_inode(txn, &d)?;
-            record::put_inode(txn, &child)?;
+            let child = self.add_child(txn, &mut d, cred, name, ino, node, now)?;
             Ok((
                 child.attr(),
                 Wcc {
@@ -285,11 +287,33 @@ impl FileSystem {
         })
     }
 
+    /// Creates inode `ino` as `name` in `parent` inside `txn`: builds its
+    /// record, adds the entry, stamps the parent's times and writes both.
+    /// The caller has checked permission on `parent` and that `name` is free.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_child(
+        &self,
+        txn: &mut dyn Txn,
+        parent: &mut InodeRecord,
+        cred: &Credentials,
+        name: &[u8],
+        ino: u64,
+        node: &NewNode<'_>,
+        now: Timestamp,
+    ) -> FsResult<InodeRecord> {
+        let child = self.build_child(parent, cred, ino, node, now)?;
+        record::add_dentry(txn, parent, name, ino, node.kind)?;
+        parent.mtime = now;
+        parent.ctime = now;
+        record::put_inode(txn, parent)?;
+        record::put_inode(txn, &child)?;
+        Ok(child)
+    }
+
     /// The new inode's record, with ownership and mode following POSIX
     /// (setgid directories pass on their group, and their bit to subdirs).
     fn build_child(
         &self,
-        _txn: &mut dyn Txn,
         parent: &mut InodeRecord,
         cred: &Credentials,
         ino: u64,

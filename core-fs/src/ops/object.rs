@@ -7,11 +7,12 @@
 //! the next start if it was never published; an upload's parts live until
 //! the upload completes or is aborted.
 
+use super::create::NewNode;
 use super::lookup::{is_dot, validate_name};
 use super::remove::drop_link;
 use crate::perm::{self, R, X};
 use crate::record::{self, InodeRecord, Segment};
-use crate::types::{Attr, DirEntry, FileType, MODE_MASK, S_ISGID};
+use crate::types::{Attr, DirEntry, FileType, SetAttr, MODE_MASK};
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 use nitrofs_metadata::{keys, prefix_end, transact, Txn};
@@ -378,24 +379,8 @@ impl FileSystem {
         now: Timestamp,
     ) -> FsResult<InodeRecord> {
         perm::check_modify_dir(parent, cred)?;
-        let sgid = parent.mode & S_ISGID != 0;
-        let gid = if sgid { parent.gid } else { cred.gid };
-        let mut d = self.new_record(
-            ino,
-            parent.volume,
-            FileType::Directory,
-            0o755 | if sgid { S_ISGID } else { 0 },
-            cred.uid,
-            gid,
-            now,
-        );
-        d.parent = parent.ino;
-        record::add_dentry(txn, parent, name, ino, FileType::Directory)?;
-        parent.nlink += 1;
-        parent.mtime = now;
-        parent.ctime = now;
-        record::put_inode(txn, parent)?;
-        record::put_inode(txn, &d)?;
+        let set = SetAttr::default();
+        let d = self.add_child(txn, parent, cred, name, ino, &NewNode::directory(&set), now)?;
         txn.put(&keys::xattr(ino, IMPLICIT_DIR_XATTR), b"1")?;
         Ok(d)
     }
