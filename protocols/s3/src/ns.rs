@@ -48,6 +48,14 @@ pub fn no_such_key() -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
 }
 
+/// The error for data sent to a key ending in `/` (a directory).
+pub fn directory_holds_no_data() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidArgument,
+        "A key ending in '/' is a directory and cannot hold data.",
+    )
+}
+
 /// Walks `components` from `root`. `Ok(None)` when a component is missing
 /// or a non-final one is not a directory.
 pub fn walk(
@@ -56,11 +64,21 @@ pub fn walk(
     root: InodeId,
     components: &[Vec<u8>],
 ) -> S3Result<Option<Attr>> {
-    let mut cur = match fs.getattr(root) {
-        Ok(a) => a,
-        Err(FsError::Stale | FsError::NotFound) => return Err(no_such_bucket()),
-        Err(e) => return Err(fs_error(e)),
-    };
+    walk_fs(fs, cred, root, components).map_err(|e| match e {
+        // Only the root can fail this way: the bucket is gone.
+        FsError::Stale | FsError::NotFound => no_such_bucket(),
+        e => fs_error(e),
+    })
+}
+
+/// [`walk`] with core errors: `Err` only for the root or a real failure.
+fn walk_fs(
+    fs: &FileSystem,
+    cred: &Credentials,
+    root: InodeId,
+    components: &[Vec<u8>],
+) -> Result<Option<Attr>, FsError> {
+    let mut cur = fs.getattr(root)?;
     for c in components {
         if cur.kind != FileType::Directory {
             return Ok(None);
@@ -68,7 +86,7 @@ pub fn walk(
         cur = match fs.lookup(cred, cur.ino, c) {
             Ok(a) => a,
             Err(FsError::NotFound | FsError::NotDir | FsError::Stale) => return Ok(None),
-            Err(e) => return Err(fs_error(e)),
+            Err(e) => return Err(e),
         };
     }
     Ok(Some(cur))
@@ -156,6 +174,9 @@ pub fn prune_implicit_parents(
         let Some(parent) = walk_fs(fs, cred, root, &parents[..depth - 1])? else {
             return Ok(());
         };
+        if parent.kind != FileType::Directory {
+            return Ok(());
+        }
         let name = &parents[depth - 1];
         let dir = match fs.lookup(cred, parent.ino, name) {
             Ok(d) if d.kind == FileType::Directory => d,
@@ -176,24 +197,6 @@ pub fn prune_implicit_parents(
         }
     }
     Ok(())
-}
-
-/// [`walk`] with core errors.
-fn walk_fs(
-    fs: &FileSystem,
-    cred: &Credentials,
-    root: InodeId,
-    components: &[Vec<u8>],
-) -> Result<Option<Attr>, FsError> {
-    let mut cur = fs.getattr(root)?;
-    for c in components {
-        cur = match fs.lookup(cred, cur.ino, c) {
-            Ok(a) if a.kind == FileType::Directory => a,
-            Ok(_) | Err(FsError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-    }
-    Ok(Some(cur))
 }
 
 /// The `Credentials` of a signed request's identity; `AccessDenied` when

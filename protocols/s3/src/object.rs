@@ -214,10 +214,7 @@ impl NitroS3 {
         length: Option<u64>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         if length.is_some_and(|n| n > 0) {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "A key ending in '/' is a directory and cannot hold data.",
-            ));
+            return Err(ns::directory_holds_no_data());
         }
         if let Some(mut b) = body {
             use futures::StreamExt;
@@ -226,10 +223,7 @@ impl NitroS3 {
                     S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
                 })?;
                 if !chunk.is_empty() {
-                    return Err(S3Error::with_message(
-                        S3ErrorCode::InvalidArgument,
-                        "A key ending in '/' is a directory and cannot hold data.",
-                    ));
+                    return Err(ns::directory_holds_no_data());
                 }
             }
         }

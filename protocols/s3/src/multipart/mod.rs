@@ -258,10 +258,7 @@ impl NitroS3 {
         let input = req.input;
         let key = parse_key(&input.key).map_err(key_error)?;
         if key.dir {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "A key ending in '/' is a directory and cannot hold data.",
-            ));
+            return Err(ns::directory_holds_no_data());
         }
         acl::refuse_grant_headers(
             input.grant_full_control.is_some()
