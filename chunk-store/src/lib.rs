@@ -80,6 +80,13 @@ pub trait ChunkStore: Send + Sync {
     /// Deletes every chunk of `ino` with index >= `from_index`.
     fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()>;
 
+    /// Deletes one chunk (`Ok` if it does not exist). The deletion is made
+    /// durable by the next [`ChunkStore::sync`] of `id.ino`.
+    fn remove(&self, id: ChunkId) -> ChunkResult<()>;
+
+    /// Every chunk index stored for `ino`, sorted (empty if it has none).
+    fn indexes(&self, ino: u64) -> ChunkResult<Vec<u64>>;
+
     /// Makes every write to `ino`'s chunks so far durable.
     fn sync(&self, ino: u64) -> ChunkResult<()>;
 

@@ -3,7 +3,8 @@
 //!
 //! Files are written in place with positional I/O and are sparse, so a
 //! small file costs one small chunk file and a hole costs nothing. New
-//! files and directories are made durable (parent fsync) by `sync`.
+//! files and directories, and removed chunks, are made durable (directory
+//! fsync) by `sync`.
 
 use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
 use bytes::{Bytes, BytesMut};
@@ -201,6 +202,44 @@ impl ChunkStore for LocalChunkStore {
         Ok(())
     }
 
+    fn remove(&self, id: ChunkId) -> ChunkResult<()> {
+        self.open.lock().remove(&id);
+        match fs::remove_file(self.chunk_path(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ChunkError::from_io(e)),
+        }
+        // `true`: the directory's entry list changed, so `sync` fsyncs it
+        // (and `sync` skips the file itself, which is gone).
+        self.dirty
+            .lock()
+            .entry(id.ino)
+            .or_default()
+            .insert(id.index, true);
+        Ok(())
+    }
+
+    fn indexes(&self, ino: u64) -> ChunkResult<Vec<u64>> {
+        let entries = match fs::read_dir(self.inode_dir(ino)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ChunkError::from_io(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(ChunkError::from_io)?;
+            if let Some(index) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| u64::from_str_radix(n, 16).ok())
+            {
+                out.push(index);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     fn sync(&self, ino: u64) -> ChunkResult<()> {
         let Some(chunks) = self.dirty.lock().remove(&ino) else {
             return Ok(());
@@ -215,7 +254,13 @@ impl ChunkStore for LocalChunkStore {
         }
         if created_any {
             let dir = self.inode_dir(ino);
-            crashsafe::fsync_dir(&dir).map_err(ChunkError::from_io)?;
+            match crashsafe::fsync_dir(&dir) {
+                Ok(()) => {}
+                // Removed meanwhile by `remove_from`: nothing left to sync
+                // in it; its parent still is.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
             if let Some(parent) = dir.parent() {
                 crashsafe::fsync_dir(parent).map_err(ChunkError::from_io)?;
             }
@@ -309,6 +354,66 @@ mod tests {
         assert_eq!(s.inodes().expect("inodes"), vec![9]);
         s.remove_from(9, 0).expect("remove all");
         assert!(s.inodes().expect("inodes").is_empty());
+    }
+
+    #[test]
+    fn remove_deletes_one_chunk_and_sync_makes_it_durable() {
+        let (_d, s) = store();
+        for index in [7, 2, 40] {
+            s.write(ChunkId { ino: 3, index }, 0, b"data")
+                .expect("write");
+        }
+        s.sync(3).expect("sync");
+        // Cache the open file, then remove: the read must not see it.
+        assert_eq!(
+            &s.read(ChunkId { ino: 3, index: 7 }, 0, 4).expect("read")[..],
+            b"data"
+        );
+        s.remove(ChunkId { ino: 3, index: 7 }).expect("remove");
+        assert!(s
+            .dirty
+            .lock()
+            .get(&3)
+            .is_some_and(|d| d.get(&7) == Some(&true)));
+        s.sync(3).expect("sync after remove");
+        assert!(s.dirty.lock().get(&3).is_none());
+        assert!(s
+            .read(ChunkId { ino: 3, index: 7 }, 0, 4)
+            .expect("read")
+            .is_empty());
+        assert_eq!(s.indexes(3).expect("indexes"), vec![2, 40]);
+        // Absent chunk, absent inode: both fine, nothing to sync.
+        s.remove(ChunkId { ino: 3, index: 7 })
+            .expect("remove again");
+        s.remove(ChunkId { ino: 99, index: 0 })
+            .expect("remove absent");
+        assert!(s.dirty.lock().get(&99).is_none());
+    }
+
+    #[test]
+    fn indexes_are_sorted_and_ignore_foreign_names() {
+        let (_d, s) = store();
+        assert!(s.indexes(8).expect("no inode").is_empty());
+        for index in [300, 1, 0x1_0000_0000] {
+            s.write(ChunkId { ino: 8, index }, 0, b"x").expect("write");
+        }
+        fs::write(s.inode_dir(8).join("not-a-chunk"), b"").expect("foreign file");
+        assert_eq!(s.indexes(8).expect("indexes"), vec![1, 300, 0x1_0000_0000]);
+    }
+
+    #[test]
+    fn sync_tolerates_a_directory_removed_after_a_remove() {
+        let (_d, s) = store();
+        s.write(ChunkId { ino: 4, index: 0 }, 0, b"x")
+            .expect("write");
+        s.write(ChunkId { ino: 4, index: 1 }, 0, b"y")
+            .expect("write");
+        s.sync(4).expect("sync");
+        s.remove(ChunkId { ino: 4, index: 0 }).expect("remove");
+        // Another caller empties the inode and its directory goes away.
+        fs::remove_file(s.chunk_path(ChunkId { ino: 4, index: 1 })).expect("rm");
+        fs::remove_dir(s.inode_dir(4)).expect("rmdir");
+        s.sync(4).expect("sync of a vanished directory");
     }
 
     #[test]
