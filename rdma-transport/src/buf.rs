@@ -1,0 +1,236 @@
+//! Buffers that payloads land in: a pool so that steady-state traffic
+//! allocates nothing, and registered memory regions for caller-owned
+//! destinations (the buffer a one-sided GET writes into).
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+/// The smallest pooled buffer (smaller payloads still get one of these).
+const MIN_CLASS: usize = 12; // 4 KiB
+/// Size classes: 4 KiB .. 128 MiB, powers of two.
+const CLASSES: usize = 16;
+
+/// Reusable payload buffers by power-of-two size class. Buffers come back
+/// on drop; the pool keeps at most `max_pooled_bytes` idle.
+#[derive(Debug)]
+pub struct BufPool {
+    free: Mutex<PoolState>,
+    max_pooled_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    classes: Vec<Vec<Vec<u8>>>,
+    pooled_bytes: usize,
+}
+
+fn class_of(len: usize) -> usize {
+    let bits = usize::BITS - len.max(1).saturating_sub(1).leading_zeros();
+    (bits as usize).saturating_sub(MIN_CLASS).min(CLASSES - 1)
+}
+
+impl BufPool {
+    /// A pool keeping up to `max_pooled_bytes` of idle buffers.
+    pub fn new(max_pooled_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            free: Mutex::new(PoolState {
+                classes: (0..CLASSES).map(|_| Vec::new()).collect(),
+                pooled_bytes: 0,
+            }),
+            max_pooled_bytes,
+        })
+    }
+
+    /// A buffer with `len` usable bytes (contents unspecified).
+    pub fn take(self: &Arc<Self>, len: usize) -> PooledBuf {
+        let class = class_of(len);
+        let cap = (1usize << (class + MIN_CLASS)).max(len);
+        let reused = {
+            let mut st = self.free.lock();
+            let v = st.classes.get_mut(class).and_then(|c| c.pop());
+            if let Some(v) = &v {
+                st.pooled_bytes -= v.len();
+            }
+            v
+        };
+        let mut vec = match reused {
+            Some(v) if v.len() >= len => v,
+            _ => vec![0u8; cap],
+        };
+        if vec.len() < len {
+            vec.resize(len, 0);
+        }
+        PooledBuf {
+            vec,
+            len,
+            pool: Some(self.clone()),
+        }
+    }
+
+    /// Idle bytes currently held.
+    pub fn pooled_bytes(&self) -> usize {
+        self.free.lock().pooled_bytes
+    }
+
+    fn give_back(&self, vec: Vec<u8>) {
+        let class = class_of(vec.len());
+        // Only exact class sizes go back, so a class never holds odd buffers.
+        if vec.len() != 1usize << (class + MIN_CLASS) {
+            return;
+        }
+        let mut st = self.free.lock();
+        if st.pooled_bytes + vec.len() > self.max_pooled_bytes {
+            return;
+        }
+        st.pooled_bytes += vec.len();
+        if let Some(c) = st.classes.get_mut(class) {
+            c.push(vec);
+        }
+    }
+}
+
+/// A payload buffer from a [`BufPool`]; returns to it when dropped.
+#[derive(Debug)]
+pub struct PooledBuf {
+    vec: Vec<u8>,
+    len: usize,
+    pool: Option<Arc<BufPool>>,
+}
+
+impl PooledBuf {
+    /// An empty buffer that belongs to no pool.
+    pub fn empty() -> Self {
+        Self {
+            vec: Vec::new(),
+            len: 0,
+            pool: None,
+        }
+    }
+
+    /// Turns the buffer into `Bytes` without copying (it leaves the pool).
+    pub fn into_bytes(mut self) -> Bytes {
+        let mut v = std::mem::take(&mut self.vec);
+        v.truncate(self.len);
+        self.pool = None;
+        Bytes::from(v)
+    }
+}
+
+impl Deref for PooledBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.vec[..self.len]
+    }
+}
+
+impl DerefMut for PooledBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[..self.len]
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.give_back(std::mem::take(&mut self.vec));
+        }
+    }
+}
+
+/// Caller-owned memory registered with a transport: the destination of a
+/// one-sided read (a GET's value lands here with no copy) or the source of
+/// a one-sided write. It is moved into the operation and handed back with
+/// its result, as a posted buffer is owned by the NIC until completion.
+#[derive(Debug)]
+pub struct MemoryRegion {
+    buf: Vec<u8>,
+    id: u32,
+}
+
+impl MemoryRegion {
+    /// A region of `len` zeroed bytes.
+    pub fn new(len: usize) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        Self {
+            buf: vec![0u8; len],
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The region's registration id (its rkey on a verbs transport).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Capacity in bytes.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the region has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+impl Deref for MemoryRegion {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl DerefMut for MemoryRegion {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_in_steady_state() {
+        let pool = BufPool::new(64 << 20);
+        let first = pool.take(100_000);
+        let ptr = first.as_ptr();
+        assert_eq!(first.len(), 100_000);
+        drop(first);
+        assert_eq!(pool.pooled_bytes(), 128 * 1024);
+        let second = pool.take(70_000);
+        assert_eq!(second.as_ptr(), ptr, "same class reuses the buffer");
+        assert_eq!(second.len(), 70_000);
+        assert_eq!(pool.pooled_bytes(), 0);
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_than_its_limit() {
+        let pool = BufPool::new(8192);
+        let a = pool.take(4096);
+        let b = pool.take(4096);
+        let c = pool.take(4096);
+        drop((a, b, c));
+        assert_eq!(pool.pooled_bytes(), 8192);
+    }
+
+    #[test]
+    fn into_bytes_keeps_the_contents() {
+        let pool = BufPool::new(1 << 20);
+        let mut b = pool.take(5);
+        b.copy_from_slice(b"hello");
+        assert_eq!(&b.into_bytes()[..], b"hello");
+        assert_eq!(pool.pooled_bytes(), 0);
+    }
+
+    #[test]
+    fn size_classes_round_up() {
+        assert_eq!(class_of(0), 0);
+        assert_eq!(class_of(4096), 0);
+        assert_eq!(class_of(4097), 1);
+        assert_eq!(class_of(128 << 20), 15);
+        assert_eq!(class_of(usize::MAX / 2), 15);
+    }
+}
