@@ -1,0 +1,581 @@
+//! The request handler: decodes a message, checks the session and the
+//! space's permissions, runs the operation on the store and encodes the
+//! answer. Plugged into the transport as its [`Service`].
+//!
+//! Rules every message follows: a header that does not decode answers
+//! `BadRequest` and changes nothing; anything but HELLO/AUTH on a session
+//! that has not authenticated answers `Unauthenticated`; a request routed
+//! with another routing version answers `StaleRouting`; reads need the
+//! space's `r` permission bit and writes its `w` bit for the caller's
+//! uid/gid/groups (root may do anything). Store errors map to a status in
+//! [`status_of`] and nowhere else.
+
+use crate::metrics::KvMetrics;
+use crate::store::{Durability, PutMode, PutOutcome, Space, SpaceConfig, Store, StoreError};
+use bytes::Bytes;
+use nitrofs_common::Credentials;
+use nitrofs_kv_wire::messages::{self as m, Target};
+use nitrofs_kv_wire::{auth, msg, Routing, Status, MAX_VALUE, PROTOCOL_VERSION};
+use nitrofs_rdma_transport::{Incoming, Outgoing, Service};
+use parking_lot::{Mutex, RwLock};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Budget of value bytes in one BATCH_GET response; the rest is `NotSent`.
+const BATCH_GET_BUDGET: u64 = 96 * 1024 * 1024;
+
+/// Who an access key belongs to (the same identities as S3).
+#[derive(Clone)]
+pub struct Principal {
+    /// The shared secret the client proves it knows.
+    pub secret: String,
+    /// The POSIX identity its requests run as.
+    pub credentials: Credentials,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("secret", &"[hidden]")
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+/// Looks up access keys; the binary wires the S3 identity table in.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The principal of `access_key`, if any.
+    fn lookup(&self, access_key: &str) -> Option<Principal>;
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+pub struct Session {
+    peer: SocketAddr,
+    state: Mutex<AuthState>,
+}
+
+#[derive(Debug)]
+enum AuthState {
+    Fresh,
+    Challenged {
+        access_key: String,
+        nonce: [u8; auth::NONCE_LEN],
+    },
+    Ready {
+        credentials: Credentials,
+    },
+}
+
+/// The KV service of one data node.
+pub struct KvService {
+    store: Arc<Store>,
+    auth: Arc<dyn Authenticator>,
+    routing: RwLock<Arc<Routing>>,
+    metrics: Arc<KvMetrics>,
+}
+
+/// What an operation needs of the space.
+#[derive(Clone, Copy)]
+enum Access {
+    Read = 4,
+    Write = 2,
+}
+
+/// Whether `who` has `want` on a space (POSIX owner/group/other bits).
+fn permitted(who: &Credentials, cfg: &SpaceConfig, want: Access) -> bool {
+    if who.uid == 0 {
+        return true;
+    }
+    let bits = if who.uid == cfg.uid {
+        cfg.mode >> 6
+    } else if who.gid == cfg.gid || who.groups.contains(&cfg.gid) {
+        cfg.mode >> 3
+    } else {
+        cfg.mode
+    };
+    bits & want as u32 != 0
+}
+
+/// The one place store errors become protocol statuses.
+pub fn status_of(e: &StoreError) -> Status {
+    match e {
+        StoreError::NoSuchSpace(_) => Status::NoSuchSpace,
+        StoreError::TooLarge { .. } => Status::TooLarge,
+        StoreError::NoSpace { .. } => Status::NoSpace,
+        StoreError::KeyTooLong { .. } => Status::KeyTooLong,
+        StoreError::InvalidName(_) | StoreError::InvalidConfig(_) => Status::BadRequest,
+        StoreError::SpaceExists(_) => Status::Exists,
+        StoreError::Io(_) | StoreError::Chunk(_) | StoreError::Corrupt(_) => {
+            tracing::error!("kv store failure: {e}");
+            Status::Internal
+        }
+    }
+}
+
+fn reply(status: Status) -> Outgoing {
+    Outgoing {
+        status: status as u16,
+        ..Outgoing::default()
+    }
+}
+
+fn ok(header: Vec<u8>, payload: Vec<Bytes>) -> Outgoing {
+    Outgoing {
+        status: Status::Ok as u16,
+        header,
+        payload,
+    }
+}
+
+/// Runs `f` on the space: inline for memory spaces, on the blocking pool
+/// for disk spaces (their calls fsync).
+async fn on_space<T: Send + 'static>(
+    space: &Arc<Space>,
+    f: impl FnOnce(&Space) -> T + Send + 'static,
+) -> Result<T, Status> {
+    if space.config().durability == Durability::Memory {
+        return Ok(f(space));
+    }
+    let space = space.clone();
+    tokio::task::spawn_blocking(move || f(&space))
+        .await
+        .map_err(|_| Status::Internal)
+}
+
+impl KvService {
+    /// A service over `store`, authenticating through `auth`, advertising
+    /// `routing`.
+    pub fn new(
+        store: Arc<Store>,
+        auth: Arc<dyn Authenticator>,
+        routing: Routing,
+        metrics: Arc<KvMetrics>,
+    ) -> Self {
+        Self {
+            store,
+            auth,
+            routing: RwLock::new(Arc::new(routing)),
+            metrics,
+        }
+    }
+
+    /// Replaces the routing table (requests with the old version then get
+    /// `StaleRouting`).
+    pub fn set_routing(&self, routing: Routing) {
+        *self.routing.write() = Arc::new(routing);
+    }
+
+    /// The store served.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn hello(&self, session: &Session, header: &[u8]) -> Outgoing {
+        let Ok(h) = m::Hello::decode(header) else {
+            return reply(Status::BadRequest);
+        };
+        if h.version != PROTOCOL_VERSION {
+            return reply(Status::BadRequest);
+        }
+        // A nonce for every key, known or not: HELLO does not reveal which
+        // access keys exist.
+        let nonce: [u8; auth::NONCE_LEN] = rand::random();
+        *session.state.lock() = AuthState::Challenged {
+            access_key: h.access_key.to_string(),
+            nonce,
+        };
+        ok(
+            m::Challenge {
+                version: PROTOCOL_VERSION,
+                nonce,
+            }
+            .encode(),
+            Vec::new(),
+        )
+    }
+
+    fn authenticate(&self, session: &Session, header: &[u8]) -> Outgoing {
+        let Ok(a) = m::Auth::decode(header) else {
+            return reply(Status::BadRequest);
+        };
+        let mut state = session.state.lock();
+        let AuthState::Challenged { access_key, nonce } = &*state else {
+            return reply(Status::Unauthenticated);
+        };
+        let principal = self
+            .auth
+            .lookup(access_key)
+            .filter(|p| auth::verify(p.secret.as_bytes(), nonce, access_key, &a.mac));
+        match principal {
+            Some(p) => {
+                tracing::debug!(peer = %session.peer, access_key, "kv session authenticated");
+                *state = AuthState::Ready {
+                    credentials: p.credentials,
+                };
+                ok(m::encode_routing(&self.routing.read()), Vec::new())
+            }
+            None => {
+                tracing::info!(peer = %session.peer, access_key, "kv authentication failed");
+                self.metrics.auth_failures.inc();
+                *state = AuthState::Fresh;
+                reply(Status::Unauthenticated)
+            }
+        }
+    }
+
+    fn credentials(session: &Session) -> Option<Credentials> {
+        match &*session.state.lock() {
+            AuthState::Ready { credentials } => Some(credentials.clone()),
+            _ => None,
+        }
+    }
+
+    /// Checks routing version, space and permission for a data request.
+    fn open(
+        &self,
+        who: &Credentials,
+        target: &Target<'_>,
+        want: Access,
+    ) -> Result<Arc<Space>, Status> {
+        if target.routing_version != self.routing.read().version {
+            return Err(Status::StaleRouting);
+        }
+        let space = self.store.space(target.space).ok_or(Status::NoSuchSpace)?;
+        if !permitted(who, space.config(), want) {
+            return Err(Status::AccessDenied);
+        }
+        Ok(space)
+    }
+
+    async fn handle(&self, session: &Session, req: Incoming) -> Outgoing {
+        let header: &[u8] = &req.header;
+        match req.msg {
+            msg::HELLO => return self.hello(session, header),
+            msg::AUTH => return self.authenticate(session, header),
+            _ => {}
+        }
+        let Some(who) = Self::credentials(session) else {
+            return reply(Status::Unauthenticated);
+        };
+        let r = match req.msg {
+            msg::ROUTING => Ok(ok(m::encode_routing(&self.routing.read()), Vec::new())),
+            msg::PUT => self.put(&who, header, req.payload.into_bytes()).await,
+            msg::GET => self.get(&who, header).await,
+            msg::DELETE => self.delete(&who, header).await,
+            msg::EXISTS => self.exists(&who, header),
+            msg::BATCH_PUT => self.batch_put(&who, header, req.payload.into_bytes()).await,
+            msg::BATCH_GET => self.batch_get(&who, header).await,
+            msg::BATCH_EXISTS | msg::PREFIX_MATCH => self.lookup_many(&who, header, req.msg),
+            msg::BATCH_DELETE => self.batch_delete(&who, header).await,
+            msg::SCAN => self.scan(&who, header),
+            msg::STAT => self.stat(&who, header),
+            _ => Err(Status::UnknownMessage),
+        };
+        r.unwrap_or_else(reply)
+    }
+
+    async fn put(
+        &self,
+        who: &Credentials,
+        header: &[u8],
+        value: Bytes,
+    ) -> Result<Outgoing, Status> {
+        let p = m::Put::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &p.target, Access::Write)?;
+        if value.len() as u64 > MAX_VALUE {
+            return Err(Status::TooLarge);
+        }
+        let key = Bytes::copy_from_slice(p.key);
+        let mode = store_mode(p.mode);
+        self.metrics.bytes_in.add(value.len() as u64);
+        let outcome = on_space(&space, move |s| s.put(&key, value, mode)).await?;
+        match outcome.map_err(|e| status_of(&e))? {
+            PutOutcome::Stored => Ok(reply(Status::Ok)),
+            PutOutcome::Exists => Ok(reply(Status::Exists)),
+        }
+    }
+
+    async fn get(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let k = m::KeyOp::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &k.target, Access::Read)?;
+        if let Some(len) = space.value_len(k.key).filter(|&l| l > k.max_len) {
+            return Ok(Outgoing {
+                status: Status::BufferTooSmall as u16,
+                header: m::encode_u64(len),
+                payload: Vec::new(),
+            });
+        }
+        let key = Bytes::copy_from_slice(k.key);
+        let max_len = k.max_len;
+        match on_space(&space, move |s| s.get(&key))
+            .await?
+            .map_err(|e| status_of(&e))?
+        {
+            // The value may have been replaced by a longer one meanwhile.
+            Some(v) if v.len() as u64 > max_len => Ok(Outgoing {
+                status: Status::BufferTooSmall as u16,
+                header: m::encode_u64(v.len() as u64),
+                payload: Vec::new(),
+            }),
+            Some(v) => {
+                self.metrics.bytes_out.add(v.len() as u64);
+                Ok(ok(m::encode_u64(v.len() as u64), vec![v]))
+            }
+            None => Err(Status::NotFound),
+        }
+    }
+
+    async fn delete(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let k = m::KeyOp::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &k.target, Access::Write)?;
+        let key = Bytes::copy_from_slice(k.key);
+        match on_space(&space, move |s| s.delete(&key))
+            .await?
+            .map_err(|e| status_of(&e))?
+        {
+            true => Ok(reply(Status::Ok)),
+            false => Err(Status::NotFound),
+        }
+    }
+
+    fn exists(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let k = m::KeyOp::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &k.target, Access::Read)?;
+        match space.exists(k.key) {
+            true => Ok(reply(Status::Ok)),
+            false => Err(Status::NotFound),
+        }
+    }
+
+    async fn batch_put(
+        &self,
+        who: &Credentials,
+        header: &[u8],
+        payload: Bytes,
+    ) -> Result<Outgoing, Status> {
+        let b = m::BatchPut::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &b.target, Access::Write)?;
+        let total = b
+            .items
+            .iter()
+            .try_fold(0u64, |acc, (_, len)| acc.checked_add(*len))
+            .ok_or(Status::BadRequest)?;
+        if total != payload.len() as u64 {
+            return Err(Status::BadRequest);
+        }
+        self.metrics.bytes_in.add(total);
+        let mut off = 0usize;
+        let mut items = Vec::with_capacity(b.items.len());
+        for (key, len) in &b.items {
+            // `total` fits the payload, so every length fits usize.
+            let len = *len as usize;
+            items.push((Bytes::copy_from_slice(key), payload.slice(off..off + len)));
+            off += len;
+        }
+        let mode = store_mode(b.mode);
+        let statuses = on_space(&space, move |s| {
+            items
+                .into_iter()
+                .map(|(k, v)| match s.put(&k, v, mode) {
+                    Ok(PutOutcome::Stored) => Status::Ok as u16,
+                    Ok(PutOutcome::Exists) => Status::Exists as u16,
+                    Err(e) => status_of(&e) as u16,
+                })
+                .collect::<Vec<u16>>()
+        })
+        .await?;
+        Ok(ok(m::encode_u16s(&statuses), Vec::new()))
+    }
+
+    async fn batch_get(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let k = m::Keys::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &k.target, Access::Read)?;
+        let keys: Vec<Bytes> = k.keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        let (items, values) = on_space(&space, move |s| {
+            let mut items = Vec::with_capacity(keys.len());
+            let mut values = Vec::new();
+            let mut used = 0u64;
+            for key in &keys {
+                let fits = |len: u64| values.is_empty() || used + len <= BATCH_GET_BUDGET;
+                match s.value_len(key) {
+                    None => items.push((Status::NotFound as u16, 0)),
+                    Some(len) if !fits(len) => items.push((Status::NotSent as u16, len)),
+                    Some(_) => match s.get(key) {
+                        Ok(Some(v)) if fits(v.len() as u64) => {
+                            used += v.len() as u64;
+                            items.push((Status::Ok as u16, v.len() as u64));
+                            values.push(v);
+                        }
+                        Ok(Some(v)) => items.push((Status::NotSent as u16, v.len() as u64)),
+                        Ok(None) => items.push((Status::NotFound as u16, 0)),
+                        Err(e) => items.push((status_of(&e) as u16, 0)),
+                    },
+                }
+            }
+            (items, values)
+        })
+        .await?;
+        self.metrics
+            .bytes_out
+            .add(values.iter().map(|v| v.len() as u64).sum());
+        Ok(ok(m::encode_batch_get(&items), values))
+    }
+
+    fn lookup_many(
+        &self,
+        who: &Credentials,
+        header: &[u8],
+        msg_id: u16,
+    ) -> Result<Outgoing, Status> {
+        let k = m::Keys::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &k.target, Access::Read)?;
+        if msg_id == msg::PREFIX_MATCH {
+            let n = space.prefix_match(&k.keys);
+            return Ok(ok(m::encode_u64(n as u64), Vec::new()));
+        }
+        let flags: Vec<u16> = k
+            .keys
+            .iter()
+            .map(|key| u16::from(space.exists(key)))
+            .collect();
+        Ok(ok(m::encode_u16s(&flags), Vec::new()))
+    }
+
+    async fn batch_delete(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let k = m::Keys::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &k.target, Access::Write)?;
+        let keys: Vec<Bytes> = k.keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        let flags = on_space(&space, move |s| {
+            keys.iter()
+                .map(|key| s.delete(key).map(u16::from).map_err(|e| status_of(&e)))
+                .collect::<Result<Vec<u16>, Status>>()
+        })
+        .await??;
+        Ok(ok(m::encode_u16s(&flags), Vec::new()))
+    }
+
+    fn scan(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let s = m::Scan::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &s.target, Access::Read)?;
+        let limit = s.limit as usize;
+        let mut entries = space.scan(s.prefix, s.start_after, limit + 1);
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let page = m::ScanPage {
+            entries: entries
+                .into_iter()
+                .map(|(k, len)| (k.to_vec(), len))
+                .collect(),
+            more,
+        };
+        Ok(ok(page.encode(), Vec::new()))
+    }
+
+    fn stat(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
+        let s = m::StatReq::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &s.target, Access::Read)?;
+        let st = space.stats();
+        let cfg = space.config();
+        let stat = m::SpaceStat {
+            capacity: st.capacity,
+            bytes: st.bytes,
+            keys: st.keys,
+            hits: st.hits,
+            misses: st.misses,
+            evictions: st.evictions,
+            expirations: st.expirations,
+            puts: st.puts,
+            deletes: st.deletes,
+            ttl_secs: cfg.ttl_secs.unwrap_or(0),
+            durable: cfg.durability == Durability::Disk,
+        };
+        Ok(ok(stat.encode(), Vec::new()))
+    }
+}
+
+fn store_mode(mode: m::PutMode) -> PutMode {
+    match mode {
+        m::PutMode::Overwrite => PutMode::Overwrite,
+        m::PutMode::IfAbsent => PutMode::IfAbsent,
+    }
+}
+
+impl Service for KvService {
+    type Session = Session;
+
+    fn open_session(&self, peer: SocketAddr) -> Session {
+        self.metrics.sessions.inc();
+        Session {
+            peer,
+            state: Mutex::new(AuthState::Fresh),
+        }
+    }
+
+    async fn call(&self, session: Arc<Session>, req: Incoming) -> Outgoing {
+        let op = req.msg;
+        let out = self.handle(&session, req).await;
+        self.metrics.record(op, out.status);
+        out
+    }
+}
+
+/// Drops expired values of every space once a second, for ever.
+pub async fn sweep_expired(store: Arc<Store>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for space in store.spaces() {
+            if space.config().ttl_secs.is_none() {
+                continue;
+            }
+            if on_space(&space, |s| s.expire_now()).await.is_err() {
+                tracing::warn!(space = space.config().name, "expiry sweep failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(uid: u32, gid: u32, mode: u32) -> SpaceConfig {
+        SpaceConfig {
+            name: "s".into(),
+            capacity: 1,
+            ttl_secs: None,
+            durability: Durability::Memory,
+            uid,
+            gid,
+            mode,
+            id: 0,
+        }
+    }
+
+    #[test]
+    fn permissions_follow_owner_group_other_bits() {
+        let alice = Credentials {
+            uid: 1000,
+            gid: 100,
+            groups: vec![200],
+        };
+        assert!(permitted(&alice, &cfg(1000, 0, 0o600), Access::Write));
+        assert!(!permitted(&alice, &cfg(1000, 0, 0o400), Access::Write));
+        assert!(
+            permitted(&alice, &cfg(1, 200, 0o040), Access::Read),
+            "supplementary group"
+        );
+        assert!(
+            !permitted(&alice, &cfg(1, 200, 0o004), Access::Read),
+            "group bits decide for members"
+        );
+        assert!(permitted(&alice, &cfg(1, 1, 0o004), Access::Read));
+        assert!(!permitted(&alice, &cfg(1, 1, 0o770), Access::Read));
+        assert!(permitted(
+            &Credentials::root(),
+            &cfg(1, 1, 0),
+            Access::Write
+        ));
+    }
+}
