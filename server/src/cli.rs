@@ -30,6 +30,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage a running server through its admin API.
     Admin(AdminArgs),
+    /// Use KV spaces over the native KV protocol (put, get, ls, bench…).
+    Kv(crate::kv_cli::KvArgs),
 }
 
 /// Arguments of `nitrofs serve`. Each flag overrides the config file.
@@ -56,6 +58,9 @@ pub struct ServeArgs {
     /// S3 region (default us-east-1).
     #[arg(long, value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// Address of the native KV endpoint (port 0 picks a free one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kv_addr: Option<String>,
 }
 
 /// Arguments of `nitrofs admin`.
@@ -78,6 +83,58 @@ pub enum AdminCommand {
     /// S3 identities: access key pairs acting as a uid, gid and groups.
     #[command(subcommand)]
     User(UserCommand),
+    /// KV spaces: capacity-bounded key-value namespaces (KV-cache blocks).
+    #[command(subcommand)]
+    KvSpace(KvSpaceCommand),
+}
+
+/// `nitrofs admin kv-space …`.
+#[derive(Debug, Subcommand)]
+pub enum KvSpaceCommand {
+    /// Create a KV space.
+    Create {
+        /// Space name: 1-64 of A-Z a-z 0-9 . _ -
+        name: String,
+        /// Bytes of keys plus values it may hold (e.g. 1073741824, 64MiB, 1G);
+        /// beyond that the least useful values are evicted.
+        #[arg(long, value_parser = parse_capacity)]
+        capacity: u64,
+        /// Seconds a value lives after its put (default: until evicted).
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
+        /// `memory` (lost on restart) or `disk` (fsynced, survives restart).
+        #[arg(long, default_value = "memory", value_parser = ["memory", "disk"])]
+        durability: String,
+        /// Owning identity (a `nitrofs admin user` name; default root).
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Permission bits in octal: r = get/exists/ls/stat, w = put/delete
+        /// (default 0600).
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<u32>,
+    },
+    /// List KV spaces, one per line.
+    List,
+    /// Delete a KV space and every value in it.
+    Delete {
+        /// Space name.
+        name: String,
+    },
+}
+
+fn parse_capacity(s: &str) -> Result<u64, String> {
+    match crate::admin::kv_spaces::parse_bytes(s)? {
+        0 => Err("capacity must be more than 0 bytes".into()),
+        n => Ok(n),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!("{s:?} is not an octal mode from 0 to 0777")),
+    }
 }
 
 /// `nitrofs admin volume …`.

@@ -21,6 +21,8 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7070";
 pub const DEFAULT_S3_ADDR: &str = "0.0.0.0:9000";
 /// Default S3 region.
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
+/// Default native KV endpoint address.
+pub const DEFAULT_KV_ADDR: &str = "0.0.0.0:9100";
 /// Smallest accepted chunk size.
 pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
 /// Largest accepted chunk size.
@@ -74,6 +76,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The S3 endpoint.
     pub s3: S3Config,
+    /// The native KV endpoint.
+    pub kv: KvConfig,
     /// Tunables of the filesystem core.
     pub core: CoreConfig,
 }
@@ -115,6 +119,25 @@ pub struct S3Config {
     pub root_secret_key: Option<String>,
 }
 
+/// `[kv]`: the native KV protocol (KV-cache spaces) of the data role.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvConfig {
+    /// Listen address, HOST:PORT (port 0 picks a free port).
+    pub addr: String,
+    /// Address clients are told to use for this node in the routing table;
+    /// unset: the bound address (clients replace 0.0.0.0 with the host
+    /// they bootstrapped from).
+    pub advertise: Option<String>,
+    /// Seconds a started frame may take to arrive whole before its
+    /// connection is closed (slow or stalled clients).
+    pub frame_timeout_secs: u64,
+    /// Seconds a connection may stay silent before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+}
+
 /// `[core]`: the filesystem core.
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -131,6 +154,7 @@ impl Default for Config {
             nfs: NfsConfig::default(),
             admin: AdminConfig::default(),
             s3: S3Config::default(),
+            kv: KvConfig::default(),
             core: CoreConfig::default(),
         }
     }
@@ -165,6 +189,18 @@ impl Default for S3Config {
     }
 }
 
+impl Default for KvConfig {
+    fn default() -> Self {
+        Self {
+            addr: DEFAULT_KV_ADDR.to_string(),
+            advertise: None,
+            frame_timeout_secs: 30,
+            idle_timeout_secs: 600,
+            max_connections: 4096,
+        }
+    }
+}
+
 impl Default for CoreConfig {
     fn default() -> Self {
         Self {
@@ -186,6 +222,8 @@ pub struct Settings {
     pub exports: ExportPolicy,
     /// The S3 endpoint.
     pub s3: S3Settings,
+    /// The KV endpoint.
+    pub kv: KvSettings,
     /// Core options.
     pub fs: FsOptions,
 }
@@ -201,6 +239,56 @@ pub struct S3Settings {
     pub region: String,
     /// Root key pair from the config file, if given.
     pub root: Option<KeyPair>,
+}
+
+/// The validated `[kv]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvSettings {
+    /// Resolved listen address.
+    pub addr: SocketAddr,
+    /// Advertised address, if set.
+    pub advertise: Option<String>,
+    /// Frame timeout.
+    pub frame_timeout: std::time::Duration,
+    /// Idle timeout.
+    pub idle_timeout: std::time::Duration,
+    /// Connection limit.
+    pub max_connections: usize,
+}
+
+impl KvConfig {
+    fn validate(self) -> Result<KvSettings, ConfigError> {
+        let addr = socket_addr("kv.addr", &self.addr)?;
+        if let Some(a) = &self.advertise {
+            if a.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(invalid("kv.advertise", format!("{a:?} is not HOST:PORT")));
+            }
+        }
+        for (field, v) in [
+            ("kv.frame_timeout_secs", self.frame_timeout_secs),
+            ("kv.idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(invalid(
+                    field,
+                    format!("{v} must be from 1 to 86400 seconds"),
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("kv.max_connections", "must be at least 1"));
+        }
+        Ok(KvSettings {
+            addr,
+            advertise: self.advertise,
+            frame_timeout: std::time::Duration::from_secs(self.frame_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        })
+    }
 }
 
 /// An S3 access key and its secret.
@@ -307,12 +395,14 @@ impl Config {
         let chunk_size = u32::try_from(chunk_size)
             .map_err(|_| invalid("core.chunk_size", "does not fit in 32 bits"))?;
         let s3 = self.s3.validate()?;
+        let kv = self.kv.validate()?;
         Ok(Settings {
             data_dir: self.data_dir,
             nfs_addr,
             admin_addr,
             exports: self.nfs.exports,
             s3,
+            kv,
             fs: FsOptions { chunk_size },
         })
     }
@@ -471,6 +561,18 @@ mod tests {
             );
         }
         assert!(get("core", "chunk_size"), "core.chunk_size");
+        for key in [
+            "addr",
+            "frame_timeout_secs",
+            "idle_timeout_secs",
+            "max_connections",
+        ] {
+            assert!(get("kv", key), "kv.{key}");
+        }
+        assert!(
+            EXAMPLE.lines().any(|l| l.starts_with("# advertise = ")),
+            "kv.advertise"
+        );
         let default_export = table
             .get("nfs")
             .and_then(|n| n.get("exports"))

@@ -9,6 +9,9 @@
 mod admin;
 mod cli;
 mod config;
+mod kv;
+mod kv_bench;
+mod kv_cli;
 mod metrics;
 mod s3;
 mod serve;
@@ -52,6 +55,13 @@ fn main() -> ExitCode {
         cli::Command::Admin(args) => {
             init_tracing("warn");
             admin::run_client(args)
+        }
+        cli::Command::Kv(args) => {
+            init_tracing("warn");
+            match kv_cli::run(args) {
+                Ok(code) => return code,
+                Err(e) => Err(e),
+            }
         }
     };
     match result {

@@ -95,6 +95,12 @@ pub enum ServeError {
     /// The S3 server stopped on its own.
     #[error("the S3 server stopped: {0}")]
     S3Stopped(String),
+    /// The KV store could not be opened.
+    #[error("cannot open the KV store: {0}")]
+    Kv(#[from] nitrofs_kv::store::StoreError),
+    /// The KV server stopped on its own.
+    #[error("the KV server stopped: {0}")]
+    KvStopped(String),
 }
 
 /// Config file, then flags on top, then validation.
@@ -122,6 +128,10 @@ pub fn settings(args: &ServeArgs) -> Result<Settings, ConfigError> {
     if let Some(domain) = &args.s3_domain {
         config::check_domain("--s3-domain", domain)?;
         cfg.s3.domain = Some(domain.clone());
+    }
+    if let Some(addr) = &args.kv_addr {
+        config::socket_addr("--kv-addr", addr)?;
+        cfg.kv.addr = addr.clone();
     }
     if let Some(region) = &args.s3_region {
         config::check_region("--s3-region", region)?;
@@ -180,6 +190,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     let settings = settings(args)?;
     let fs = Arc::new(open_fs(&settings)?);
     let (identities, key_lines) = open_identities(&settings)?;
+    let kv_store = crate::kv::open_store(&settings.data_dir)?;
     info!(
         data_dir = %settings.data_dir.display(),
         chunk_size = fs.chunk_size(),
@@ -191,7 +202,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         .thread_name("nitrofs")
         .build()
         .map_err(ServeError::Runtime)?;
-    let result = rt.block_on(serve(fs.clone(), identities, settings, key_lines));
+    let result = rt.block_on(serve(fs.clone(), identities, kv_store, settings, key_lines));
     // Dropping the runtime's tasks drops every connection and with it every
     // other reference to the filesystem; blocking core calls in flight get
     // a grace period to finish.
@@ -239,6 +250,7 @@ fn local_addr(endpoint: &'static str, listener: &TcpListener, asked: SocketAddr)
 async fn serve(
     fs: Arc<FileSystem>,
     identities: Arc<Identities>,
+    kv_store: Arc<nitrofs_kv::store::Store>,
     settings: Settings,
     key_lines: Vec<String>,
 ) -> Result<(), ServeError> {
@@ -249,9 +261,11 @@ async fn serve(
     let nfs_listener = bind("nfs", settings.nfs_addr).await?;
     let admin_listener = bind("admin", settings.admin_addr).await?;
     let s3_listener = bind("s3", settings.s3.addr).await?;
+    let kv_listener = bind("kv", settings.kv.addr).await?;
     let nfs_addr = local_addr("nfs", &nfs_listener, settings.nfs_addr);
     let admin_addr = local_addr("admin", &admin_listener, settings.admin_addr);
     let s3_addr = local_addr("s3", &s3_listener, settings.s3.addr);
+    let kv_addr = local_addr("kv", &kv_listener, settings.kv.addr);
 
     let nfs = Arc::new(NfsServer::new(fs.clone(), Arc::new(settings.exports)));
     let nfs_metrics = nfs.metrics();
@@ -264,11 +278,25 @@ async fn serve(
     )
     .map_err(|e| ServeError::S3(e.to_string()))?;
     let mut s3_task = tokio::spawn(nitrofs_s3::serve(s3_listener, s3_service));
+    let kv_metrics = Arc::new(nitrofs_kv::KvMetrics::default());
+    let kv_stats = Arc::new(nitrofs_rdma_transport::ServerStats::default());
+    let mut kv_task = tokio::spawn(crate::kv::serve(
+        kv_listener,
+        kv_addr,
+        settings.kv.clone(),
+        kv_store.clone(),
+        identities.clone(),
+        kv_metrics.clone(),
+        kv_stats.clone(),
+    ));
     let admin_state = Arc::new(AdminState {
         fs,
         identities,
         metrics: Arc::new(Metrics::new()),
         nfs_metrics,
+        kv: kv_store,
+        kv_metrics,
+        kv_stats,
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, admin_state));
 
@@ -276,13 +304,14 @@ async fn serve(
         format!("nfs listening on {nfs_addr}"),
         format!("admin listening on {admin_addr}"),
         format!("s3 listening on {s3_addr}"),
+        format!("kv listening on {kv_addr}"),
     ];
     lines.extend(key_lines);
     lines.push("nitrofs ready".to_string());
     if let Err(e) = crate::print_lines(&lines) {
         warn!(error = %e, "cannot write the start-up lines to stdout");
     }
-    info!(%nfs_addr, %admin_addr, %s3_addr, "nitrofs ready");
+    info!(%nfs_addr, %admin_addr, %s3_addr, %kv_addr, "nitrofs ready");
 
     let outcome = tokio::select! {
         _ = sigterm.recv() => {
@@ -311,10 +340,20 @@ async fn serve(
             error!(%why, "S3 server stopped");
             Err(ServeError::S3Stopped(why))
         }
+        ended = &mut kv_task => {
+            let why = match ended {
+                Ok(Ok(())) => "it returned without an error".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("its task failed: {e}"),
+            };
+            error!(%why, "KV server stopped");
+            Err(ServeError::KvStopped(why))
+        }
     };
     // Stop accepting: the listeners are dropped with their tasks.
     nfs_task.abort();
     s3_task.abort();
+    kv_task.abort();
     admin_task.abort();
     outcome
 }
@@ -332,6 +371,7 @@ mod tests {
             s3_addr: None,
             s3_domain: None,
             s3_region: None,
+            kv_addr: None,
         }
     }
 

@@ -1,9 +1,10 @@
 //! The `nitrofs admin` client: one HTTP/1.1 request per command to the
 //! admin API of a running server, results printed to stdout.
 
+use super::kv_spaces::{self, NewSpace, SpaceInfo};
 use super::users::{self, NewUser, UserInfo, UserKeys};
-use super::{percent_encode, ErrorBody, VolumeInfo, USERS, VOLUMES};
-use crate::cli::{AdminArgs, AdminCommand, UserCommand, VolumeCommand};
+use super::{percent_encode, ErrorBody, VolumeInfo, KV_SPACES, USERS, VOLUMES};
+use crate::cli::{AdminArgs, AdminCommand, KvSpaceCommand, UserCommand, VolumeCommand};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HOST};
@@ -148,6 +149,34 @@ impl AdminClient {
         serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
     }
 
+    /// Lists KV spaces.
+    pub async fn list_kv_spaces(&self) -> Result<Vec<SpaceInfo>, ClientError> {
+        let (status, body) = request(&self.addr, Method::GET, KV_SPACES, None).await?;
+        check(status, &body)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// Creates a KV space.
+    pub async fn create_kv_space(
+        &self,
+        name: &str,
+        space: &NewSpace,
+    ) -> Result<SpaceInfo, ClientError> {
+        let path = format!("{KV_SPACES}/{}", percent_encode(name));
+        let json =
+            serde_json::to_vec(space).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        let (status, body) = request(&self.addr, Method::PUT, &path, Some(json)).await?;
+        check(status, &body)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// Deletes a KV space and its values.
+    pub async fn delete_kv_space(&self, name: &str) -> Result<(), ClientError> {
+        let path = format!("{KV_SPACES}/{}", percent_encode(name));
+        let (status, body) = request(&self.addr, Method::DELETE, &path, None).await?;
+        check(status, &body)
+    }
+
     /// Removes an S3 identity.
     pub async fn remove_user(&self, name: &str) -> Result<(), ClientError> {
         let path = format!("{USERS}/{}", percent_encode(name));
@@ -195,6 +224,37 @@ pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
             AdminCommand::User(UserCommand::Remove { name }) => {
                 client.remove_user(&name).await?;
                 out.push(format!("removed user {name}"));
+            }
+            AdminCommand::KvSpace(KvSpaceCommand::Create {
+                name,
+                capacity,
+                ttl,
+                durability,
+                owner,
+                mode,
+            }) => {
+                let new = NewSpace {
+                    capacity,
+                    ttl_secs: ttl,
+                    durability: Some(durability),
+                    owner,
+                    mode,
+                };
+                let s = client.create_kv_space(&name, &new).await?;
+                out.push(format!("created kv space {}", kv_spaces::list_line(&s)));
+            }
+            AdminCommand::KvSpace(KvSpaceCommand::List) => {
+                out.extend(
+                    client
+                        .list_kv_spaces()
+                        .await?
+                        .iter()
+                        .map(kv_spaces::list_line),
+                );
+            }
+            AdminCommand::KvSpace(KvSpaceCommand::Delete { name }) => {
+                client.delete_kv_space(&name).await?;
+                out.push(format!("deleted kv space {name}"));
             }
         }
         Ok::<_, ClientError>(())

@@ -10,6 +10,11 @@
 //!   identity and its `secret_key` (the only time it is shown); 409 exists;
 //!   400 bad name or body
 //! - `DELETE /v1/users/{name}` → 204; 404 unknown; 400 for `root`
+//! - `GET /v1/kv-spaces` → 200, `[{"name","capacity","ttl_secs","durability",
+//!   "uid","gid","mode","bytes","keys"}, …]`
+//! - `PUT /v1/kv-spaces/{name}` with `{"capacity","ttl_secs"?,"durability"?,
+//!   "owner"?,"mode"?}` → 201 with the space; 409 exists; 400 bad name or body
+//! - `DELETE /v1/kv-spaces/{name}` → 204 (its values are deleted); 404 unknown
 //! - `GET /health` → 200 `ok`
 //! - `GET /metrics` → Prometheus text
 //!
@@ -17,6 +22,7 @@
 //! Core calls and identity-file writes block, so they run on the blocking pool.
 
 mod client;
+pub mod kv_spaces;
 mod users;
 
 pub use client::run_client;
@@ -39,6 +45,7 @@ use tracing::{debug, info, warn, Instrument};
 
 const VOLUMES: &str = "/v1/volumes";
 const USERS: &str = "/v1/users";
+const KV_SPACES: &str = "/v1/kv-spaces";
 /// Largest request body the API reads (a user's ids fit in far less).
 const MAX_BODY: usize = 64 * 1024;
 const JSON: &str = "application/json";
@@ -85,6 +92,12 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// NFS call counters, appended to `/metrics`.
     pub nfs_metrics: Arc<nitrofs_nfs::NfsMetrics>,
+    /// The KV spaces of this data node.
+    pub kv: Arc<nitrofs_kv::store::Store>,
+    /// KV request counters, appended to `/metrics`.
+    pub kv_metrics: Arc<nitrofs_kv::KvMetrics>,
+    /// KV connection counters, appended to `/metrics`.
+    pub kv_stats: Arc<nitrofs_rdma_transport::ServerStats>,
 }
 
 /// Accepts admin connections forever. Accept errors (e.g. out of file
@@ -190,6 +203,25 @@ async fn route(
             _ => not_allowed("PUT, DELETE"),
         };
     }
+    if path == KV_SPACES || path == "/v1/kv-spaces/" {
+        return match *method {
+            Method::GET => kv_spaces::list(state).await,
+            _ => not_allowed("GET"),
+        };
+    }
+    if let Some(raw) = path.strip_prefix("/v1/kv-spaces/") {
+        let Some(name) = percent_decode(raw) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "malformed percent-encoding in name",
+            );
+        };
+        return match *method {
+            Method::PUT => kv_spaces::create(state, name, &body).await,
+            Method::DELETE => kv_spaces::delete(state, name).await,
+            _ => not_allowed("PUT, DELETE"),
+        };
+    }
     error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"))
 }
 
@@ -278,6 +310,8 @@ async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
         Ok(snap) => {
             let mut body = state.metrics.render(&snap);
             state.nfs_metrics.render(&mut body);
+            state.kv_metrics.render(&mut body);
+            crate::kv::render_transport(&state.kv_stats, &mut body);
             text(StatusCode::OK, PROMETHEUS, body)
         }
         Err(e) => fs_error("metrics", "", &e),
@@ -405,6 +439,9 @@ mod tests {
             identities: Arc::new(Identities::in_memory()),
             metrics: Arc::new(Metrics::new()),
             nfs_metrics: Arc::default(),
+            kv: Arc::new(nitrofs_kv::store::Store::open(&dir.join("kv")).expect("kv store")),
+            kv_metrics: Arc::default(),
+            kv_stats: Arc::default(),
         });
         tokio::spawn(serve(listener, state));
         addr
