@@ -8,12 +8,16 @@
 #   libnfs-utils          nfs-ls / nfs-cp / nfs-cat, used by the interop tests
 #   libnfs-dev            libnfs headers
 #   python3-pip           pip, for the Python packages below
+#   cmake, libnl-3-dev, libnl-route-3-dev, libibverbs-dev, ibverbs-providers,
+#   rdma-core             the RDMA verbs backend (`--features rdma`): ibverbs-sys
+#                         builds rdma-core's headers with cmake; libibverbs at run time
 #
 # and, with `python3 -m pip` when missing, the S3 clients the Python interop
 # tests drive (interop-tests/python): awscli boto3 s3cmd pytest requests.
 set -euo pipefail
 
-packages=(clang libclang-dev librocksdb-dev pkg-config libnfs-utils libnfs-dev python3-pip)
+packages=(clang libclang-dev librocksdb-dev pkg-config libnfs-utils libnfs-dev python3-pip
+    cmake libnl-3-dev libnl-route-3-dev libibverbs-dev ibverbs-providers rdma-core)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "setup: dpkg-query not found; this script supports Debian 12 (install these yourself: ${packages[*]})" >&2

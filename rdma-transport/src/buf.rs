@@ -109,8 +109,15 @@ impl PooledBuf {
         }
     }
 
-    /// Turns the buffer into `Bytes` without copying (it leaves the pool).
+    /// Turns the buffer into `Bytes`. When the contents fill most of the
+    /// buffer it is handed over without a copy (and leaves the pool);
+    /// otherwise the contents are copied into an exact-size allocation and
+    /// the buffer goes back to the pool, so a long-lived value never pins
+    /// up to twice its size in a rounded-up pool buffer.
     pub fn into_bytes(mut self) -> Bytes {
+        if self.len < self.vec.len() - self.vec.len() / 8 {
+            return Bytes::copy_from_slice(&self.vec[..self.len]);
+        }
         let mut v = std::mem::take(&mut self.vec);
         v.truncate(self.len);
         self.pool = None;
@@ -222,7 +229,22 @@ mod tests {
         let mut b = pool.take(5);
         b.copy_from_slice(b"hello");
         assert_eq!(&b.into_bytes()[..], b"hello");
-        assert_eq!(pool.pooled_bytes(), 0);
+        assert_eq!(
+            pool.pooled_bytes(),
+            4096,
+            "a mostly empty buffer is copied out and reused"
+        );
+        let mut full = pool.take(8000);
+        full.fill(7);
+        let ptr = full.as_ptr();
+        let bytes = full.into_bytes();
+        assert_eq!(bytes.as_ptr(), ptr, "a nearly full buffer is handed over");
+        assert!(bytes.iter().all(|&b| b == 7) && bytes.len() == 8000);
+        assert_eq!(
+            pool.pooled_bytes(),
+            4096,
+            "the handed-over buffer left the pool"
+        );
     }
 
     #[test]

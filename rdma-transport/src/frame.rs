@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn header_roundtrips() {
         let h = sample();
-        assert_eq!(FrameHeader::decode(&h.encode(), &Limits::default()).ok(), Some(h));
+        assert_eq!(
+            FrameHeader::decode(&h.encode(), &Limits::default()).ok(),
+            Some(h)
+        );
     }
 
     #[test]
@@ -155,7 +158,10 @@ mod tests {
         for (i, v) in [(0usize, b'X'), (4, 9), (5, 0), (5, 3)] {
             let mut b = good;
             b[i] = v;
-            assert!(FrameHeader::decode(&b, &Limits::default()).is_err(), "byte {i}");
+            assert!(
+                FrameHeader::decode(&b, &Limits::default()).is_err(),
+                "byte {i}"
+            );
         }
     }
 

@@ -137,21 +137,20 @@ impl std::fmt::Display for BackendKind {
 /// `who` names the caller in the log line ("kv server", "kv client").
 pub fn select_backend(who: &str) -> BackendKind {
     #[cfg(feature = "rdma")]
-    {
-        match verbs::probe() {
-            Ok(name) => {
-                tracing::info!("{who}: rdma device {name} found; using verbs for one-sided transfers");
-                return BackendKind::Verbs;
-            }
-            Err(why) => {
-                tracing::info!("{who}: no usable RDMA device ({why}); using TCP");
-                return BackendKind::Tcp;
-            }
+    let kind = match verbs::probe() {
+        Ok(name) => {
+            tracing::info!("{who}: rdma device {name} found; using verbs for one-sided transfers");
+            BackendKind::Verbs
         }
-    }
+        Err(why) => {
+            tracing::info!("{who}: no usable RDMA device ({why}); using TCP");
+            BackendKind::Tcp
+        }
+    };
     #[cfg(not(feature = "rdma"))]
-    {
+    let kind = {
         tracing::info!("{who}: built without the rdma feature; using TCP");
         BackendKind::Tcp
-    }
+    };
+    kind
 }

@@ -367,10 +367,19 @@ impl KvService {
         self.metrics.bytes_in.add(total);
         let mut off = 0usize;
         let mut items = Vec::with_capacity(b.items.len());
+        // A memory space keeps its values: give each its own allocation, or
+        // one live value would pin the whole batch's payload in memory.
+        let own = space.config().durability == Durability::Memory && b.items.len() > 1;
         for (key, len) in &b.items {
             // `total` fits the payload, so every length fits usize.
             let len = *len as usize;
-            items.push((Bytes::copy_from_slice(key), payload.slice(off..off + len)));
+            let value = payload.slice(off..off + len);
+            let value = if own {
+                Bytes::copy_from_slice(&value)
+            } else {
+                value
+            };
+            items.push((Bytes::copy_from_slice(key), value));
             off += len;
         }
         let mode = store_mode(b.mode);

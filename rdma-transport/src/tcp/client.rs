@@ -123,6 +123,12 @@ impl TcpConnection {
             req_id,
             armed: true,
         };
+        // A close that drained `pending` between the check above and the
+        // insert would leave this call waiting forever; `close` sets the
+        // flag before draining, so checking again after inserting is enough.
+        if self.is_closed() {
+            return Err(self.inner.closed_error());
+        }
         let frame = FrameHeader {
             kind: FrameKind::Request,
             msg: req.msg,
@@ -182,7 +188,8 @@ struct Poison<'a> {
 impl Drop for Poison<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.inner.close("a request was cancelled in the middle of its frame");
+            self.inner
+                .close("a request was cancelled in the middle of its frame");
         }
     }
 }
@@ -226,7 +233,9 @@ async fn read_responses(rd: &mut OwnedReadHalf, inner: &Inner) -> Result<(), Tra
         }
         let h = FrameHeader::decode(&fixed, &inner.limits)?;
         if h.kind != FrameKind::Response {
-            return Err(TransportError::Protocol("server sent a request frame".into()));
+            return Err(TransportError::Protocol(
+                "server sent a request frame".into(),
+            ));
         }
         let mut header = inner.pool.take(h.header_len as usize);
         rd.read_exact(&mut header).await?;

@@ -139,7 +139,8 @@ pub async fn serve<S: Service>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (service, cfg, pool, stats) = (service.clone(), cfg.clone(), pool.clone(), stats.clone());
+        let (service, cfg, pool, stats) =
+            (service.clone(), cfg.clone(), pool.clone(), stats.clone());
         tokio::spawn(async move {
             stats.connections_open.fetch_add(1, Ordering::Relaxed);
             let (rd, wr) = stream.into_split();
@@ -201,7 +202,9 @@ impl<S: Service> Conn<S> {
             let deadline = tokio::time::Instant::now() + self.cfg.frame_timeout;
             let h = self
                 .timed(deadline, async {
-                    rd.read_exact(&mut fixed[1..]).await.map_err(|e| e.to_string())?;
+                    rd.read_exact(&mut fixed[1..])
+                        .await
+                        .map_err(|e| e.to_string())?;
                     FrameHeader::decode(&fixed, &self.cfg.limits).map_err(|e| e.to_string())
                 })
                 .await?;
@@ -227,9 +230,16 @@ impl<S: Service> Conn<S> {
                 .map_err(|e| e.to_string())?;
             let mut header = self.pool.take(h.header_len as usize);
             let mut payload = self.pool.take(h.payload_len as usize);
+            // Time spent waiting for the budget is ours, not the client's:
+            // the rest of the frame gets a full frame timeout.
+            let deadline = tokio::time::Instant::now() + self.cfg.frame_timeout;
             self.timed(deadline, async {
-                rd.read_exact(&mut header).await.map_err(|e| e.to_string())?;
-                rd.read_exact(&mut payload).await.map_err(|e| e.to_string())?;
+                rd.read_exact(&mut header)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                rd.read_exact(&mut payload)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await?;
