@@ -1,17 +1,20 @@
 //! Test harness shared by every interop test binary: starts the real `nitrofs`
 //! binary on loopback in a fresh data directory, learns its ports from stdout,
 //! stops it (SIGTERM), crashes it (SIGKILL) and restarts it on the same data.
+//! The root identity has fixed keys ([`ROOT_ACCESS_KEY`], [`ROOT_SECRET_KEY`])
+//! so tests can speak the native KV protocol as root.
 //!
 //! Every wait is bounded; nothing sleeps to synchronise (the server says
 //! `nitrofs ready` on stdout and we read lines until it does).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod kv;
 pub mod nfs;
 pub mod rpc;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -22,6 +25,12 @@ use std::time::{Duration, Instant};
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a server may take to exit after SIGTERM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one `nitrofs admin` or `nitrofs kv` command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Access key of the root identity of every test server (uid 0).
+pub const ROOT_ACCESS_KEY: &str = "NITROFSROOTKEY00TEST";
+/// Secret key of the root identity of every test server (40 characters).
+pub const ROOT_SECRET_KEY: &str = "nitrofs-interop-root-secret-0123456789ab";
 /// Poll interval while waiting for a process to exit (a bounded poll, not a sync sleep).
 const POLL: Duration = Duration::from_millis(20);
 
@@ -51,13 +60,36 @@ pub fn nitrofs_bin() -> PathBuf {
 /// Runs `cmd` to completion with a bounded wait, capturing stdout and stderr.
 /// On timeout the process is killed and the test fails, naming the command.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    run_bounded(cmd, None, timeout)
+}
+
+/// Like [`run_with_timeout`], feeding `input` to the command's stdin (then
+/// closing it).
+pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
+    run_bounded(cmd, Some(input.to_vec()), timeout)
+}
+
+fn run_bounded(cmd: &mut Command, input: Option<Vec<u8>>, timeout: Duration) -> Output {
     let desc = format!("{cmd:?}");
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+    // A thread writes stdin so a child that fills its stdout pipe first
+    // cannot deadlock against us; dropping the handle closes the pipe.
+    let in_writer = input.map(|data| {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        })
+    });
     let out_reader = drain_in_thread(child.stdout.take().expect("stdout is piped"));
     let err_reader = drain_in_thread(child.stderr.take().expect("stderr is piped"));
     let status = wait_bounded(&mut child, timeout);
@@ -69,6 +101,9 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
             panic!("{desc} did not finish within {timeout:?}");
         }
     };
+    if let Some(w) = in_writer {
+        w.join().expect("stdin writer thread");
+    }
     Output {
         status,
         stdout: out_reader.join().expect("stdout reader thread"),
@@ -115,6 +150,8 @@ pub struct Server {
     pub nfs_port: u16,
     /// Admin API port of the current (or last) process.
     pub admin_port: u16,
+    /// Native KV port of the current (or last) process (a new one on every start).
+    pub kv_port: u16,
 }
 
 impl Server {
@@ -145,6 +182,7 @@ impl Server {
             starts: 0,
             nfs_port: 0,
             admin_port: 0,
+            kv_port: 0,
         };
         if let Some(toml) = toml {
             server.write_config(toml);
@@ -187,6 +225,16 @@ impl Server {
         SocketAddr::from(([127, 0, 0, 1], self.admin_port))
     }
 
+    /// `127.0.0.1:<kv port>`.
+    pub fn kv_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.kv_port))
+    }
+
+    /// The root identity's `(access key, secret key)`.
+    pub fn root_keys(&self) -> (&'static str, &'static str) {
+        (ROOT_ACCESS_KEY, ROOT_SECRET_KEY)
+    }
+
     /// libnfs URL for `path` (relative, no leading slash) in volume `default`.
     pub fn nfs_url(&self, path: &str) -> String {
         self.nfs_url_in("default", path)
@@ -224,6 +272,10 @@ impl Server {
             // Port 0: parallel servers must not all claim the default 9000.
             .arg("--s3-addr")
             .arg("127.0.0.1:0")
+            .arg("--kv-addr")
+            .arg("127.0.0.1:0")
+            .env("NITROFS_ROOT_ACCESS_KEY", ROOT_ACCESS_KEY)
+            .env("NITROFS_ROOT_SECRET_KEY", ROOT_SECRET_KEY)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -244,6 +296,7 @@ impl Server {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut nfs = None;
         let mut admin = None;
+        let mut kv = None;
         let mut seen = Vec::new();
         let outcome = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -253,6 +306,8 @@ impl Server {
                         nfs = a.trim().parse::<SocketAddr>().ok();
                     } else if let Some(a) = line.strip_prefix("admin listening on ") {
                         admin = a.trim().parse::<SocketAddr>().ok();
+                    } else if let Some(a) = line.strip_prefix("kv listening on ") {
+                        kv = a.trim().parse::<SocketAddr>().ok();
                     } else if line.trim() == "nitrofs ready" {
                         break Ok(());
                     }
@@ -266,16 +321,19 @@ impl Server {
                 }
             }
         };
-        let outcome = outcome.and_then(|()| match (nfs, admin) {
-            (Some(n), Some(a)) => Ok((n, a)),
-            _ => Err("`nitrofs ready` came before both `nfs listening on` and \
-                      `admin listening on` lines"
-                .to_string()),
+        let outcome = outcome.and_then(|()| match (nfs, admin, kv) {
+            (Some(n), Some(a), Some(k)) => Ok((n, a, k)),
+            _ => Err(
+                "`nitrofs ready` came before all of the `nfs listening on`, \
+                      `admin listening on` and `kv listening on` lines"
+                    .to_string(),
+            ),
         });
         match outcome {
-            Ok((n, a)) => {
+            Ok((n, a, k)) => {
                 self.nfs_port = n.port();
                 self.admin_port = a.port();
+                self.kv_port = k.port();
                 self.child = Some(child);
                 Ok(())
             }
@@ -374,8 +432,44 @@ impl Server {
                 .arg("--admin-addr")
                 .arg(self.admin_addr().to_string())
                 .args(args),
-            Duration::from_secs(60),
+            COMMAND_TIMEOUT,
         )
+    }
+
+    /// Runs `nitrofs kv --addr <this server> ARGS...` as root.
+    pub fn kv(&self, args: &[&str]) -> Output {
+        self.kv_as((ROOT_ACCESS_KEY, ROOT_SECRET_KEY), args)
+    }
+
+    /// Runs `nitrofs kv ARGS...` as root with `input` on its stdin.
+    pub fn kv_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_input(
+            &mut self.kv_command((ROOT_ACCESS_KEY, ROOT_SECRET_KEY), args),
+            input,
+            COMMAND_TIMEOUT,
+        )
+    }
+
+    /// Runs `nitrofs kv ARGS...` with the key pair `keys` (access, secret).
+    pub fn kv_as(&self, keys: (&str, &str), args: &[&str]) -> Output {
+        run_with_timeout(&mut self.kv_command(keys, args), COMMAND_TIMEOUT)
+    }
+
+    fn kv_command(&self, (access, secret): (&str, &str), args: &[&str]) -> Command {
+        let mut cmd = Command::new(nitrofs_bin());
+        cmd.arg("kv")
+            .arg("--addr")
+            .arg(self.kv_addr().to_string())
+            .arg("--access-key")
+            .arg(access)
+            .arg("--secret-key")
+            .arg(secret)
+            .args(args)
+            // The flags, not whatever the developer's shell exports, decide.
+            .env_remove("NITROFS_KV_ADDR")
+            .env_remove("NITROFS_ACCESS_KEY")
+            .env_remove("NITROFS_SECRET_KEY");
+        cmd
     }
 }
 

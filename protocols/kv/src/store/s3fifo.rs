@@ -175,6 +175,11 @@ impl Index {
         true
     }
 
+    /// Bytes promised to puts in flight.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
     /// Returns a reservation (the put finished or failed).
     pub fn release(&mut self, need: u64) {
         self.reserved = self.reserved.saturating_sub(need);

@@ -16,10 +16,15 @@ use super::{
 };
 use bytes::Bytes;
 use nitrofs_chunk_store::{ChunkError, ChunkId, ChunkStore};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a disk put waits for room held by other puts in flight before
+/// it gives up with `NoSpace`.
+const RESERVE_WAIT: Duration = Duration::from_secs(10);
 
 /// Values per chunk-engine directory: value `vid` is chunk
 /// `(vid >> BUCKET_BITS, vid)`.
@@ -73,6 +78,8 @@ fn bump(c: &AtomicU64, n: usize) {
 pub struct Space {
     cfg: SpaceConfig,
     state: Mutex<State>,
+    /// Signalled when a put in flight returns its reservation.
+    room: Condvar,
     /// The value records (disk spaces only).
     chunks: Option<Arc<dyn ChunkStore>>,
     clock: Arc<dyn Clock>,
@@ -97,6 +104,7 @@ impl Space {
         let space = Space {
             cfg,
             state: Mutex::new(state),
+            room: Condvar::new(),
             chunks,
             clock,
             stats: Counters::default(),
@@ -205,12 +213,33 @@ impl Space {
         let mut evicted = Vec::new();
         let vid = {
             let mut st = self.state.lock();
-            if mode == PutMode::IfAbsent && st.index.live(key, now).is_some() {
-                return Ok(PutOutcome::Exists);
-            }
-            let vid = st.index.reserve(need, &mut evicted).then(|| st.alloc_vid());
+            let deadline = Instant::now() + RESERVE_WAIT;
+            let vid = loop {
+                if mode == PutMode::IfAbsent && st.index.live(key, now).is_some() {
+                    break Err(PutOutcome::Exists);
+                }
+                if st.index.reserve(need, &mut evicted) {
+                    break Ok(Some(st.alloc_vid()));
+                }
+                // Nothing left to evict. Room promised to puts in flight
+                // comes back when they finish (as a value or a release):
+                // wait for it rather than fail a value that fits.
+                if st.index.reserved() == 0 || need > self.cfg.capacity {
+                    break Ok(None);
+                }
+                if self.room.wait_until(&mut st, deadline).timed_out() {
+                    break Ok(None);
+                }
+            };
             self.publish(&st);
             vid
+        };
+        let vid = match vid {
+            Ok(vid) => vid,
+            Err(outcome) => {
+                self.evicted(evicted);
+                return Ok(outcome);
+            }
         };
         self.evicted(evicted);
         let Some(vid) = vid else {
@@ -221,6 +250,7 @@ impl Space {
 
         let mut st = self.state.lock();
         st.index.release(need);
+        self.room.notify_all();
         let crc = match written {
             Ok(crc) => crc,
             Err(e) => {

@@ -279,3 +279,33 @@ fn capacity_is_never_exceeded_by_concurrent_putters() {
         }
     }
 }
+
+#[test]
+fn disk_puts_whose_values_fit_wait_for_room_held_by_puts_in_flight() {
+    // Each value fits alone, but eight in flight together do not: the
+    // later ones must wait for the earlier ones' room, not fail.
+    const CAP: u64 = 1024 * 1024;
+    let f = Fixture::new();
+    let s = f.space("tight", CAP, Durability::Disk);
+    std::thread::scope(|scope| {
+        for t in 0..8u8 {
+            let s = Arc::clone(&s);
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let key = format!("t{t}-{i}");
+                    s.put(
+                        key.as_bytes(),
+                        Bytes::from(vec![t; 400 * 1024]),
+                        PutMode::Overwrite,
+                    )
+                    .expect("a value that fits is stored");
+                    assert!(s.stats().bytes <= CAP);
+                }
+            });
+        }
+    });
+    let st = s.stats();
+    assert_eq!(st.puts, 80);
+    assert!(st.bytes <= CAP && st.evictions >= 70, "{st:?}");
+    s.check_invariants();
+}
