@@ -13,7 +13,7 @@ scripts/setup.sh
 cargo build -p nitrofs
 cargo test --workspace "$@"
 # The RDMA verbs backend: it must build, and without a device fall back to TCP.
-cargo test -p nitrofs-rdma-transport --features rdma "$@"
+cargo test -p nitrofs-rdma-transport -p nitrofs-kv -p nitrofs-kv-client --features rdma "$@"
 # pytest exits 5 when it collects no tests: that is a failure here too, as
 # is every other non-zero status (set -e).
 python3 -m pytest -q interop-tests/python

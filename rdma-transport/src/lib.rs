@@ -28,7 +28,7 @@ pub mod tcp;
 #[cfg(feature = "rdma")]
 pub mod verbs;
 
-pub use buf::{BufPool, MemoryRegion, PooledBuf};
+pub use buf::{BufPool, MemoryRegion, PooledBuf, RemoteBuf};
 pub use frame::Limits;
 pub use tcp::{serve, Incoming, Outgoing, ServerConfig, ServerStats, Service, TcpConnection};
 

@@ -40,7 +40,7 @@ pub async fn serve(
     metrics: Arc<KvMetrics>,
     stats: Arc<ServerStats>,
 ) -> std::io::Result<()> {
-    nitrofs_rdma_transport::select_backend("kv server");
+    let backend = nitrofs_rdma_transport::select_backend("kv server");
     let advertise = settings
         .advertise
         .clone()
@@ -51,6 +51,22 @@ pub async fn serve(
         Routing::single(1, advertise),
         metrics,
     );
+    // One-sided transfers for clients that ask, when a device answered.
+    #[cfg(feature = "rdma")]
+    let service = match backend {
+        nitrofs_rdma_transport::BackendKind::Verbs => {
+            match nitrofs_rdma_transport::verbs::VerbsContext::open_first() {
+                Ok(ctx) => service.with_verbs(ctx),
+                Err(e) => {
+                    tracing::warn!("kv server: cannot open the rdma device ({e}); TCP only");
+                    service
+                }
+            }
+        }
+        nitrofs_rdma_transport::BackendKind::Tcp => service,
+    };
+    #[cfg(not(feature = "rdma"))]
+    let _ = backend;
     let cfg = ServerConfig {
         idle_timeout: settings.idle_timeout,
         frame_timeout: settings.frame_timeout,
@@ -58,13 +74,7 @@ pub async fn serve(
         ..ServerConfig::default()
     };
     tokio::spawn(nitrofs_kv::sweep_expired(store));
-    nitrofs_rdma_transport::serve(
-        listener,
-        Arc::new(service),
-        cfg,
-        stats,
-    )
-    .await
+    nitrofs_rdma_transport::serve(listener, Arc::new(service), cfg, stats).await
 }
 
 /// Appends the KV transport's connection counters in Prometheus text format.

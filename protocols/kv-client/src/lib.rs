@@ -8,6 +8,30 @@
 //! round trip per node. Transport failures, `Busy` and `StaleRouting`
 //! (after refreshing the table) are retried.
 //!
+//! ## Where the bytes go (TCP and RDMA)
+//!
+//! Every message travels on a TCP connection. With the `rdma` feature, a
+//! usable RDMA device on this host and a server that has one too, each
+//! pooled connection also gets a verbs queue pair (RDMA_CONNECT after
+//! authentication), and values of the region calls move by one-sided
+//! transfers the server issues; everything else is unchanged.
+//!
+//! | call | over TCP | over RDMA verbs |
+//! |---|---|---|
+//! | [`KvClient::get_into`] | read from the socket straight into the region (no intermediate buffer) | GET_REMOTE: the server RDMA-WRITEs the value into the region — no copy and no CPU on this side |
+//! | [`KvClient::put_from`] | PUT: written to the socket straight from the region | PUT_REMOTE: the server RDMA-READs the value from the region — no copy on this side |
+//! | `get`, `batch_get` | into a pooled buffer, handed over as `Bytes` (copied only when the buffer is mostly empty) | same as TCP |
+//! | `put`, `put_if_absent`, `batch_put` | written straight from the caller's slices | same as TCP |
+//!
+//! RDMA needs regions from [`KvClient::register`] (registered with the
+//! device when this client does RDMA with the cluster, plain otherwise);
+//! any region works over TCP. A connection whose server lacks verbs
+//! (`NotSupported` or `UnknownMessage` to RDMA_CONNECT), or whose queue pair
+//! fails, carries its values over TCP; a call whose one-sided attempt is
+//! refused is sent again as GET / PUT at once. The server copies values
+//! between its store and its own registered buffers (one copy per transfer
+//! on the server, none on the client).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), nitrofs_kv_client::KvError> {
 //! use nitrofs_kv_client::{ClientConfig, KvClient};
@@ -26,13 +50,13 @@ mod pool;
 
 pub use nitrofs_kv_wire::messages::{PutMode, ScanPage, SpaceStat};
 pub use nitrofs_kv_wire::{Routing, Status};
-pub use nitrofs_rdma_transport::{MemoryRegion, TransportError};
+pub use nitrofs_rdma_transport::{MemoryRegion, RemoteBuf, TransportError};
 
 use bytes::Bytes;
 use nitrofs_kv_wire::messages::{self as m, KeyOp, Keys, Target};
 use nitrofs_kv_wire::{msg, MAX_BATCH};
 use nitrofs_rdma_transport::{Payload, Request, Response};
-use pool::Pools;
+use pool::{KvConn, Pools};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +118,10 @@ pub struct ClientConfig {
     pub attempts: u32,
     /// Time allowed for one attempt.
     pub request_timeout: Duration,
+    /// Move values of [`KvClient::get_into`] / [`KvClient::put_from`] by
+    /// one-sided RDMA when built with `rdma`, a device answers and the
+    /// server accepts; `false` keeps every byte on TCP.
+    pub rdma: bool,
 }
 
 impl ClientConfig {
@@ -106,6 +134,7 @@ impl ClientConfig {
             connections_per_node: 4,
             attempts: 3,
             request_timeout: Duration::from_secs(30),
+            rdma: true,
         }
     }
 }
@@ -131,6 +160,40 @@ struct Call<'a> {
     payload: Vec<&'a [u8]>,
 }
 
+/// Whether a message has the server reach into the client's memory.
+fn is_one_sided(msg_id: u16) -> bool {
+    matches!(msg_id, msg::GET_REMOTE | msg::PUT_REMOTE)
+}
+
+/// A one-sided request in flight. Until its response arrives the server
+/// may still be writing into (or reading from) the caller's region; if the
+/// call ends any other way (timeout, broken connection, the future
+/// dropped), the connection's queue pair is destroyed first, so the server
+/// cannot touch the region once the caller gets it back (or it is freed
+/// or reused: fields drop after `drop`).
+struct OneSided<'c> {
+    conn: &'c KvConn,
+    region: Option<MemoryRegion>,
+    armed: bool,
+}
+
+impl Drop for OneSided<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.conn
+                .drop_qp("a one-sided request ended without its response");
+        }
+    }
+}
+
+fn wire_buf(b: RemoteBuf) -> m::RemoteBuf {
+    m::RemoteBuf {
+        addr: b.addr,
+        len: b.len,
+        rkey: b.rkey,
+    }
+}
+
 impl KvClient {
     /// Connects to `cfg.addr`, authenticates and fetches the routing table.
     /// Fails with `Unauthenticated` on wrong credentials.
@@ -151,6 +214,22 @@ impl KvClient {
         self.pools.routing()
     }
 
+    /// Whether this client moves values of [`KvClient::get_into`] and
+    /// [`KvClient::put_from`] by one-sided RDMA (built with `rdma`, a device
+    /// answered, and the bootstrap node accepted a queue pair).
+    pub fn rdma_enabled(&self) -> bool {
+        self.pools.one_sided()
+    }
+
+    /// A region of `len` bytes for [`KvClient::get_into`] and
+    /// [`KvClient::put_from`]: registered with the RDMA device when
+    /// [`KvClient::rdma_enabled`] (its initial contents are then whatever
+    /// an earlier registration of its size held), plain zeroed memory
+    /// otherwise. Regions are cached by size class: keep and reuse them.
+    pub fn register(&self, len: usize) -> MemoryRegion {
+        self.pools.register(len)
+    }
+
     /// Sends `call` to the node owning `(space, route_key)`, retrying what
     /// may be retried. `region` receives the payload when given.
     async fn send<'p>(
@@ -158,31 +237,47 @@ impl KvClient {
         space: &str,
         route_key: &[u8],
         build: impl Fn(u64) -> Call<'p>,
+        region: Option<MemoryRegion>,
+        what: &str,
+    ) -> KvResult<Response> {
+        self.send_on(space, route_key, |rv, _| build(rv), region, what)
+            .await
+    }
+
+    /// [`KvClient::send`] where `build` also learns whether the chosen
+    /// connection can carry a one-sided message (GET_REMOTE / PUT_REMOTE).
+    /// Such a message keeps `region` out of the transport (the server moves
+    /// the bytes) and hands it back in the response; one refused with
+    /// `NotSupported` drops the connection's queue pair and is built again,
+    /// two-sided, without counting as an attempt.
+    async fn send_on<'p>(
+        &self,
+        space: &str,
+        route_key: &[u8],
+        build: impl Fn(u64, bool) -> Call<'p>,
         mut region: Option<MemoryRegion>,
         what: &str,
     ) -> KvResult<Response> {
         let attempts = self.pools.config().attempts;
         let mut last: Option<KvError> = None;
-        for attempt in 0..attempts {
+        let mut tcp_only = false;
+        let mut attempt = 0;
+        while attempt < attempts {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
             }
             let routing = self.pools.routing();
-            let call = build(routing.version);
             let result = self
-                .pools
-                .call(
-                    &routing,
-                    space,
-                    route_key,
-                    call.msg,
-                    &call.header,
-                    &call.payload,
-                    region.take(),
-                )
+                .attempt(&routing, space, route_key, &build, &mut region, tcp_only)
                 .await;
             let err = match result {
-                Ok(resp) => match Status::from_u16(resp.status) {
+                Ok((resp, true)) if resp.status == Status::NotSupported as u16 => {
+                    // Refused one-sided: the same request over TCP, now.
+                    region = resp.region;
+                    tcp_only = true;
+                    continue;
+                }
+                Ok((resp, _)) => match Status::from_u16(resp.status) {
                     Some(Status::StaleRouting) => {
                         region = resp.region;
                         self.pools.refresh_routing().await?;
@@ -210,8 +305,47 @@ impl KvClient {
             }
             tracing::debug!("{what}: attempt {} failed: {err}", attempt + 1);
             last = Some(err);
+            attempt += 1;
         }
         Err(last.unwrap_or_else(|| KvError::Invalid("no attempt made".into())))
+    }
+
+    /// One attempt of [`KvClient::send_on`]: the response and whether the
+    /// message was one-sided.
+    async fn attempt<'p>(
+        &self,
+        routing: &Routing,
+        space: &str,
+        route_key: &[u8],
+        build: &impl Fn(u64, bool) -> Call<'p>,
+        region: &mut Option<MemoryRegion>,
+        tcp_only: bool,
+    ) -> KvResult<(Response, bool)> {
+        let conn = self.pools.connection_for(routing, space, route_key).await?;
+        let call = build(routing.version, !tcp_only && conn.one_sided());
+        if !is_one_sided(call.msg) {
+            let r = self
+                .pools
+                .call_on(&conn, call.msg, &call.header, &call.payload, region.take())
+                .await?;
+            return Ok((r, false));
+        }
+        let mut guard = OneSided {
+            conn: &conn,
+            region: region.take(),
+            armed: true,
+        };
+        let mut r = self
+            .pools
+            .call_on(&conn, call.msg, &call.header, &call.payload, None)
+            .await?;
+        // Answered: the server is done with the region.
+        guard.armed = false;
+        r.region = guard.region.take();
+        if r.status == Status::NotSupported as u16 {
+            conn.drop_qp("the server refused a one-sided transfer");
+        }
+        Ok((r, true))
     }
 
     fn fail(status: u16, what: &str) -> KvError {
@@ -276,9 +410,12 @@ impl KvClient {
         }
     }
 
-    /// Reads `key`'s value straight into `region` (no intermediate copy).
-    /// Returns the region and the value's length (`None`: absent). A value
-    /// longer than the region fails with `BufferTooSmall`.
+    /// Reads `key`'s value straight into `region` (no intermediate copy):
+    /// by RDMA WRITE of the server when the region is registered
+    /// ([`KvClient::register`]) and the connection has a queue pair, from
+    /// the socket otherwise. Returns the region and the value's length
+    /// (`None`: absent). A value longer than the region fails with
+    /// `BufferTooSmall`.
     pub async fn get_into(
         &self,
         space: &str,
@@ -286,11 +423,53 @@ impl KvClient {
         region: MemoryRegion,
     ) -> KvResult<(MemoryRegion, Option<usize>)> {
         let max = region.len() as u64;
-        let r = self.get_raw(space, key, max, Some(region)).await?;
+        let remote = region.remote();
+        let build = |rv, one_sided: bool| {
+            let target = Target {
+                routing_version: rv,
+                space,
+            };
+            let header = match remote.filter(|_| one_sided) {
+                Some(buf) => {
+                    return Call {
+                        msg: msg::GET_REMOTE,
+                        header: m::GetRemote {
+                            target,
+                            key,
+                            buf: wire_buf(buf),
+                        }
+                        .encode(),
+                        payload: Vec::new(),
+                    }
+                }
+                None => KeyOp {
+                    target,
+                    key,
+                    max_len: max,
+                }
+                .encode(),
+            };
+            Call {
+                msg: msg::GET,
+                header,
+                payload: Vec::new(),
+            }
+        };
+        let r = self.send_on(space, key, build, Some(region), "get").await?;
         let region = r
             .region
             .ok_or_else(|| KvError::Protocol("region not handed back".into()))?;
         match Status::from_u16(r.status) {
+            Some(Status::Ok) if r.msg == msg::GET_REMOTE => {
+                let n = m::decode_u64(&r.header).map_err(|e| KvError::Protocol(e.to_string()))?;
+                match usize::try_from(n).ok().filter(|&n| n <= region.len()) {
+                    Some(n) => Ok((region, Some(n))),
+                    None => Err(KvError::Protocol(format!(
+                        "the server wrote {n} bytes into a {}-byte region",
+                        region.len()
+                    ))),
+                }
+            }
             Some(Status::Ok) => match r.payload {
                 Payload::InRegion(n) => Ok((region, Some(n))),
                 Payload::Empty => Ok((region, Some(0))),
@@ -298,6 +477,62 @@ impl KvClient {
             },
             Some(Status::NotFound) => Ok((region, None)),
             _ => Err(Self::fail(r.status, "get")),
+        }
+    }
+
+    /// Stores the first `len` bytes of `region` under `key`: read by the
+    /// server with RDMA READ when the region is registered
+    /// ([`KvClient::register`]) and the connection has a queue pair, sent
+    /// as a PUT payload straight from the region otherwise. With
+    /// [`PutMode::IfAbsent`] returns whether it was stored (`false`: a live
+    /// value exists); with `Overwrite`, `true`.
+    pub async fn put_from(
+        &self,
+        space: &str,
+        key: &[u8],
+        region: &MemoryRegion,
+        len: usize,
+        mode: PutMode,
+    ) -> KvResult<bool> {
+        let value = region.get(..len).ok_or_else(|| {
+            KvError::Invalid(format!(
+                "{len} bytes asked of a {}-byte region",
+                region.len()
+            ))
+        })?;
+        let remote = region
+            .remote()
+            .zip(u32::try_from(len).ok())
+            .map(|(b, len)| RemoteBuf { len, ..b });
+        let build = |rv, one_sided: bool| {
+            let target = Target {
+                routing_version: rv,
+                space,
+            };
+            match remote.filter(|_| one_sided) {
+                Some(buf) => Call {
+                    msg: msg::PUT_REMOTE,
+                    header: m::PutRemote {
+                        target,
+                        key,
+                        mode,
+                        buf: wire_buf(buf),
+                    }
+                    .encode(),
+                    payload: Vec::new(),
+                },
+                None => Call {
+                    msg: msg::PUT,
+                    header: m::Put { target, key, mode }.encode(),
+                    payload: vec![value],
+                },
+            }
+        };
+        let r = self.send_on(space, key, build, None, "put").await?;
+        match Status::from_u16(r.status) {
+            Some(Status::Ok) => Ok(true),
+            Some(Status::Exists) => Ok(false),
+            _ => Err(Self::fail(r.status, "put")),
         }
     }
 

@@ -11,7 +11,13 @@
 //! A session: `HELLO(access key)` → nonce; `AUTH(HMAC-SHA256(secret,
 //! context ‖ nonce ‖ access key))` → routing table; then data requests, each
 //! naming the routing version it was routed with. Values travel as frame
-//! payload, never inside headers.
+//! payload, never inside headers — or, when both ends have RDMA verbs, by a
+//! one-sided transfer the server issues: `RDMA_CONNECT` (after AUTH) pairs a
+//! queue pair with the session, then `GET_REMOTE` / `PUT_REMOTE` name a
+//! registered buffer of the client ([`messages::RemoteBuf`]) that the server
+//! RDMA-WRITEs the value into or RDMA-READs it from. A server without verbs
+//! answers those three with [`Status::NotSupported`] and the client uses
+//! GET / PUT instead.
 
 pub mod auth;
 pub mod codec;
@@ -33,6 +39,9 @@ pub mod msg {
     pub const AUTH: u16 = 2;
     /// Fetch the current routing table (after a StaleRouting reply).
     pub const ROUTING: u16 = 3;
+    /// Pair an RDMA queue pair with the session: the client's verbs
+    /// endpoint record in, the server's out (`NotSupported` without verbs).
+    pub const RDMA_CONNECT: u16 = 4;
     /// Store one value (payload), overwriting or only if absent.
     pub const PUT: u16 = 10;
     /// Read one value into the response payload.
@@ -41,6 +50,12 @@ pub mod msg {
     pub const DELETE: u16 = 12;
     /// Whether one key exists.
     pub const EXISTS: u16 = 13;
+    /// Read one value by RDMA WRITE into the client's registered buffer;
+    /// the response carries only the length.
+    pub const GET_REMOTE: u16 = 16;
+    /// Store one value the server RDMA-READs from the client's registered
+    /// buffer; answered like PUT.
+    pub const PUT_REMOTE: u16 = 17;
     /// Store N values (concatenated payload) in one round trip.
     pub const BATCH_PUT: u16 = 20;
     /// Read N values in one round trip.
@@ -93,6 +108,10 @@ pub enum Status {
     NotSent = 14,
     /// The key is empty or longer than the limit.
     KeyTooLong = 15,
+    /// The server (or this session) cannot do what was asked, e.g. one-sided
+    /// RDMA transfers without verbs or after its queue pair failed; nothing
+    /// changed, use the two-sided message instead.
+    NotSupported = 16,
 }
 
 impl Status {
@@ -116,6 +135,7 @@ impl Status {
             13 => Internal,
             14 => NotSent,
             15 => KeyTooLong,
+            16 => NotSupported,
             _ => return None,
         })
     }
@@ -145,6 +165,7 @@ impl std::fmt::Display for Status {
             Status::Internal => "internal server error",
             Status::NotSent => "not sent (response full)",
             Status::KeyTooLong => "key empty or too long",
+            Status::NotSupported => "not supported by the server or session",
         };
         f.write_str(s)
     }
@@ -160,3 +181,52 @@ pub const MAX_BATCH: usize = 4096;
 pub const MAX_SCAN: u32 = 10_000;
 /// Longest space name.
 pub const MAX_SPACE_NAME: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_numbers_roundtrip_and_display_in_one_line() {
+        for v in 0..=16u16 {
+            let s = Status::from_u16(v).expect("known status");
+            assert_eq!(s as u16, v);
+            let text = s.to_string();
+            assert!(!text.is_empty() && !text.contains('\n'), "{v}: {text:?}");
+        }
+        assert_eq!(Status::from_u16(17), None);
+        assert_eq!(Status::NotSupported as u16, 16);
+        assert!(!Status::NotSupported.is_retryable());
+    }
+
+    #[test]
+    fn message_ids_are_distinct_and_stable() {
+        let ids = [
+            msg::HELLO,
+            msg::AUTH,
+            msg::ROUTING,
+            msg::RDMA_CONNECT,
+            msg::PUT,
+            msg::GET,
+            msg::DELETE,
+            msg::EXISTS,
+            msg::GET_REMOTE,
+            msg::PUT_REMOTE,
+            msg::BATCH_PUT,
+            msg::BATCH_GET,
+            msg::BATCH_EXISTS,
+            msg::BATCH_DELETE,
+            msg::PREFIX_MATCH,
+            msg::SCAN,
+            msg::STAT,
+        ];
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len());
+        assert_eq!(
+            (msg::RDMA_CONNECT, msg::GET_REMOTE, msg::PUT_REMOTE),
+            (4, 16, 17)
+        );
+    }
+}

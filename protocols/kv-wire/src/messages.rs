@@ -207,6 +207,133 @@ impl<'a> KeyOp<'a> {
     }
 }
 
+/// Length of a verbs endpoint record (the transport's format, opaque here).
+pub const ENDPOINT_LEN: usize = 32;
+
+/// RDMA_CONNECT request (the client's verbs endpoint record) and reply (the
+/// server's). The record's contents are the transport's business
+/// (`nitrofs_rdma_transport::verbs::Endpoint`); this only checks its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdmaConnect {
+    /// The encoded endpoint record.
+    pub endpoint: [u8; ENDPOINT_LEN],
+}
+
+impl RdmaConnect {
+    /// Encodes the header.
+    pub fn encode(&self) -> Vec<u8> {
+        self.endpoint.to_vec()
+    }
+    /// Decodes the header.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        let mut d = Dec::new(b);
+        let c = Self { endpoint: d.raw()? };
+        d.end()?;
+        Ok(c)
+    }
+}
+
+/// A registered buffer of the client, as a one-sided transfer of the server
+/// addresses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteBuf {
+    /// Virtual address of its first byte in the client's process.
+    pub addr: u64,
+    /// Usable bytes from `addr`.
+    pub len: u32,
+    /// Remote key of the client's memory registration.
+    pub rkey: u32,
+}
+
+impl RemoteBuf {
+    fn encode(&self, e: &mut Enc) {
+        e.u64(self.addr).u32(self.len).u32(self.rkey);
+    }
+    fn decode(d: &mut Dec<'_>) -> Result<Self, DecodeError> {
+        let b = Self {
+            addr: d.u64()?,
+            len: d.u32()?,
+            rkey: d.u32()?,
+        };
+        if b.addr.checked_add(u64::from(b.len)).is_none() {
+            return Err(DecodeError::Invalid("remote buffer range"));
+        }
+        Ok(b)
+    }
+}
+
+/// GET_REMOTE request: the server RDMA-WRITEs the value to the start of
+/// `buf` and answers its length (a u64 header, no payload); a value longer
+/// than `buf.len` answers `BufferTooSmall` with the length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetRemote<'a> {
+    /// Space and routing version.
+    pub target: Target<'a>,
+    /// The key.
+    pub key: &'a [u8],
+    /// Where the value goes (its length is the largest value accepted).
+    pub buf: RemoteBuf,
+}
+
+impl<'a> GetRemote<'a> {
+    /// Encodes the header.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::new();
+        self.target.encode(&mut e);
+        e.bytes(self.key);
+        self.buf.encode(&mut e);
+        e.finish()
+    }
+    /// Decodes the header.
+    pub fn decode(b: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut d = Dec::new(b);
+        let g = Self {
+            target: Target::decode(&mut d)?,
+            key: d.bytes("key", MAX_KEY)?,
+            buf: RemoteBuf::decode(&mut d)?,
+        };
+        d.end()?;
+        Ok(g)
+    }
+}
+
+/// PUT_REMOTE request: the value is the `buf.len` bytes at `buf`, which the
+/// server RDMA-READs; answered like PUT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRemote<'a> {
+    /// Space and routing version.
+    pub target: Target<'a>,
+    /// The key.
+    pub key: &'a [u8],
+    /// Overwrite or put-if-absent.
+    pub mode: PutMode,
+    /// Where the value is (exactly `buf.len` bytes).
+    pub buf: RemoteBuf,
+}
+
+impl<'a> PutRemote<'a> {
+    /// Encodes the header.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::new();
+        self.target.encode(&mut e);
+        e.bytes(self.key).u8(self.mode as u8);
+        self.buf.encode(&mut e);
+        e.finish()
+    }
+    /// Decodes the header.
+    pub fn decode(b: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut d = Dec::new(b);
+        let p = Self {
+            target: Target::decode(&mut d)?,
+            key: d.bytes("key", MAX_KEY)?,
+            mode: PutMode::decode(&mut d)?,
+            buf: RemoteBuf::decode(&mut d)?,
+        };
+        d.end()?;
+        Ok(p)
+    }
+}
+
 /// BATCH_GET, BATCH_EXISTS, BATCH_DELETE and PREFIX_MATCH request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys<'a> {
@@ -562,6 +689,142 @@ mod tests {
         assert_eq!(Auth::decode(&a.encode()), Ok(a.clone()));
         let st = StatReq { target: T };
         assert_eq!(StatReq::decode(&st.encode()), Ok(st.clone()));
+        let rc = RdmaConnect {
+            endpoint: [3; ENDPOINT_LEN],
+        };
+        assert_eq!(RdmaConnect::decode(&rc.encode()), Ok(rc.clone()));
+        let g = GetRemote {
+            target: T,
+            key: b"block",
+            buf: BUF,
+        };
+        assert_eq!(GetRemote::decode(&g.encode()), Ok(g.clone()));
+        let p = PutRemote {
+            target: T,
+            key: b"block",
+            mode: PutMode::IfAbsent,
+            buf: BUF,
+        };
+        assert_eq!(PutRemote::decode(&p.encode()), Ok(p.clone()));
+    }
+
+    const BUF: RemoteBuf = RemoteBuf {
+        addr: 0x7f00_dead_0000,
+        len: 4 << 20,
+        rkey: 0x1234_5678,
+    };
+
+    #[test]
+    fn remote_headers_lay_out_the_buffer_last() {
+        let g = GetRemote {
+            target: T,
+            key: b"k",
+            buf: BUF,
+        }
+        .encode();
+        let tail = &g[g.len() - 16..];
+        assert_eq!(&tail[0..8], &BUF.addr.to_le_bytes());
+        assert_eq!(&tail[8..12], &BUF.len.to_le_bytes());
+        assert_eq!(&tail[12..16], &BUF.rkey.to_le_bytes());
+        let p = PutRemote {
+            target: T,
+            key: b"k",
+            mode: PutMode::Overwrite,
+            buf: BUF,
+        }
+        .encode();
+        assert_eq!(p[p.len() - 17], PutMode::Overwrite as u8);
+        assert_eq!(&p[p.len() - 16..], tail);
+    }
+
+    #[test]
+    fn truncated_or_padded_remote_headers_are_rejected() {
+        let g = GetRemote {
+            target: T,
+            key: b"key",
+            buf: BUF,
+        }
+        .encode();
+        for cut in 0..g.len() {
+            assert!(GetRemote::decode(&g[..cut]).is_err(), "get cut {cut}");
+        }
+        let mut padded = g.clone();
+        padded.push(0);
+        assert_eq!(GetRemote::decode(&padded), Err(DecodeError::Trailing(1)));
+        let p = PutRemote {
+            target: T,
+            key: b"key",
+            mode: PutMode::IfAbsent,
+            buf: BUF,
+        }
+        .encode();
+        for cut in 0..p.len() {
+            assert!(PutRemote::decode(&p[..cut]).is_err(), "put cut {cut}");
+        }
+        let mut padded = p.clone();
+        padded.push(0);
+        assert_eq!(PutRemote::decode(&padded), Err(DecodeError::Trailing(1)));
+        let rc = RdmaConnect {
+            endpoint: [1; ENDPOINT_LEN],
+        }
+        .encode();
+        for len in [0, 4, ENDPOINT_LEN - 1] {
+            assert!(RdmaConnect::decode(&rc[..len]).is_err(), "{len} bytes");
+        }
+        let mut long = rc.clone();
+        long.push(0);
+        assert_eq!(RdmaConnect::decode(&long), Err(DecodeError::Trailing(1)));
+    }
+
+    #[test]
+    fn bad_remote_fields_are_rejected() {
+        let wrapping = RemoteBuf {
+            addr: u64::MAX - 10,
+            len: 11,
+            rkey: 1,
+        };
+        let g = GetRemote {
+            target: T,
+            key: b"k",
+            buf: wrapping,
+        };
+        assert_eq!(
+            GetRemote::decode(&g.encode()),
+            Err(DecodeError::Invalid("remote buffer range"))
+        );
+        let edge = RemoteBuf {
+            len: 10,
+            ..wrapping
+        };
+        let g = GetRemote {
+            target: T,
+            key: b"k",
+            buf: edge,
+        };
+        assert!(
+            GetRemote::decode(&g.encode()).is_ok(),
+            "ends at the last byte"
+        );
+        let mut p = PutRemote {
+            target: T,
+            key: b"k",
+            mode: PutMode::IfAbsent,
+            buf: BUF,
+        }
+        .encode();
+        let mode_at = p.len() - 17;
+        p[mode_at] = 2;
+        assert_eq!(PutRemote::decode(&p), Err(DecodeError::Invalid("put mode")));
+        let long = vec![b'x'; MAX_KEY + 1];
+        let g = GetRemote {
+            target: T,
+            key: &long,
+            buf: BUF,
+        };
+        assert!(matches!(
+            GetRemote::decode(&g.encode()),
+            Err(DecodeError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! metadata calls (DESIGN.md, "The one-metadata-round-trip rule").
 
 pub mod metrics;
+#[cfg(feature = "rdma")]
+mod rdma;
 pub mod service;
 pub mod store;
 

@@ -26,14 +26,17 @@ impl Counter {
 }
 
 /// Messages counted by name, in `msg` order.
-const OPS: [(u16, &str); 14] = [
+const OPS: [(u16, &str); 17] = [
     (msg::HELLO, "hello"),
     (msg::AUTH, "auth"),
     (msg::ROUTING, "routing"),
+    (msg::RDMA_CONNECT, "rdma_connect"),
     (msg::PUT, "put"),
     (msg::GET, "get"),
     (msg::DELETE, "delete"),
     (msg::EXISTS, "exists"),
+    (msg::GET_REMOTE, "get_remote"),
+    (msg::PUT_REMOTE, "put_remote"),
     (msg::BATCH_PUT, "batch_put"),
     (msg::BATCH_GET, "batch_get"),
     (msg::BATCH_EXISTS, "batch_exists"),
@@ -44,7 +47,7 @@ const OPS: [(u16, &str); 14] = [
 ];
 
 /// Status numbers are small; one slot each, the last for unknown ones.
-const STATUSES: usize = 17;
+const STATUSES: usize = 18;
 
 /// Counters of one KV service.
 #[derive(Debug, Default)]
@@ -140,7 +143,10 @@ mod tests {
         m.record(msg::GET, 0);
         m.record(msg::GET, 1);
         m.record(999, 11);
+        m.record(msg::GET_REMOTE, 16);
         assert_eq!(m.requests(msg::GET), 2);
+        assert_eq!(m.requests(msg::GET_REMOTE), 1);
+        assert_eq!(m.requests(msg::PUT_REMOTE), 0);
         let mut out = String::new();
         m.render(&mut out);
         assert!(
@@ -153,6 +159,14 @@ mod tests {
         );
         assert!(
             out.contains("nitrofs_kv_responses_total{status=\"11\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nitrofs_kv_responses_total{status=\"16\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nitrofs_kv_requests_total{op=\"get_remote\"} 1"),
             "{out}"
         );
     }

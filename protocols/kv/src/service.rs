@@ -9,6 +9,13 @@
 //! space's `r` permission bit and writes its `w` bit for the caller's
 //! uid/gid/groups (root may do anything). Store errors map to a status in
 //! [`status_of`] and nowhere else.
+//!
+//! One-sided transfers: RDMA_CONNECT (after AUTH) gives the session a verbs
+//! queue pair when the service has a device (`KvService::with_verbs`, the
+//! `rdma` feature); GET_REMOTE / PUT_REMOTE then pass the same checks as GET
+//! / PUT and move the value by RDMA WRITE / READ (see `rdma.rs`). Without a
+//! device, the feature, or a session queue pair they answer `NotSupported`
+//! after the checks, and the client falls back to GET / PUT.
 
 use crate::metrics::KvMetrics;
 use crate::store::{Durability, PutMode, PutOutcome, Space, SpaceConfig, Store, StoreError};
@@ -51,8 +58,12 @@ pub trait Authenticator: Send + Sync + 'static {
 /// Per-connection state.
 #[derive(Debug)]
 pub struct Session {
-    peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     state: Mutex<AuthState>,
+    /// The queue pair RDMA_CONNECT set up (one-sided transfers with the
+    /// client of this connection); dropped with the session.
+    #[cfg(feature = "rdma")]
+    pub(crate) qp: Mutex<Option<Arc<nitrofs_rdma_transport::verbs::VerbsQueuePair>>>,
 }
 
 #[derive(Debug)]
@@ -72,12 +83,15 @@ pub struct KvService {
     store: Arc<Store>,
     auth: Arc<dyn Authenticator>,
     routing: RwLock<Arc<Routing>>,
-    metrics: Arc<KvMetrics>,
+    pub(crate) metrics: Arc<KvMetrics>,
+    /// The device one-sided transfers use; `None`: TCP only.
+    #[cfg(feature = "rdma")]
+    pub(crate) verbs: Option<Arc<nitrofs_rdma_transport::verbs::VerbsContext>>,
 }
 
 /// What an operation needs of the space.
 #[derive(Clone, Copy)]
-enum Access {
+pub(crate) enum Access {
     Read = 4,
     Write = 2,
 }
@@ -113,14 +127,14 @@ pub fn status_of(e: &StoreError) -> Status {
     }
 }
 
-fn reply(status: Status) -> Outgoing {
+pub(crate) fn reply(status: Status) -> Outgoing {
     Outgoing {
         status: status as u16,
         ..Outgoing::default()
     }
 }
 
-fn ok(header: Vec<u8>, payload: Vec<Bytes>) -> Outgoing {
+pub(crate) fn ok(header: Vec<u8>, payload: Vec<Bytes>) -> Outgoing {
     Outgoing {
         status: Status::Ok as u16,
         header,
@@ -130,7 +144,7 @@ fn ok(header: Vec<u8>, payload: Vec<Bytes>) -> Outgoing {
 
 /// Runs `f` on the space: inline for memory spaces, on the blocking pool
 /// for disk spaces (their calls fsync).
-async fn on_space<T: Send + 'static>(
+pub(crate) async fn on_space<T: Send + 'static>(
     space: &Arc<Space>,
     f: impl FnOnce(&Space) -> T + Send + 'static,
 ) -> Result<T, Status> {
@@ -157,7 +171,26 @@ impl KvService {
             auth,
             routing: RwLock::new(Arc::new(routing)),
             metrics,
+            #[cfg(feature = "rdma")]
+            verbs: None,
         }
+    }
+
+    /// The same service doing one-sided transfers on `ctx`'s device for
+    /// sessions that ask (RDMA_CONNECT).
+    #[cfg(feature = "rdma")]
+    pub fn with_verbs(mut self, ctx: Arc<nitrofs_rdma_transport::verbs::VerbsContext>) -> Self {
+        self.verbs = Some(ctx);
+        self
+    }
+
+    /// Whether sessions may set up one-sided transfers.
+    pub fn has_verbs(&self) -> bool {
+        #[cfg(feature = "rdma")]
+        let has = self.verbs.is_some();
+        #[cfg(not(feature = "rdma"))]
+        let has = false;
+        has
     }
 
     /// Replaces the routing table (requests with the old version then get
@@ -232,7 +265,7 @@ impl KvService {
     }
 
     /// Checks routing version, space and permission for a data request.
-    fn open(
+    pub(crate) fn open(
         &self,
         who: &Credentials,
         target: &Target<'_>,
@@ -264,6 +297,9 @@ impl KvService {
             msg::GET => self.get(&who, header).await,
             msg::DELETE => self.delete(&who, header).await,
             msg::EXISTS => self.exists(&who, header),
+            msg::RDMA_CONNECT => self.rdma_connect(session, header),
+            msg::GET_REMOTE => self.get_remote(session, &who, header).await,
+            msg::PUT_REMOTE => self.put_remote(session, &who, header).await,
             msg::BATCH_PUT => self.batch_put(&who, header, req.payload.into_bytes()).await,
             msg::BATCH_GET => self.batch_get(&who, header).await,
             msg::BATCH_EXISTS | msg::PREFIX_MATCH => self.lookup_many(&who, header, req.msg),
@@ -324,6 +360,39 @@ impl KvService {
             }
             None => Err(Status::NotFound),
         }
+    }
+
+    /// RDMA_CONNECT: pairs a queue pair with the session.
+    fn rdma_connect(&self, session: &Session, header: &[u8]) -> Result<Outgoing, Status> {
+        let req = m::RdmaConnect::decode(header).map_err(|_| Status::BadRequest)?;
+        remote::connect(self, session, &req)
+    }
+
+    /// GET_REMOTE: GET's checks, then an RDMA WRITE into the client's buffer.
+    async fn get_remote(
+        &self,
+        session: &Session,
+        who: &Credentials,
+        header: &[u8],
+    ) -> Result<Outgoing, Status> {
+        let g = m::GetRemote::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &g.target, Access::Read)?;
+        remote::get(self, session, space, &g).await
+    }
+
+    /// PUT_REMOTE: PUT's checks, then an RDMA READ from the client's buffer.
+    async fn put_remote(
+        &self,
+        session: &Session,
+        who: &Credentials,
+        header: &[u8],
+    ) -> Result<Outgoing, Status> {
+        let p = m::PutRemote::decode(header).map_err(|_| Status::BadRequest)?;
+        let space = self.open(who, &p.target, Access::Write)?;
+        if u64::from(p.buf.len) > MAX_VALUE {
+            return Err(Status::TooLarge);
+        }
+        remote::put(self, session, space, &p).await
     }
 
     async fn delete(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
@@ -503,7 +572,46 @@ impl KvService {
     }
 }
 
-fn store_mode(mode: m::PutMode) -> PutMode {
+/// One-sided transfers: the verbs implementation with the feature.
+#[cfg(feature = "rdma")]
+use crate::rdma as remote;
+
+/// One-sided transfers without the `rdma` feature: the request passed its
+/// checks, but this build cannot move the value that way.
+#[cfg(not(feature = "rdma"))]
+mod remote {
+    use super::{KvService, Outgoing, Session, Space, Status};
+    use nitrofs_kv_wire::messages as m;
+    use std::sync::Arc;
+
+    pub(super) fn connect(
+        _: &KvService,
+        _: &Session,
+        _: &m::RdmaConnect,
+    ) -> Result<Outgoing, Status> {
+        Err(Status::NotSupported)
+    }
+
+    pub(super) async fn get(
+        _: &KvService,
+        _: &Session,
+        _: Arc<Space>,
+        _: &m::GetRemote<'_>,
+    ) -> Result<Outgoing, Status> {
+        Err(Status::NotSupported)
+    }
+
+    pub(super) async fn put(
+        _: &KvService,
+        _: &Session,
+        _: Arc<Space>,
+        _: &m::PutRemote<'_>,
+    ) -> Result<Outgoing, Status> {
+        Err(Status::NotSupported)
+    }
+}
+
+pub(crate) fn store_mode(mode: m::PutMode) -> PutMode {
     match mode {
         m::PutMode::Overwrite => PutMode::Overwrite,
         m::PutMode::IfAbsent => PutMode::IfAbsent,
@@ -518,6 +626,8 @@ impl Service for KvService {
         Session {
             peer,
             state: Mutex::new(AuthState::Fresh),
+            #[cfg(feature = "rdma")]
+            qp: Mutex::new(None),
         }
     }
 

@@ -6,9 +6,12 @@
 //! - [`VerbsContext`] owns an opened device, its protection domain, one
 //!   completion queue and a cache of registered buffers
 //!   ([`RegisteredRegion`], handed out by size class and reused);
-//! - [`connect`] builds a [`VerbsQueuePair`] with a peer, exchanging the
-//!   endpoints ([`Endpoint`], 32 bytes) over an already-connected TCP
-//!   stream; both sides call it;
+//! - [`VerbsContext::prepare`] creates a queue pair ([`PreparedQp`]) whose
+//!   [`Endpoint`] (32 bytes) the protocol sends to the peer in its own
+//!   messages; [`PreparedQp::complete`] with the peer's endpoint makes it a
+//!   connected [`VerbsQueuePair`];
+//! - [`connect`] does both over an already-connected TCP stream (both sides
+//!   call it);
 //! - [`VerbsQueuePair::write_remote`] / [`VerbsQueuePair::read_remote`] move
 //!   bytes between a local region and a peer's [`RemoteBuf`], waiting for the
 //!   completion by polling the CQ.
@@ -28,22 +31,13 @@ mod region;
 
 pub use device::VerbsContext;
 pub use endpoint::{Endpoint, ENDPOINT_LEN};
-pub use qp::{connect, VerbsQueuePair};
+pub use qp::{connect, PreparedQp, VerbsQueuePair};
 pub use region::RegisteredRegion;
 
 use crate::TransportError;
 use ibverbs_sys as ffi;
 
-/// A peer's registered buffer, as a one-sided transfer addresses it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteBuf {
-    /// Virtual address of the first byte in the peer's process.
-    pub addr: u64,
-    /// Bytes usable from `addr`.
-    pub len: u32,
-    /// The remote key of the peer's memory region.
-    pub rkey: u32,
-}
+pub use crate::buf::RemoteBuf;
 
 /// Why the verbs backend cannot be used on this machine.
 #[derive(Debug, thiserror::Error)]
@@ -250,5 +244,36 @@ mod tests {
             qp.write_remote(&src, 0..11, small).await,
             Err(VerbsError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn two_step_set_up_connects_and_memory_regions_expose_their_registration() {
+        let Some(ctx) =
+            device_or_skip("two_step_set_up_connects_and_memory_regions_expose_their_registration")
+        else {
+            return;
+        };
+        let a = ctx.prepare().expect("prepare a");
+        let b = ctx.prepare().expect("prepare b");
+        let (ea, eb) = (a.endpoint(), b.endpoint());
+        assert_eq!(Endpoint::decode(&ea.encode()).ok(), Some(ea));
+        // The responder completes first, as a protocol would order it.
+        let qb = b.complete(&ea).expect("complete b");
+        let qa = a.complete(&eb).expect("complete a");
+        assert_eq!(qa.peer(), eb);
+        assert_eq!(qb.peer(), ea);
+        let region = crate::MemoryRegion::from(ctx.register(8192).expect("register"));
+        let remote = region.remote().expect("registered regions have a remote");
+        assert_eq!(remote.len, 8192);
+        assert_eq!(region.len(), 8192);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut src = ctx.register(8192).expect("src");
+        src.fill(0xa5);
+        rt.block_on(qa.write_remote(&src, 0..8192, remote))
+            .expect("write");
+        assert!(region.iter().all(|&x| x == 0xa5));
     }
 }

@@ -1,6 +1,6 @@
-//! RC queue pairs: set-up over a TCP stream, then one-sided RDMA WRITE and
-//! READ, each a signaled work request whose completion is polled from the
-//! context's CQ.
+//! RC queue pairs: set-up (in two steps, or over a TCP stream), then
+//! one-sided RDMA WRITE and READ, each a signaled work request whose
+//! completion is polled from the context's CQ.
 
 use super::device::{Completions, CqHandle, PdHandle, VerbsContext, GID_INDEX, PORT};
 use super::endpoint::{Endpoint, ENDPOINT_LEN};
@@ -119,22 +119,86 @@ impl std::fmt::Debug for VerbsQueuePair {
     }
 }
 
+/// A queue pair created and moved to INIT, waiting for its peer's
+/// [`Endpoint`]. Set-up in two steps lets the endpoints ride in whatever
+/// messages a protocol already exchanges: send [`PreparedQp::endpoint`] to
+/// the peer, get its endpoint back, then [`PreparedQp::complete`].
+///
+/// Only a side that has completed may be the target of the peer's one-sided
+/// transfers, so the protocol must order it: e.g. the responder completes
+/// before it answers with its endpoint, and the requester completes before
+/// it asks for a transfer.
+pub struct PreparedQp {
+    ctx: Arc<VerbsContext>,
+    qp: QpHandle,
+    local: Endpoint,
+}
+
+impl std::fmt::Debug for PreparedQp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedQp")
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+impl VerbsContext {
+    /// Creates an RC queue pair, moves it to INIT and picks its first packet
+    /// sequence number: the first half of a connection.
+    pub fn prepare(self: &Arc<Self>) -> Result<PreparedQp, VerbsError> {
+        let qp = QpHandle::create(self)?;
+        let dev = &self.pd.dev;
+        let local = Endpoint {
+            mtu: dev.active_mtu,
+            lid: dev.lid,
+            qp_num: qp.qp_num(),
+            psn: random_psn(),
+            gid: dev.gid,
+        };
+        to_init(&qp)?;
+        Ok(PreparedQp {
+            ctx: self.clone(),
+            qp,
+            local,
+        })
+    }
+}
+
+impl PreparedQp {
+    /// What the peer needs to connect to this queue pair (send it
+    /// [`Endpoint::encode`]d).
+    pub fn endpoint(&self) -> Endpoint {
+        self.local
+    }
+
+    /// Connects to `remote` (the peer's endpoint): moves the queue pair to
+    /// ready-to-receive and ready-to-send. From here the peer may target
+    /// this side's registered memory and this side may issue transfers.
+    pub fn complete(self, remote: &Endpoint) -> Result<VerbsQueuePair, VerbsError> {
+        let Self { ctx, qp, local } = self;
+        to_rtr(&qp, &ctx, &local, remote)?;
+        to_rts(&qp, &ctx, &local)?;
+        Ok(VerbsQueuePair {
+            ctx,
+            qp,
+            peer: *remote,
+            slots: tokio::sync::Semaphore::new(SEND_DEPTH as usize),
+            broken: Mutex::new(None),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+}
+
 /// Creates a queue pair and connects it with the peer at the other end of
 /// `stream` (which calls this too): both send their [`Endpoint`], move the
-/// QP to ready-to-send and confirm it with one byte.
+/// QP to ready-to-send and confirm it with one byte. Built on
+/// [`VerbsContext::prepare`] and [`PreparedQp::complete`].
 pub async fn connect(
     ctx: &Arc<VerbsContext>,
     stream: &mut TcpStream,
 ) -> Result<VerbsQueuePair, VerbsError> {
-    let qp = QpHandle::create(ctx)?;
-    let dev = &ctx.pd.dev;
-    let local = Endpoint {
-        mtu: dev.active_mtu,
-        lid: dev.lid,
-        qp_num: qp.qp_num(),
-        psn: random_psn(),
-        gid: dev.gid,
-    };
+    let prepared = ctx.prepare()?;
+    let local = prepared.endpoint();
     let peer = within(HANDSHAKE_TIMEOUT, async {
         stream.write_all(&local.encode()).await?;
         let mut b = [0u8; ENDPOINT_LEN];
@@ -142,9 +206,7 @@ pub async fn connect(
         Endpoint::decode(&b)
     })
     .await?;
-    to_init(&qp)?;
-    to_rtr(&qp, ctx, &local, &peer)?;
-    to_rts(&qp, ctx, &local)?;
+    let qp = prepared.complete(&peer)?;
     within(HANDSHAKE_TIMEOUT, async {
         stream.write_all(&[READY]).await?;
         let mut b = [0u8; 1];
@@ -158,14 +220,7 @@ pub async fn connect(
         }
     })
     .await?;
-    Ok(VerbsQueuePair {
-        ctx: ctx.clone(),
-        qp,
-        peer,
-        slots: tokio::sync::Semaphore::new(SEND_DEPTH as usize),
-        broken: Mutex::new(None),
-        timeout: DEFAULT_TIMEOUT,
-    })
+    Ok(qp)
 }
 
 async fn within<T>(
@@ -290,6 +345,17 @@ impl VerbsQueuePair {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The peer's endpoint.
+    pub fn peer(&self) -> Endpoint {
+        self.peer
+    }
+
+    /// The device context the queue pair (and the regions it may use as its
+    /// local side) belongs to.
+    pub fn context(&self) -> &Arc<VerbsContext> {
+        &self.ctx
     }
 
     /// Whether the queue pair is in the error state (reconnect to go on).
