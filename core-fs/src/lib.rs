@@ -14,6 +14,7 @@ mod error;
 mod ops;
 mod perm;
 mod record;
+mod snapshot;
 mod types;
 
 pub use error::{FsError, FsResult};
@@ -97,6 +98,30 @@ impl FileSystem {
         self.chunks.sync_all()?;
         self.kv.sync()?;
         Ok(())
+    }
+
+    /// Runs `body` in one metadata transaction, retrying on conflicts.
+    /// Every change goes through the snapshot copy-on-write layer, so no
+    /// operation can change what a snapshot shows.
+    pub(crate) fn transact<T>(
+        &self,
+        durable: bool,
+        mut body: impl FnMut(&mut dyn nitrofs_metadata::Txn) -> FsResult<T>,
+    ) -> FsResult<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut txn = snapshot::CowTxn::new(self.kv.begin());
+            let value = body(&mut txn)?;
+            match txn.commit(durable) {
+                Ok(()) => return Ok(value),
+                Err(e) if e.is_retryable() && attempt < nitrofs_metadata::MAX_TXN_ATTEMPTS => {
+                    tracing::debug!(attempt, "metadata transaction conflict, retrying");
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The chunk size new files get.

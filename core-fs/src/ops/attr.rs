@@ -7,7 +7,6 @@ use crate::types::{
 };
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::transact;
 
 /// Applies `set` to `rec` with POSIX permission rules, stamping `now`.
 /// Returns whether the size changed.
@@ -126,7 +125,7 @@ impl FileSystem {
             }
         }
         let now = Timestamp::now();
-        transact(self.kv.as_ref(), true, |txn| -> FsResult<Wcc> {
+        self.transact(true, |txn| -> FsResult<Wcc> {
             let mut rec = record::load_inode(txn, ino)?;
             if let Some(g) = guard_ctime {
                 if g != rec.ctime {

@@ -9,7 +9,7 @@ use crate::types::{
 };
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::{transact, Txn};
+use nitrofs_metadata::Txn;
 
 /// What kind of object a create makes.
 pub(crate) struct NewNode<'a> {
@@ -191,7 +191,7 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        transact(self.kv.as_ref(), true, |txn| -> FsResult<(Attr, Wcc)> {
+        self.transact(true, |txn| -> FsResult<(Attr, Wcc)> {
             let mut file = record::load_inode(txn, ino)?;
             let mut d = record::load_inode(txn, dir)?;
             if file.kind == FileType::Directory {
@@ -243,7 +243,7 @@ impl FileSystem {
         validate_name(name)?;
         let ino = self.alloc_inode()?;
         let now = Timestamp::now();
-        transact(self.kv.as_ref(), true, |txn| {
+        self.transact(true, |txn| {
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(&d, cred)?;
             let before = (&d.attr()).into();

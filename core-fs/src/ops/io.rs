@@ -11,7 +11,7 @@ use crate::{FileSystem, FsError, FsResult};
 use bytes::{Bytes, BytesMut};
 use nitrofs_chunk_store::ChunkId;
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::{keys, transact, Txn};
+use nitrofs_metadata::{keys, Txn};
 
 /// atime is refreshed on read when older than mtime or than this (relatime).
 const RELATIME_SECS: i64 = 24 * 3600;
@@ -138,7 +138,7 @@ impl FileSystem {
         }
         let ino = rec.ino;
         let _guard = self.lock_inode(ino);
-        transact(self.kv.as_ref(), false, |txn| -> FsResult<Attr> {
+        self.transact(false, |txn| -> FsResult<Attr> {
             let mut r = record::load_inode(txn, ino)?;
             r.atime = now;
             record::put_inode(txn, &r)?;
@@ -192,7 +192,7 @@ impl FileSystem {
         }
         let now = Timestamp::now();
         let _guard = self.lock_inode(ino);
-        transact(self.kv.as_ref(), stable, |txn| -> FsResult<Wcc> {
+        self.transact(stable, |txn| -> FsResult<Wcc> {
             let mut r = record::load_inode(txn, ino)?;
             let before = (&r.attr()).into();
             r.size = r.size.max(end);

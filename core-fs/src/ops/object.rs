@@ -15,7 +15,7 @@ use crate::record::{self, InodeRecord, Segment};
 use crate::types::{Attr, DirEntry, FileType, SetAttr, MODE_MASK};
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
-use nitrofs_metadata::{keys, prefix_end, transact, Txn};
+use nitrofs_metadata::{keys, prefix_end, Txn};
 
 /// Extended attribute that marks a directory created implicitly by
 /// [`FileSystem::publish`] (a missing parent of an object's path). Front
@@ -153,7 +153,7 @@ impl FileSystem {
                 Some(keys::upload_index(id, ino).ok_or(FsError::Invalid("upload id too long"))?)
             }
         };
-        transact(self.kv.as_ref(), false, |txn| -> FsResult<()> {
+        self.transact(false, |txn| -> FsResult<()> {
             txn.put(&keys::pending(ino), &tag)?;
             if let Some(k) = &index {
                 txn.put(k, &[])?;
@@ -166,7 +166,7 @@ impl FileSystem {
     /// Deletes a detached file and its data.
     pub fn discard_detached(&self, ino: InodeId) -> FsResult<()> {
         let now = Timestamp::now();
-        let gc = transact(self.kv.as_ref(), true, |txn| -> FsResult<Vec<u64>> {
+        let gc = self.transact(true, |txn| -> FsResult<Vec<u64>> {
             let mut rec = require_detached(txn, ino)?;
             forget_pending(txn, ino)?;
             drop_link(txn, &mut rec, now)
@@ -217,7 +217,7 @@ impl FileSystem {
             return Err(FsError::Invalid("no parts"));
         }
         let now = Timestamp::now();
-        transact(self.kv.as_ref(), false, |txn| -> FsResult<Attr> {
+        self.transact(false, |txn| -> FsResult<Attr> {
             let mut t = require_detached(txn, target)?;
             perm::check_owner(&t, cred)?;
             if t.size != 0 || !t.segments.is_empty() {
@@ -310,7 +310,7 @@ impl FileSystem {
             .map(|_| self.alloc_inode())
             .collect::<FsResult<_>>()?;
         let now = Timestamp::now();
-        let (attr, gc) = transact(self.kv.as_ref(), true, |txn| {
+        let (attr, gc) = self.transact(true, |txn| {
             let mut rec = require_detached(txn, ino)?;
             let mut dir = record::load_inode(txn, root)?;
             if dir.volume != rec.volume {

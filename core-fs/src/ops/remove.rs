@@ -6,7 +6,7 @@ use crate::record::{self, InodeRecord};
 use crate::types::{FileType, Wcc};
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::{keys, prefix_end, transact, Txn};
+use nitrofs_metadata::{keys, prefix_end, Txn};
 
 /// Drops one link of `victim` inside `txn`. When it was the last, the
 /// inode and its extended attributes go, and a GC record is written in the
@@ -55,7 +55,7 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        let (wcc, gc) = transact(self.kv.as_ref(), true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
+        let (wcc, gc) = self.transact(true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(&d, cred)?;
             let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
@@ -94,7 +94,7 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        transact(self.kv.as_ref(), true, |txn| -> FsResult<Wcc> {
+        self.transact(true, |txn| -> FsResult<Wcc> {
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(&d, cred)?;
             let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;

@@ -46,7 +46,7 @@ impl FileSystem {
         validate_name(from)?;
         validate_name(to)?;
         let now = Timestamp::now();
-        let (wccs, gc) = nitrofs_metadata::transact(self.kv.as_ref(), true, |txn| {
+        let (wccs, gc) = self.transact(true, |txn| {
             self.rename_txn(txn, cred, from_dir, from, to_dir, to, now)
         })?;
         for ino in gc {

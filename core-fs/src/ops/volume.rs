@@ -6,7 +6,7 @@ use crate::record::{self, InodeRecord, FIRST_COOKIE};
 use crate::types::{FileType, Volume};
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Timestamp, VolumeId};
-use nitrofs_metadata::{keys, prefix_end, transact};
+use nitrofs_metadata::{keys, prefix_end};
 
 /// Checks a volume name against the S3 bucket naming rules, so that every
 /// volume can also be a bucket: 3–63 characters of lowercase letters,
@@ -65,7 +65,7 @@ impl FileSystem {
             root: root_ino,
             created: now,
         };
-        transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
+        self.transact(true, |txn| -> FsResult<()> {
             if txn.get(&keys::volume(name))?.is_some() {
                 return Err(FsError::Exists);
             }
@@ -79,7 +79,7 @@ impl FileSystem {
 
     /// Deletes an empty volume.
     pub fn delete_volume(&self, name: &str) -> FsResult<()> {
-        transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
+        self.transact(true, |txn| -> FsResult<()> {
             let vol = match txn.get(&keys::volume(name))? {
                 Some(b) => record::decode_volume(&b)?,
                 None => return Err(FsError::NotFound),

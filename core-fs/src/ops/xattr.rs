@@ -6,7 +6,7 @@ use crate::record;
 use crate::types::Attr;
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::{keys, prefix_end, transact};
+use nitrofs_metadata::{keys, prefix_end};
 
 /// Longest attribute name, in bytes.
 pub const XATTR_NAME_MAX: usize = 255;
@@ -70,7 +70,7 @@ impl FileSystem {
             }
         }
         let now = Timestamp::now();
-        transact(self.kv.as_ref(), true, |txn| -> FsResult<Attr> {
+        self.transact(true, |txn| -> FsResult<Attr> {
             let mut rec = record::load_inode(txn, ino)?;
             if !(cred.is_root() || cred.uid == rec.uid || perm::allowed(&rec, cred, W)) {
                 return Err(FsError::Access);
