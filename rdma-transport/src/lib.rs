@@ -30,7 +30,9 @@ pub mod verbs;
 
 pub use buf::{BufPool, MemoryRegion, PooledBuf, RemoteBuf};
 pub use frame::Limits;
-pub use tcp::{serve, Incoming, Outgoing, ServerConfig, ServerStats, Service, TcpConnection};
+pub use tcp::{
+    serve, ByteBudget, Incoming, Outgoing, ServerConfig, ServerStats, Service, TcpConnection,
+};
 
 use std::future::Future;
 

@@ -26,10 +26,22 @@ const ECHO: u16 = 1;
 const DELAYED: u16 = 2;
 /// msg 3: header = n (u32 LE); reply with `pattern(n)`.
 const GENERATE: u16 = 3;
+/// msg 4: wait for a permit of the service's `gate`, then echo.
+const GATED: u16 = 4;
 
-#[derive(Default)]
 struct TestService {
     started: AtomicU64,
+    /// Closed until a test adds permits: GATED requests wait here.
+    gate: tokio::sync::Semaphore,
+}
+
+impl Default for TestService {
+    fn default() -> Self {
+        Self {
+            started: AtomicU64::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 impl Service for TestService {
@@ -64,6 +76,16 @@ impl Service for TestService {
                     status: 0,
                     header,
                     payload: vec![Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)],
+                }
+            }
+            GATED => {
+                if let Ok(p) = self.gate.acquire().await {
+                    p.forget();
+                }
+                Outgoing {
+                    status: 0,
+                    header,
+                    payload: vec![req.payload.into_bytes()],
                 }
             }
             _ => Outgoing {
@@ -343,9 +365,13 @@ async fn a_64_mib_payload_travels_both_ways_intact() {
 }
 
 fn request_frame(req_id: u64, header_len: u32, payload_len: u32) -> [u8; FRAME_LEN] {
+    frame_of(ECHO, req_id, header_len, payload_len)
+}
+
+fn frame_of(msg: u16, req_id: u64, header_len: u32, payload_len: u32) -> [u8; FRAME_LEN] {
     FrameHeader {
         kind: FrameKind::Request,
-        msg: ECHO,
+        msg,
         status: 0,
         req_id,
         header_len,
@@ -679,4 +705,218 @@ async fn waiting_for_the_in_flight_budget_does_not_count_against_the_frame_timeo
         other => panic!("{other:?}"),
     }
     assert_eq!(server.stats.connections_dropped.load(Ordering::SeqCst), 0);
+}
+
+/// Polls `fut` once; whether it finished.
+async fn finishes_in_one_poll<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = fut => true,
+        _ = std::future::ready(()) => false,
+    }
+}
+
+#[tokio::test]
+async fn a_request_cancelled_mid_frame_shuts_the_socket_before_another_frame_can_follow() {
+    // The server reads nothing until told, so a large frame stalls in the
+    // middle of its write.
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (got_tx, got) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    let addr = fake_server(|mut s| async move {
+        let _ = go_rx.await;
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all).await;
+        let _ = got_tx.send(all);
+    })
+    .await;
+    let conn = connect_tcp(addr).await;
+    const BIG: usize = 64 << 20;
+    let big = pattern(BIG, 7);
+    let pieces: [&[u8]; 1] = [&big];
+    let mut first = Box::pin(conn.call(
+        Request {
+            msg: ECHO,
+            header: b"first",
+            payload: &pieces,
+        },
+        None,
+    ));
+    assert!(
+        !finishes_in_one_poll(&mut first).await,
+        "a {BIG}-byte frame fit in the socket buffers; the test needs it to stall"
+    );
+    // The second call queues for the write lock behind the stalled frame.
+    const MARKER: &[u8] = b"the-second-frame";
+    let mut second = Box::pin(conn.call(
+        Request {
+            msg: ECHO,
+            header: MARKER,
+            payload: &[],
+        },
+        None,
+    ));
+    assert!(!finishes_in_one_poll(&mut second).await);
+
+    drop(first);
+    let _ = go.send(());
+    let err = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the second call fails fast")
+        .expect_err("nothing may be written after a partial frame");
+    assert!(matches!(err, TransportError::Closed(_)), "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert!(conn.is_closed());
+
+    // `conn` is still alive, yet the server sees the stream end right after
+    // the partial first frame: the write half was shut down.
+    let got = tokio::time::timeout(Duration::from_secs(5), got)
+        .await
+        .expect("the client shuts its write half down at once")
+        .expect("the server's bytes");
+    let h = FrameHeader::decode(
+        got[..FRAME_LEN].try_into().expect("a whole fixed header"),
+        &Limits::default(),
+    )
+    .expect("the first frame");
+    assert_eq!(h.payload_len as usize, BIG);
+    let partial = &got[FRAME_LEN..];
+    assert!(
+        partial.len() < 5 + BIG,
+        "only part of the first frame was sent"
+    );
+    assert_eq!(&partial[..5], b"first");
+    assert!(
+        partial[5..] == big[..partial.len() - 5],
+        "the partial frame holds only its own bytes"
+    );
+
+    let err = conn
+        .call(
+            Request {
+                msg: ECHO,
+                header: b"",
+                payload: &[],
+            },
+            None,
+        )
+        .await
+        .expect_err("poisoned");
+    assert!(err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn a_response_cut_short_by_the_write_timeout_is_never_followed_by_another_frame() {
+    let server = start_server(ServerConfig {
+        write_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    // Three answers larger than the socket buffers, and a client that does
+    // not read: the first write times out half done, the others queue.
+    const N: u32 = 40 << 20;
+    let mut raw = TcpStream::connect(server.addr).await.expect("connect");
+    for id in 1..=3 {
+        raw.write_all(&frame_of(GENERATE, id, 4, 0))
+            .await
+            .expect("write");
+        raw.write_all(&N.to_le_bytes()).await.expect("write");
+    }
+    wait_until(
+        "a response write to time out",
+        Duration::from_secs(10),
+        || server.stats.connections_dropped.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+
+    // Now read everything: whole answers, then at most one partial one,
+    // then the end of the stream; never a frame after a partial one.
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut all))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    let body = pattern(N as usize, 3);
+    let (mut off, mut whole) = (0usize, 0);
+    while off < all.len() {
+        let rest = &all[off..];
+        let Some(fixed) = rest.get(..FRAME_LEN) else {
+            break; // a cut fixed header ends the stream
+        };
+        let h = FrameHeader::decode(fixed.try_into().expect("28 bytes"), &Limits::default())
+            .unwrap_or_else(|e| panic!("no frame boundary at byte {off}: {e}"));
+        assert_eq!((h.header_len, h.payload_len), (4, N), "at byte {off}");
+        let got = &rest[FRAME_LEN..];
+        let want_len = 4 + N as usize;
+        let n = got.len().min(want_len);
+        let mut want = N.to_le_bytes().to_vec();
+        want.extend_from_slice(&body);
+        assert!(
+            got[..n] == want[..n],
+            "the frame at byte {off} holds another frame's bytes"
+        );
+        off += FRAME_LEN + n;
+        if n == want_len {
+            whole += 1;
+        }
+    }
+    assert!(
+        whole < 3,
+        "a write timed out, yet all {whole} answers arrived"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_keeps_its_slot_until_its_last_request_is_answered() {
+    let server = start_server(ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    // A request that waits on the gate, then a broken frame: the reader
+    // quits while the request still runs.
+    let mut first = TcpStream::connect(server.addr).await.expect("connect");
+    first
+        .write_all(&frame_of(GATED, 1, 4, 0))
+        .await
+        .expect("write");
+    first.write_all(b"gate").await.expect("write");
+    wait_until("the gated request to start", Duration::from_secs(5), || {
+        server.svc.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let mut bad = request_frame(2, 0, 0);
+    bad[0..4].copy_from_slice(b"HTTP");
+    first.write_all(&bad).await.expect("write");
+    wait_until("the reader to give up", Duration::from_secs(5), || {
+        server.stats.connections_dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(
+        server.stats.connections_open.load(Ordering::SeqCst),
+        1,
+        "the connection counts while its request runs"
+    );
+
+    // The slot is still taken: another connection is refused.
+    let mut second = TcpStream::connect(server.addr).await.expect("connect");
+    expect_closed(&mut second, Duration::from_secs(5)).await;
+    assert_eq!(server.stats.connections_refused.load(Ordering::SeqCst), 1);
+
+    // The request ends and is answered; then the slot comes free.
+    server.svc.gate.add_permits(1);
+    let mut fixed = [0u8; FRAME_LEN];
+    first.read_exact(&mut fixed).await.expect("the answer");
+    let h = FrameHeader::decode(&fixed, &Limits::default()).expect("a response");
+    assert_eq!((h.kind, h.req_id), (FrameKind::Response, 1));
+    let mut header = [0u8; 4];
+    first.read_exact(&mut header).await.expect("its header");
+    assert_eq!(&header, b"gate");
+    expect_closed(&mut first, Duration::from_secs(5)).await;
+    wait_until("the slot to come free", Duration::from_secs(5), || {
+        server.stats.connections_open.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    let third = connect_tcp(server.addr).await;
+    echo_works(&third).await;
 }

@@ -160,6 +160,16 @@ struct Call<'a> {
     payload: Vec<&'a [u8]>,
 }
 
+/// Where a request goes.
+#[derive(Debug, Clone, Copy)]
+enum Dest<'a> {
+    /// The node owning `key` in `space`, looked up in the routing table of
+    /// each attempt (a refreshed table may name another node).
+    Owner { space: &'a str, key: &'a [u8] },
+    /// One node by id (per-node messages: SCAN, STAT).
+    Node(u32),
+}
+
 /// Whether a message has the server reach into the client's memory.
 fn is_one_sided(msg_id: u16) -> bool {
     matches!(msg_id, msg::GET_REMOTE | msg::PUT_REMOTE)
@@ -240,11 +250,27 @@ impl KvClient {
         region: Option<MemoryRegion>,
         what: &str,
     ) -> KvResult<Response> {
-        self.send_on(space, route_key, |rv, _| build(rv), region, what)
+        let dest = Dest::Owner {
+            space,
+            key: route_key,
+        };
+        self.send_on(dest, |rv, _| build(rv), region, what).await
+    }
+
+    /// [`KvClient::send`] to one node by id.
+    async fn send_to_node<'p>(
+        &self,
+        node: u32,
+        build: impl Fn(u64) -> Call<'p>,
+        what: &str,
+    ) -> KvResult<Response> {
+        self.send_on(Dest::Node(node), |rv, _| build(rv), None, what)
             .await
     }
 
-    /// [`KvClient::send`] where `build` also learns whether the chosen
+    /// The one retry loop every request goes through: sends `build`'s call
+    /// to `dest`, retrying transport failures, `Busy` and `StaleRouting`
+    /// (after refreshing the table). `build` also learns whether the chosen
     /// connection can carry a one-sided message (GET_REMOTE / PUT_REMOTE).
     /// Such a message keeps `region` out of the transport (the server moves
     /// the bytes) and hands it back in the response; one refused with
@@ -252,8 +278,7 @@ impl KvClient {
     /// two-sided, without counting as an attempt.
     async fn send_on<'p>(
         &self,
-        space: &str,
-        route_key: &[u8],
+        dest: Dest<'_>,
         build: impl Fn(u64, bool) -> Call<'p>,
         mut region: Option<MemoryRegion>,
         what: &str,
@@ -268,7 +293,7 @@ impl KvClient {
             }
             let routing = self.pools.routing();
             let result = self
-                .attempt(&routing, space, route_key, &build, &mut region, tcp_only)
+                .attempt(&routing, dest, &build, &mut region, tcp_only)
                 .await;
             let err = match result {
                 Ok((resp, true)) if resp.status == Status::NotSupported as u16 => {
@@ -315,13 +340,15 @@ impl KvClient {
     async fn attempt<'p>(
         &self,
         routing: &Routing,
-        space: &str,
-        route_key: &[u8],
+        dest: Dest<'_>,
         build: &impl Fn(u64, bool) -> Call<'p>,
         region: &mut Option<MemoryRegion>,
         tcp_only: bool,
     ) -> KvResult<(Response, bool)> {
-        let conn = self.pools.connection_for(routing, space, route_key).await?;
+        let conn = match dest {
+            Dest::Owner { space, key } => self.pools.connection_for(routing, space, key).await?,
+            Dest::Node(node) => self.pools.connection(node).await?,
+        };
         let call = build(routing.version, !tcp_only && conn.one_sided());
         if !is_one_sided(call.msg) {
             let r = self
@@ -455,7 +482,8 @@ impl KvClient {
                 payload: Vec::new(),
             }
         };
-        let r = self.send_on(space, key, build, Some(region), "get").await?;
+        let dest = Dest::Owner { space, key };
+        let r = self.send_on(dest, build, Some(region), "get").await?;
         let region = r
             .region
             .ok_or_else(|| KvError::Protocol("region not handed back".into()))?;
@@ -528,7 +556,9 @@ impl KvClient {
                 },
             }
         };
-        let r = self.send_on(space, key, build, None, "put").await?;
+        let r = self
+            .send_on(Dest::Owner { space, key }, build, None, "put")
+            .await?;
         match Status::from_u16(r.status) {
             Some(Status::Ok) => Ok(true),
             Some(Status::Exists) => Ok(false),
@@ -930,38 +960,6 @@ impl KvClient {
             total.durable = s.durable;
         }
         Ok(total)
-    }
-
-    async fn send_to_node<'p>(
-        &self,
-        node: u32,
-        build: impl Fn(u64) -> Call<'p>,
-        what: &str,
-    ) -> KvResult<Response> {
-        let attempts = self.pools.config().attempts;
-        let mut last = None;
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
-            }
-            let routing = self.pools.routing();
-            let call = build(routing.version);
-            match self
-                .pools
-                .call_node(node, call.msg, &call.header, &call.payload, None)
-                .await
-            {
-                Ok(r) if r.status == Status::StaleRouting as u16 => {
-                    self.pools.refresh_routing().await?;
-                    last = Some(Self::fail(r.status, what));
-                }
-                Ok(r) if r.status == Status::Busy as u16 => last = Some(Self::fail(r.status, what)),
-                Ok(r) => return Ok(r),
-                Err(e) if e.retryable() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| KvError::Invalid("no attempt made".into())))
     }
 }
 

@@ -383,7 +383,7 @@ impl Pools {
     }
 
     /// A live, authenticated connection to `node`, opened if needed.
-    async fn connection(&self, node: u32) -> KvResult<Arc<KvConn>> {
+    pub(crate) async fn connection(&self, node: u32) -> KvResult<Arc<KvConn>> {
         let pool = self
             .nodes
             .lock()

@@ -3,12 +3,16 @@
 //! answer. Plugged into the transport as its [`Service`].
 //!
 //! Rules every message follows: a header that does not decode answers
-//! `BadRequest` and changes nothing; anything but HELLO/AUTH on a session
+//! `BadRequest` (`KeyTooLong` if a key in it is over the limit) and changes
+//! nothing; anything but HELLO/AUTH on a session
 //! that has not authenticated answers `Unauthenticated`; a request routed
 //! with another routing version answers `StaleRouting`; reads need the
 //! space's `r` permission bit and writes its `w` bit for the caller's
 //! uid/gid/groups (root may do anything). Store errors map to a status in
-//! [`status_of`] and nowhere else.
+//! [`status_of`] and header decode errors in [`decode_status`], nowhere
+//! else. GET and BATCH_GET reserve their values' bytes in the connection's
+//! in-flight budget before reading them (released once the response is
+//! written), so large answers cannot pile up in memory.
 //!
 //! One-sided transfers: RDMA_CONNECT (after AUTH) gives the session a verbs
 //! queue pair when the service has a device (`KvService::with_verbs`, the
@@ -22,8 +26,8 @@ use crate::store::{Durability, PutMode, PutOutcome, Space, SpaceConfig, Store, S
 use bytes::Bytes;
 use nitrofs_common::Credentials;
 use nitrofs_kv_wire::messages::{self as m, Target};
-use nitrofs_kv_wire::{auth, msg, Routing, Status, MAX_VALUE, PROTOCOL_VERSION};
-use nitrofs_rdma_transport::{Incoming, Outgoing, Service};
+use nitrofs_kv_wire::{auth, msg, DecodeError, Routing, Status, MAX_VALUE, PROTOCOL_VERSION};
+use nitrofs_rdma_transport::{ByteBudget, Incoming, Outgoing, Service};
 use parking_lot::{Mutex, RwLock};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,6 +128,19 @@ pub fn status_of(e: &StoreError) -> Status {
             tracing::error!("kv store failure: {e}");
             Status::Internal
         }
+    }
+}
+
+/// The one place header decode errors become protocol statuses: a key
+/// (or a key prefix) over the length limit is `KeyTooLong`, as the store
+/// would have said; anything else malformed is `BadRequest`.
+pub fn decode_status(e: DecodeError) -> Status {
+    match e {
+        DecodeError::TooLong {
+            field: "key" | "prefix" | "start_after",
+            ..
+        } => Status::KeyTooLong,
+        _ => Status::BadRequest,
     }
 }
 
@@ -294,14 +311,14 @@ impl KvService {
         let r = match req.msg {
             msg::ROUTING => Ok(ok(m::encode_routing(&self.routing.read()), Vec::new())),
             msg::PUT => self.put(&who, header, req.payload.into_bytes()).await,
-            msg::GET => self.get(&who, header).await,
+            msg::GET => self.get(&who, header, &req.budget).await,
             msg::DELETE => self.delete(&who, header).await,
             msg::EXISTS => self.exists(&who, header),
             msg::RDMA_CONNECT => self.rdma_connect(session, header),
             msg::GET_REMOTE => self.get_remote(session, &who, header).await,
             msg::PUT_REMOTE => self.put_remote(session, &who, header).await,
             msg::BATCH_PUT => self.batch_put(&who, header, req.payload.into_bytes()).await,
-            msg::BATCH_GET => self.batch_get(&who, header).await,
+            msg::BATCH_GET => self.batch_get(&who, header, &req.budget).await,
             msg::BATCH_EXISTS | msg::PREFIX_MATCH => self.lookup_many(&who, header, req.msg),
             msg::BATCH_DELETE => self.batch_delete(&who, header).await,
             msg::SCAN => self.scan(&who, header),
@@ -317,7 +334,7 @@ impl KvService {
         header: &[u8],
         value: Bytes,
     ) -> Result<Outgoing, Status> {
-        let p = m::Put::decode(header).map_err(|_| Status::BadRequest)?;
+        let p = m::Put::decode(header).map_err(decode_status)?;
         let space = self.open(who, &p.target, Access::Write)?;
         if value.len() as u64 > MAX_VALUE {
             return Err(Status::TooLarge);
@@ -332,15 +349,26 @@ impl KvService {
         }
     }
 
-    async fn get(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let k = m::KeyOp::decode(header).map_err(|_| Status::BadRequest)?;
+    async fn get(
+        &self,
+        who: &Credentials,
+        header: &[u8],
+        budget: &ByteBudget,
+    ) -> Result<Outgoing, Status> {
+        let k = m::KeyOp::decode(header).map_err(decode_status)?;
         let space = self.open(who, &k.target, Access::Read)?;
-        if let Some(len) = space.value_len(k.key).filter(|&l| l > k.max_len) {
+        let len = space.value_len(k.key);
+        if let Some(len) = len.filter(|&l| l > k.max_len) {
             return Ok(Outgoing {
                 status: Status::BufferTooSmall as u16,
                 header: m::encode_u64(len),
                 payload: Vec::new(),
             });
+        }
+        // Room for the value in the connection's budget before it is read;
+        // it stays reserved until the response has been written.
+        if let Some(len) = len {
+            budget.reserve(len).await;
         }
         let key = Bytes::copy_from_slice(k.key);
         let max_len = k.max_len;
@@ -364,7 +392,7 @@ impl KvService {
 
     /// RDMA_CONNECT: pairs a queue pair with the session.
     fn rdma_connect(&self, session: &Session, header: &[u8]) -> Result<Outgoing, Status> {
-        let req = m::RdmaConnect::decode(header).map_err(|_| Status::BadRequest)?;
+        let req = m::RdmaConnect::decode(header).map_err(decode_status)?;
         remote::connect(self, session, &req)
     }
 
@@ -375,7 +403,7 @@ impl KvService {
         who: &Credentials,
         header: &[u8],
     ) -> Result<Outgoing, Status> {
-        let g = m::GetRemote::decode(header).map_err(|_| Status::BadRequest)?;
+        let g = m::GetRemote::decode(header).map_err(decode_status)?;
         let space = self.open(who, &g.target, Access::Read)?;
         remote::get(self, session, space, &g).await
     }
@@ -387,7 +415,7 @@ impl KvService {
         who: &Credentials,
         header: &[u8],
     ) -> Result<Outgoing, Status> {
-        let p = m::PutRemote::decode(header).map_err(|_| Status::BadRequest)?;
+        let p = m::PutRemote::decode(header).map_err(decode_status)?;
         let space = self.open(who, &p.target, Access::Write)?;
         if u64::from(p.buf.len) > MAX_VALUE {
             return Err(Status::TooLarge);
@@ -396,7 +424,7 @@ impl KvService {
     }
 
     async fn delete(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let k = m::KeyOp::decode(header).map_err(|_| Status::BadRequest)?;
+        let k = m::KeyOp::decode(header).map_err(decode_status)?;
         let space = self.open(who, &k.target, Access::Write)?;
         let key = Bytes::copy_from_slice(k.key);
         match on_space(&space, move |s| s.delete(&key))
@@ -409,7 +437,7 @@ impl KvService {
     }
 
     fn exists(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let k = m::KeyOp::decode(header).map_err(|_| Status::BadRequest)?;
+        let k = m::KeyOp::decode(header).map_err(decode_status)?;
         let space = self.open(who, &k.target, Access::Read)?;
         match space.exists(k.key) {
             true => Ok(reply(Status::Ok)),
@@ -423,7 +451,7 @@ impl KvService {
         header: &[u8],
         payload: Bytes,
     ) -> Result<Outgoing, Status> {
-        let b = m::BatchPut::decode(header).map_err(|_| Status::BadRequest)?;
+        let b = m::BatchPut::decode(header).map_err(decode_status)?;
         let space = self.open(who, &b.target, Access::Write)?;
         let total = b
             .items
@@ -466,9 +494,24 @@ impl KvService {
         Ok(ok(m::encode_u16s(&statuses), Vec::new()))
     }
 
-    async fn batch_get(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let k = m::Keys::decode(header).map_err(|_| Status::BadRequest)?;
+    async fn batch_get(
+        &self,
+        who: &Credentials,
+        header: &[u8],
+        budget: &ByteBudget,
+    ) -> Result<Outgoing, Status> {
+        let k = m::Keys::decode(header).map_err(decode_status)?;
         let space = self.open(who, &k.target, Access::Read)?;
+        // As GET: room for what the response can carry, before reading.
+        let expected = k
+            .keys
+            .iter()
+            .filter_map(|key| space.value_len(key))
+            .fold(0u64, u64::saturating_add)
+            .min(BATCH_GET_BUDGET);
+        if expected > 0 {
+            budget.reserve(expected).await;
+        }
         let keys: Vec<Bytes> = k.keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
         let (items, values) = on_space(&space, move |s| {
             let mut items = Vec::with_capacity(keys.len());
@@ -506,7 +549,7 @@ impl KvService {
         header: &[u8],
         msg_id: u16,
     ) -> Result<Outgoing, Status> {
-        let k = m::Keys::decode(header).map_err(|_| Status::BadRequest)?;
+        let k = m::Keys::decode(header).map_err(decode_status)?;
         let space = self.open(who, &k.target, Access::Read)?;
         if msg_id == msg::PREFIX_MATCH {
             let n = space.prefix_match(&k.keys);
@@ -521,7 +564,7 @@ impl KvService {
     }
 
     async fn batch_delete(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let k = m::Keys::decode(header).map_err(|_| Status::BadRequest)?;
+        let k = m::Keys::decode(header).map_err(decode_status)?;
         let space = self.open(who, &k.target, Access::Write)?;
         let keys: Vec<Bytes> = k.keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
         let flags = on_space(&space, move |s| {
@@ -534,7 +577,7 @@ impl KvService {
     }
 
     fn scan(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let s = m::Scan::decode(header).map_err(|_| Status::BadRequest)?;
+        let s = m::Scan::decode(header).map_err(decode_status)?;
         let space = self.open(who, &s.target, Access::Read)?;
         let limit = s.limit as usize;
         let mut entries = space.scan(s.prefix, s.start_after, limit + 1);
@@ -551,7 +594,7 @@ impl KvService {
     }
 
     fn stat(&self, who: &Credentials, header: &[u8]) -> Result<Outgoing, Status> {
-        let s = m::StatReq::decode(header).map_err(|_| Status::BadRequest)?;
+        let s = m::StatReq::decode(header).map_err(decode_status)?;
         let space = self.open(who, &s.target, Access::Read)?;
         let st = space.stats();
         let cfg = space.config();
@@ -656,45 +699,4 @@ pub async fn sweep_expired(store: Arc<Store>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(uid: u32, gid: u32, mode: u32) -> SpaceConfig {
-        SpaceConfig {
-            name: "s".into(),
-            capacity: 1,
-            ttl_secs: None,
-            durability: Durability::Memory,
-            uid,
-            gid,
-            mode,
-            id: 0,
-        }
-    }
-
-    #[test]
-    fn permissions_follow_owner_group_other_bits() {
-        let alice = Credentials {
-            uid: 1000,
-            gid: 100,
-            groups: vec![200],
-        };
-        assert!(permitted(&alice, &cfg(1000, 0, 0o600), Access::Write));
-        assert!(!permitted(&alice, &cfg(1000, 0, 0o400), Access::Write));
-        assert!(
-            permitted(&alice, &cfg(1, 200, 0o040), Access::Read),
-            "supplementary group"
-        );
-        assert!(
-            !permitted(&alice, &cfg(1, 200, 0o004), Access::Read),
-            "group bits decide for members"
-        );
-        assert!(permitted(&alice, &cfg(1, 1, 0o004), Access::Read));
-        assert!(!permitted(&alice, &cfg(1, 1, 0o770), Access::Read));
-        assert!(permitted(
-            &Credentials::root(),
-            &cfg(1, 1, 0),
-            Access::Write
-        ));
-    }
-}
+mod tests;

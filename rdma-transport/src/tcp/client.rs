@@ -1,6 +1,14 @@
 //! The client end of a TCP connection: callers write their own frames
 //! (under a lock, so frames never interleave) and one reader task routes
 //! each response to the caller waiting for its request id.
+//!
+//! A frame left half written (its caller cancelled mid-write, or the write
+//! failed) would make the server read the next frame's bytes as the rest of
+//! this one. So an unfinished write poisons the connection while still
+//! holding the write lock: the write half is shut down and the connection
+//! marked closed, and every later writer, once it has the lock, sees that
+//! and fails with [`TransportError::Closed`] without writing a byte (the
+//! pool then opens a new connection).
 
 use super::{discard, write_all_vectored};
 use crate::buf::{BufPool, MemoryRegion, PooledBuf};
@@ -25,7 +33,9 @@ struct Pending {
 }
 
 struct Inner {
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// `None` once poisoned: the write half was shut down after a frame
+    /// was cut short, and nothing may be written after it.
+    writer: tokio::sync::Mutex<Option<OwnedWriteHalf>>,
     pending: Mutex<HashMap<u64, Pending>>,
     closed: AtomicBool,
     reason: Mutex<String>,
@@ -75,7 +85,7 @@ impl TcpConnection {
         stream.set_nodelay(true)?;
         let (rd, wr) = stream.into_split();
         let inner = Arc::new(Inner {
-            writer: tokio::sync::Mutex::new(wr),
+            writer: tokio::sync::Mutex::new(Some(wr)),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             reason: Mutex::new(String::new()),
@@ -143,19 +153,27 @@ impl TcpConnection {
             slices.push(IoSlice::new(&frame));
             slices.push(IoSlice::new(req.header));
             slices.extend(req.payload.iter().map(|p| IoSlice::new(p)));
-            let mut w = self.inner.writer.lock().await;
-            // A frame cut short by cancellation would desynchronise the
-            // stream, so an unfinished write poisons the connection.
-            let mut poison = Poison {
+            let mut frame_write = FrameWrite {
+                writer: self.inner.writer.lock().await,
                 inner: &self.inner,
                 done: false,
             };
-            if let Err(e) = write_all_vectored(&mut *w, &mut slices).await {
-                self.inner.close(&format!("write failed: {e}"));
-                poison.done = true;
+            // Checked again under the lock: a writer cancelled mid-frame
+            // while this one waited has poisoned the connection, and
+            // nothing may follow its partial frame.
+            let half = match frame_write.writer.as_mut() {
+                Some(half) if !self.is_closed() => half,
+                _ => {
+                    frame_write.done = true;
+                    return Err(self.inner.closed_error());
+                }
+            };
+            let written = write_all_vectored(half, &mut slices).await;
+            frame_write.done = true;
+            if let Err(e) = written {
+                frame_write.poison(&format!("write failed: {e}"));
                 return Err(TransportError::Io(e));
             }
-            poison.done = true;
         }
         let reply = rx.await;
         forget.armed = false;
@@ -180,16 +198,28 @@ impl Drop for Forget<'_> {
     }
 }
 
-struct Poison<'a> {
+/// A frame being written, holding the write lock. Dropped before `done`
+/// (the call was cancelled mid-frame), it poisons the connection.
+struct FrameWrite<'a> {
+    writer: tokio::sync::MutexGuard<'a, Option<OwnedWriteHalf>>,
     inner: &'a Inner,
     done: bool,
 }
 
-impl Drop for Poison<'_> {
+impl FrameWrite<'_> {
+    /// Closes the connection and shuts its write half down (dropping it
+    /// sends FIN), still under the write lock, so no later frame can follow
+    /// the partial one.
+    fn poison(&mut self, why: &str) {
+        self.inner.close(why);
+        self.writer.take();
+    }
+}
+
+impl Drop for FrameWrite<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.inner
-                .close("a request was cancelled in the middle of its frame");
+            self.poison("a request was cancelled in the middle of its frame");
         }
     }
 }

@@ -9,7 +9,7 @@ mod client;
 mod server;
 
 pub use client::TcpConnection;
-pub use server::{serve, Incoming, Outgoing, ServerConfig, ServerStats, Service};
+pub use server::{serve, ByteBudget, Incoming, Outgoing, ServerConfig, ServerStats, Service};
 
 use std::io::{self, IoSlice};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

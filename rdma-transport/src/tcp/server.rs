@@ -3,11 +3,20 @@
 //! completion order under a write lock. A connection that breaks the frame
 //! protocol, stalls mid-frame or stops reading is closed; nothing it does
 //! reaches other connections.
+//!
+//! Bounds per connection: requests and header/payload bytes in flight (a
+//! service may add a response's bytes to the same budget, see
+//! [`ByteBudget`]), and a connection keeps its slot of
+//! [`ServerConfig::max_connections`] until its last request task has ended.
+//! A response left half written (write error or timeout) poisons the
+//! writer under its lock: the socket is shut down and later responses are
+//! dropped instead of being written after the partial frame.
 
 use super::write_all_vectored;
 use crate::buf::{BufPool, PooledBuf};
 use crate::frame::{FrameHeader, FrameKind, Limits, FRAME_LEN};
 use bytes::Bytes;
+use parking_lot::Mutex as SyncMutex;
 use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -17,7 +26,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 /// Limits and timeouts of a server.
 #[derive(Debug, Clone)]
@@ -66,6 +76,102 @@ pub struct Incoming {
     pub header: PooledBuf,
     /// Payload, read from the socket straight into this buffer.
     pub payload: PooledBuf,
+    /// This request's share of the connection's in-flight byte budget; it
+    /// holds the header and payload bytes now, and the service reserves a
+    /// large response's bytes here before producing them.
+    pub budget: ByteBudget,
+}
+
+/// A request's share of its connection's budget of bytes in flight
+/// ([`ServerConfig::max_inflight_bytes`]). The server reserves a request's
+/// header and payload before reading them; a service reserves its
+/// response's bytes with [`ByteBudget::reserve`] before it reads them (a
+/// GET's value), so many large answers cannot pile up in memory. Everything
+/// a share holds is given back once the response has been written (or the
+/// request is dropped).
+#[derive(Debug)]
+pub struct ByteBudget {
+    /// The connection's budget, in KiB permits.
+    conn: Arc<Semaphore>,
+    /// The budget's size in permits: the most one reservation can get.
+    total: u32,
+    /// What this request holds; shared with the task that writes the
+    /// response, which empties it afterwards.
+    held: Arc<SyncMutex<Option<OwnedSemaphorePermit>>>,
+}
+
+impl ByteBudget {
+    /// A budget of `bytes` of its own, nothing held (a service driven
+    /// without [`serve`], or a test).
+    pub fn new(bytes: usize) -> Self {
+        let total = kib_permits(bytes);
+        Self {
+            conn: Arc::new(Semaphore::new(total as usize)),
+            total,
+            held: Arc::default(),
+        }
+    }
+
+    /// Another request's share of the same connection budget, nothing held.
+    pub fn share(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            total: self.total,
+            held: Arc::default(),
+        }
+    }
+
+    /// Reserves `bytes` more for this request, waiting while the
+    /// connection's budget is used up; held until the response is written.
+    /// A reservation larger than the whole budget is cut to it.
+    ///
+    /// Waiting while holding part of the budget could deadlock (two
+    /// requests each holding a little and waiting for the other's), so the
+    /// share gives back what it holds first and waits for the old and the
+    /// new bytes together. Meanwhile its header and payload go uncounted,
+    /// bounded by the frame limits times the requests in flight.
+    pub async fn reserve(&self, bytes: u64) {
+        let have = self.lock().take().map_or(0, |p| p.num_permits());
+        let want = u64::try_from(have)
+            .unwrap_or(u64::MAX)
+            .saturating_add(bytes.div_ceil(1024))
+            .min(u64::from(self.total));
+        let want = u32::try_from(want).unwrap_or(self.total);
+        // The semaphore is never closed, so this fails only if it were.
+        if let Ok(p) = self.conn.clone().acquire_many_owned(want).await {
+            let mut held = self.lock();
+            match held.as_mut() {
+                Some(h) => h.merge(p),
+                None => *held = Some(p),
+            }
+        }
+    }
+
+    /// Bytes this share holds (whole KiB).
+    pub fn held(&self) -> u64 {
+        self.lock()
+            .as_ref()
+            .map_or(0, |p| p.num_permits() as u64 * 1024)
+    }
+
+    /// Gives back everything this share holds.
+    pub fn release(&self) {
+        self.lock().take();
+    }
+
+    /// A share already holding `permit` (the server's reservation of a
+    /// request's header and payload).
+    fn holding(&self, permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            total: self.total,
+            held: Arc::new(SyncMutex::new(Some(permit))),
+        }
+    }
+
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+        self.held.lock()
+    }
 }
 
 /// A service's answer.
@@ -147,18 +253,25 @@ pub async fn serve<S: Service>(
             let conn = Conn {
                 session: Arc::new(service.open_session(peer)),
                 service,
-                writer: Arc::new(Mutex::new(wr)),
+                writer: Arc::new(Mutex::new(Writer {
+                    half: wr,
+                    poisoned: false,
+                })),
                 closing: Arc::new(Notify::new()),
                 requests: Arc::new(Semaphore::new(cfg.max_inflight_requests)),
-                bytes: Arc::new(Semaphore::new(kib(cfg.max_inflight_bytes))),
+                budget: ByteBudget::new(cfg.max_inflight_bytes),
                 cfg,
                 pool,
                 stats: stats.clone(),
             };
-            if let Err(why) = conn.run(rd).await {
+            let mut tasks = JoinSet::new();
+            if let Err(why) = conn.run(rd, &mut tasks).await {
                 stats.connections_dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%peer, "closing connection: {why}");
             }
+            // The slot stands for the connection's memory and socket: both
+            // live until its last request has been answered (or failed).
+            while tasks.join_next().await.is_some() {}
             stats.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
@@ -170,23 +283,40 @@ fn kib(bytes: usize) -> usize {
     bytes.div_ceil(1024).max(1)
 }
 
+/// A whole budget in KiB permits, at most what a semaphore acquire takes.
+fn kib_permits(bytes: usize) -> u32 {
+    u32::try_from(kib(bytes))
+        .unwrap_or(u32::MAX)
+        .min(Semaphore::MAX_PERMITS as u32)
+}
+
+/// The write half of a connection. `poisoned` once a response was left
+/// half written: nothing may be written after it.
+struct Writer {
+    half: OwnedWriteHalf,
+    poisoned: bool,
+}
+
 struct Conn<S: Service> {
     service: Arc<S>,
     session: Arc<S::Session>,
-    writer: Arc<Mutex<OwnedWriteHalf>>,
+    writer: Arc<Mutex<Writer>>,
     closing: Arc<Notify>,
     requests: Arc<Semaphore>,
-    bytes: Arc<Semaphore>,
+    budget: ByteBudget,
     cfg: Arc<ServerConfig>,
     pool: Arc<BufPool>,
     stats: Arc<ServerStats>,
 }
 
 impl<S: Service> Conn<S> {
-    /// Reads frames until the peer leaves (Ok) or misbehaves (Err).
-    async fn run(&self, mut rd: OwnedReadHalf) -> Result<(), String> {
+    /// Reads frames until the peer leaves (Ok) or misbehaves (Err); each
+    /// request runs as a task in `tasks`.
+    async fn run(&self, mut rd: OwnedReadHalf, tasks: &mut JoinSet<()>) -> Result<(), String> {
         let mut fixed = [0u8; FRAME_LEN];
         loop {
+            // Reap answered requests so the set holds only running ones.
+            while tasks.try_join_next().is_some() {}
             // Wait for the first byte of the next frame (idle), then for the
             // rest of it (frame timeout).
             let first = tokio::select! {
@@ -214,8 +344,9 @@ impl<S: Service> Conn<S> {
             // Budget first, allocation second: a client cannot make us hold
             // more than the connection's in-flight limits.
             let want = h.header_len as usize + h.payload_len as usize;
-            let permits = u32::try_from(kib(want).min(kib(self.cfg.max_inflight_bytes)))
-                .map_err(|_| "frame too large".to_string())?;
+            let permits = u32::try_from(kib(want))
+                .unwrap_or(u32::MAX)
+                .min(self.budget.total);
             let req_permit = self
                 .requests
                 .clone()
@@ -223,11 +354,13 @@ impl<S: Service> Conn<S> {
                 .await
                 .map_err(|e| e.to_string())?;
             let byte_permit = self
-                .bytes
+                .budget
+                .conn
                 .clone()
                 .acquire_many_owned(permits)
                 .await
                 .map_err(|e| e.to_string())?;
+            let budget = self.budget.holding(byte_permit);
             let mut header = self.pool.take(h.header_len as usize);
             let mut payload = self.pool.take(h.payload_len as usize);
             // Time spent waiting for the budget is ours, not the client's:
@@ -243,10 +376,12 @@ impl<S: Service> Conn<S> {
                 Ok(())
             })
             .await?;
+            let held = budget.held.clone();
             let incoming = Incoming {
                 msg: h.msg,
                 header,
                 payload,
+                budget,
             };
             let (service, session, writer, closing, stats, timeout) = (
                 self.service.clone(),
@@ -257,15 +392,17 @@ impl<S: Service> Conn<S> {
                 self.cfg.write_timeout,
             );
             let (msg, req_id) = (h.msg, h.req_id);
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let out = service.call(session, incoming).await;
-                let _permits = (req_permit, byte_permit);
-                if respond(&writer, msg, req_id, out, timeout).await.is_err() {
-                    closing.notify_one();
-                    let mut w = writer.lock().await;
-                    let _ = w.shutdown().await;
-                } else {
-                    stats.requests.fetch_add(1, Ordering::Relaxed);
+                let answered = respond(&writer, msg, req_id, out, timeout).await;
+                // The request's bytes, and its response's, are gone now.
+                held.lock().take();
+                drop(req_permit);
+                match answered {
+                    Ok(()) => {
+                        stats.requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(()) => closing.notify_one(),
                 }
             });
         }
@@ -283,8 +420,11 @@ impl<S: Service> Conn<S> {
     }
 }
 
+/// Writes one response frame. Fails at once, writing nothing, if an
+/// earlier response was left half written; a write that fails or times out
+/// poisons the writer and shuts the socket down before the lock is let go.
 async fn respond(
-    writer: &Mutex<OwnedWriteHalf>,
+    writer: &Mutex<Writer>,
     msg: u16,
     req_id: u64,
     out: Outgoing,
@@ -307,15 +447,84 @@ async fn respond(
     slices.push(IoSlice::new(&out.header));
     slices.extend(out.payload.iter().map(|p| IoSlice::new(p)));
     let mut w = writer.lock().await;
-    match tokio::time::timeout(timeout, write_all_vectored(&mut *w, &mut slices)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::debug!("response write failed: {e}");
-            Err(())
+    if w.poisoned {
+        return Err(());
+    }
+    // Should this future be dropped mid-frame, the writer stays poisoned.
+    w.poisoned = true;
+    let written = tokio::time::timeout(timeout, write_all_vectored(&mut w.half, &mut slices)).await;
+    match written {
+        Ok(Ok(())) => {
+            w.poisoned = false;
+            return Ok(());
         }
-        Err(_) => {
-            tracing::debug!("response write timed out");
-            Err(())
+        Ok(Err(e)) => tracing::debug!("response write failed: {e}"),
+        Err(_) => tracing::debug!("response write timed out"),
+    }
+    let _ = w.half.shutdown().await;
+    Err(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByteBudget;
+    use std::future::Future;
+    use std::time::Duration;
+
+    /// Polls `fut` once; whether it finished.
+    async fn finishes_in_one_poll<F: Future + Unpin>(fut: &mut F) -> bool {
+        tokio::select! {
+            biased;
+            _ = fut => true,
+            _ = std::future::ready(()) => false,
         }
+    }
+
+    #[tokio::test]
+    async fn a_reservation_waits_for_room_and_release_gives_it_back() {
+        let a = ByteBudget::new(8 << 10);
+        let b = a.share();
+        a.reserve(6 << 10).await;
+        assert_eq!(a.held(), 6 << 10);
+        let mut waiting = Box::pin(b.reserve(4 << 10));
+        assert!(
+            !finishes_in_one_poll(&mut waiting).await,
+            "only 2 KiB of 8 are free"
+        );
+        a.release();
+        assert_eq!(a.held(), 0);
+        waiting.await;
+        assert_eq!(b.held(), 4 << 10);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_larger_than_the_budget_gets_the_whole_budget() {
+        let a = ByteBudget::new(4 << 10);
+        a.reserve(1 << 40).await;
+        assert_eq!(a.held(), 4 << 10);
+    }
+
+    #[tokio::test]
+    async fn two_requests_each_holding_bytes_and_wanting_more_do_not_deadlock() {
+        // 4 KiB; each holds 1 KiB and asks for 3 more. Holding while
+        // waiting would leave both waiting for ever.
+        let a = ByteBudget::new(4 << 10);
+        let b = a.share();
+        a.reserve(1 << 10).await;
+        b.reserve(1 << 10).await;
+        let both = async {
+            tokio::join!(
+                async {
+                    a.reserve(3 << 10).await;
+                    assert_eq!(a.held(), 4 << 10);
+                    a.release();
+                },
+                b.reserve(3 << 10)
+            )
+        };
+        tokio::time::timeout(Duration::from_secs(5), both)
+            .await
+            .expect("both reservations are granted in turn");
+        assert_eq!(b.held(), 4 << 10);
     }
 }
