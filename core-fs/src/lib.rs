@@ -21,6 +21,7 @@ pub use error::{FsError, FsResult};
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
+pub use snapshot::{Snapshot, SNAPSHOT_DIR};
 pub use types::*;
 
 use nitrofs_chunk_store::ChunkStore;
@@ -65,6 +66,13 @@ pub struct FileSystem {
     /// size and times, so parallel WRITEs to a file do not spin on
     /// transaction conflicts.
     inode_locks: Vec<Mutex<()>>,
+    /// Data writes hold it shared; taking or restoring a snapshot holds it
+    /// exclusively, so no write straddles the instant a snapshot is taken.
+    snap_barrier: parking_lot::RwLock<()>,
+    /// Snapshot epoch → (volume id, snapshot record), filled on demand.
+    snap_cache: Mutex<std::collections::HashMap<u64, (u32, snapshot::state::SnapshotRecord)>>,
+    /// One snapshot collection at a time.
+    snap_collector: Mutex<()>,
 }
 
 /// Number of stripes in `inode_locks`.
@@ -112,7 +120,10 @@ impl FileSystem {
         loop {
             attempt += 1;
             let mut txn = snapshot::CowTxn::new(self.kv.begin());
-            let value = body(&mut txn)?;
+            let value = match body(&mut txn) {
+                Ok(v) => v,
+                Err(e) => return Err(txn.take_refusal().unwrap_or(e)),
+            };
             match txn.commit(durable) {
                 Ok(()) => return Ok(value),
                 Err(e) if e.is_retryable() && attempt < nitrofs_metadata::MAX_TXN_ATTEMPTS => {

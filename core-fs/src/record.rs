@@ -23,6 +23,20 @@ const VOLUME_V1: u8 = 1;
 /// On-disk format of the whole store, recorded under `SYS_FORMAT`.
 pub const STORE_FORMAT: u64 = 1;
 
+/// Encodes `value` as version `version` (version byte, then bincode).
+pub(crate) fn encode_versioned<T: Serialize>(version: u8, value: &T) -> FsResult<Vec<u8>> {
+    encode(version, value)
+}
+
+/// Decodes a record written by [`encode_versioned`] with `expected`.
+pub(crate) fn decode_versioned<T: DeserializeOwned>(
+    what: &str,
+    expected: u8,
+    bytes: &[u8],
+) -> FsResult<T> {
+    decode(what, expected, bytes)
+}
+
 fn encode<T: Serialize>(version: u8, value: &T) -> FsResult<Vec<u8>> {
     let mut out = vec![version];
     bincode::serialize_into(&mut out, value).map_err(|e| FsError::Io(format!("encode: {e}")))?;
@@ -247,6 +261,10 @@ pub fn get_inode(txn: &mut dyn Txn, ino: u64) -> FsResult<Option<InodeRecord>> {
 
 /// Reads an inode that a caller holds a reference to: absent means stale.
 pub fn load_inode(txn: &mut dyn Txn, ino: u64) -> FsResult<InodeRecord> {
+    if ino >= crate::snapshot::LIVE_INO_LIMIT {
+        // Objects inside snapshots are never changed.
+        return Err(FsError::ReadOnly);
+    }
     get_inode(txn, ino)?.ok_or(FsError::Stale)
 }
 
@@ -273,6 +291,10 @@ pub fn add_dentry(
     ino: u64,
     kind: FileType,
 ) -> FsResult<()> {
+    if dir.parent == dir.ino && name == crate::snapshot::SNAPSHOT_DIR {
+        // The volume root's `.snapshot` is the snapshots' directory.
+        return Err(FsError::Exists);
+    }
     let cookie = dir.next_cookie;
     dir.next_cookie += 1;
     dir.entries += 1;

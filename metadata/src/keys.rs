@@ -16,11 +16,17 @@
 //! | `ACL` | inode (u64) ‖ kind (u8: 1 access, 2 default) | POSIX.1e ACL entries |
 //! | `QUOTA` | quota root inode (u64) | limits and usage, updated in the same transaction as the change |
 //! | `GC` | inode (u64) | inode whose chunks must be deleted (written in the unlink transaction) |
-//! | `SNAPSHOT` | volume id (u32) ‖ name | snapshot record (epoch, time) |
-//! | `HISTORY` | epoch (u64) ‖ original key | record as it was before the first change after snapshot `epoch` (copy-on-write) |
+//! | `SNAPSHOT` | volume id (u32) ‖ name | snapshot record (epoch, time, inode high-water mark, state) |
+//! | `HISTORY` | epoch (u64) ‖ original key | record as it was before the first change after snapshot `epoch` (copy-on-write); original keys include the pseudo-keys `CHUNK_HISTORY` and `DATA_HISTORY` |
 //! | `PENDING` | inode (u64) | a file with no name yet (S3 PUT or multipart part in progress): kind tag |
 //! | `DATA_OWNER` | data inode (u64) | the file (u64) whose bytes it holds (a multipart part linked into the object) |
 //! | `UPLOAD_INDEX` | id length (u16) ‖ upload id ‖ inode (u64) | empty — the detached files of one multipart upload |
+//! | `SNAP_STATE` | volume id (u32) | the volume's snapshots (epochs, high-water marks), read by every write transaction |
+//! | `CHUNK_HISTORY` | data inode (u64) ‖ chunk index (u64) | only inside `HISTORY`: where a snapshot's copy of a chunk lives |
+//! | `DATA_HISTORY` | data inode (u64) | only inside `HISTORY`: the inode's live chunks belong to the snapshot (file removed after it) |
+//!
+//! A `GC` key is `GC ‖ ino` (all chunks of the inode) or `GC ‖ ino ‖ index`
+//! (one chunk: a snapshot's copy that is no longer needed).
 
 /// Instance-wide records.
 pub const SYSTEM: u8 = 0x01;
@@ -54,6 +60,16 @@ pub const DATA_OWNER: u8 = 0x0e;
 
 /// Detached files by the multipart upload that owns them.
 pub const UPLOAD_INDEX: u8 = 0x0f;
+
+/// Snapshot state per volume.
+pub const SNAP_STATE: u8 = 0x10;
+/// Pseudo-prefix of a chunk's history (only inside `HISTORY` keys).
+pub const CHUNK_HISTORY: u8 = 0x11;
+/// Pseudo-prefix of a removed file's data history (only inside `HISTORY` keys).
+pub const DATA_HISTORY: u8 = 0x12;
+
+/// Name of the system record holding the next snapshot epoch.
+pub const SYS_NEXT_EPOCH: &str = "next_epoch";
 
 /// Name of the system record holding the on-disk format version.
 pub const SYS_FORMAT: &str = "format";
@@ -178,6 +194,20 @@ pub fn gc(ino: u64) -> Vec<u8> {
     k
 }
 
+/// `GC ‖ ino ‖ index`: one chunk to delete.
+pub fn gc_chunk(ino: u64, index: u64) -> Vec<u8> {
+    let mut k = gc(ino);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Decodes the chunk index of a `GC ‖ ino ‖ index` key (`None` for a
+/// whole-inode `GC` key).
+pub fn gc_chunk_index(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
 /// The prefix of all pending chunk deletions.
 pub fn gc_prefix() -> Vec<u8> {
     vec![GC]
@@ -194,6 +224,49 @@ pub fn snapshot(volume: u32, name: &str) -> Vec<u8> {
     let mut k = with_prefix(SNAPSHOT, 4 + name.len());
     k.extend_from_slice(&volume.to_be_bytes());
     k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// `SNAPSHOT ‖ volume`: every snapshot of a volume, in name order.
+pub fn snapshot_prefix(volume: u32) -> Vec<u8> {
+    let mut k = with_prefix(SNAPSHOT, 4);
+    k.extend_from_slice(&volume.to_be_bytes());
+    k
+}
+
+/// `SNAP_STATE ‖ volume`.
+pub fn snap_state(volume: u32) -> Vec<u8> {
+    let mut k = with_prefix(SNAP_STATE, 4);
+    k.extend_from_slice(&volume.to_be_bytes());
+    k
+}
+
+/// `HISTORY ‖ epoch`: every record kept for one snapshot.
+pub fn history_prefix(epoch: u64) -> Vec<u8> {
+    let mut k = with_prefix(HISTORY, 8);
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k
+}
+
+/// The original key inside a `HISTORY` key.
+pub fn history_original(key: &[u8]) -> Option<&[u8]> {
+    key.get(9..)
+}
+
+/// `CHUNK_HISTORY ‖ data ino ‖ index`: the pseudo-key of a chunk's
+/// history, used inside [`history`].
+pub fn chunk_history(ino: u64, index: u64) -> Vec<u8> {
+    let mut k = with_prefix(CHUNK_HISTORY, 16);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// `DATA_HISTORY ‖ data ino`: the pseudo-key saying a removed inode's
+/// chunks belong to a snapshot, used inside [`history`].
+pub fn data_history(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(DATA_HISTORY, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
     k
 }
 
@@ -302,6 +375,9 @@ mod tests {
             PENDING,
             DATA_OWNER,
             UPLOAD_INDEX,
+            SNAP_STATE,
+            CHUNK_HISTORY,
+            DATA_HISTORY,
         ];
         let mut sorted = all.to_vec();
         sorted.sort_unstable();

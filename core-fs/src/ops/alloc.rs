@@ -11,7 +11,7 @@ const RESERVE: u64 = 1024;
 /// First inode number ever handed out (0 and 1 are never used).
 pub(crate) const FIRST_INODE: u64 = 2;
 
-fn read_u64(txn: &mut dyn Txn, key: &[u8]) -> FsResult<Option<u64>> {
+pub(crate) fn read_u64(txn: &mut dyn Txn, key: &[u8]) -> FsResult<Option<u64>> {
     match txn.get(key)? {
         Some(v) => {
             let arr: [u8; 8] = v
@@ -43,6 +43,10 @@ impl FileSystem {
             *range = (start, start + RESERVE);
         }
         let ino = range.0;
+        if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            // Higher numbers name objects inside snapshots.
+            return Err(crate::FsError::NoSpace);
+        }
         range.0 += 1;
         Ok(ino)
     }

@@ -97,6 +97,9 @@ pub(crate) fn apply_setattr(
 impl FileSystem {
     /// The NFSv3 ACCESS bits of `want` that `cred` holds on `ino`.
     pub fn access(&self, cred: &Credentials, ino: InodeId, want: u32) -> FsResult<(Attr, u32)> {
+        if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            return self.snap_access(cred, ino, want);
+        }
         let rec = self.read_inode(ino)?;
         Ok((rec.attr(), perm::access_mask(&rec, cred, want)))
     }

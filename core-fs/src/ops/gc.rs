@@ -14,6 +14,15 @@ impl FileSystem {
     /// Deletes the chunks of a removed inode and then its GC record.
     /// Failures are logged and left for the next start.
     pub(crate) fn delete_chunks(&self, ino: u64) {
+        // A snapshot may have taken the data over instead (no GC record).
+        match self.kv.get(&keys::gc(ino)) {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(ino, error = %e, "could not read GC record");
+                return;
+            }
+        }
         if let Err(e) = self.chunks.remove_from(ino, 0) {
             tracing::warn!(ino, error = %e, "chunk deletion failed; will retry at next start");
             return;
@@ -28,18 +37,38 @@ impl FileSystem {
         }
     }
 
+    /// Deletes one chunk (a snapshot's copy no one needs) and then its GC
+    /// record.
+    pub(crate) fn delete_chunk(&self, ino: u64, index: u64) {
+        if let Err(e) = self
+            .chunks
+            .remove(nitrofs_chunk_store::ChunkId { ino, index })
+        {
+            tracing::warn!(ino, index, error = %e, "chunk deletion failed; will retry at next start");
+            return;
+        }
+        let mut txn = self.kv.begin();
+        let res = txn
+            .delete(&keys::gc_chunk(ino, index))
+            .and_then(|()| txn.commit(false));
+        if let Err(e) = res {
+            tracing::warn!(ino, index, error = %e, "could not clear GC record");
+        }
+    }
+
     /// Finishes interrupted deletions and removes chunk data that belongs
     /// to no inode. Runs at start, before any request is served.
     pub(crate) fn collect_garbage(&self) -> FsResult<()> {
         let prefix = keys::gc_prefix();
         let pending = self.kv.scan(&prefix, &prefix_end(&prefix), usize::MAX)?;
-        for (k, _) in pending {
-            if let Some(ino) = keys::ino_of(&k) {
-                self.delete_chunks(ino);
-            }
-        }
+        let keys: Vec<Vec<u8>> = pending.into_iter().map(|(k, _)| k).collect();
+        self.run_gc_keys(&keys);
         let mut orphans = 0usize;
         for ino in self.chunks.inodes()? {
+            // Snapshot copies are freed through their history records.
+            if ino >= crate::snapshot::LIVE_INO_LIMIT {
+                continue;
+            }
             if self.kv.get(&keys::inode(ino))?.is_none()
                 && self.kv.get(&keys::data_owner(ino))?.is_none()
             {

@@ -26,7 +26,11 @@ fn data_file(rec: &InodeRecord) -> FsResult<()> {
 
 /// Splits `[offset, offset+len)` into per-chunk pieces:
 /// (chunk index, offset in chunk, length).
-fn pieces(chunk_size: u64, offset: u64, len: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+pub(crate) fn pieces(
+    chunk_size: u64,
+    offset: u64,
+    len: u64,
+) -> impl Iterator<Item = (u64, u64, u64)> {
     let end = offset + len;
     let mut pos = offset;
     std::iter::from_fn(move || {
@@ -46,7 +50,7 @@ fn pieces(chunk_size: u64, offset: u64, len: u64) -> impl Iterator<Item = (u64, 
 type Extent = (u64, u64, u64, u64);
 
 /// Maps the file range `[offset, offset+len)` onto data inodes.
-fn extents(rec: &InodeRecord, offset: u64, len: u64) -> Vec<Extent> {
+pub(crate) fn extents(rec: &InodeRecord, offset: u64, len: u64) -> Vec<Extent> {
     if rec.segments.is_empty() {
         return vec![(rec.ino, u64::from(rec.chunk_size), offset, len)];
     }
@@ -83,6 +87,9 @@ impl FileSystem {
         offset: u64,
         count: u32,
     ) -> FsResult<ReadResult> {
+        if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            return self.snap_read(cred, ino, offset, count);
+        }
         let rec = self.read_inode(ino)?;
         data_file(&rec)?;
         perm::check_data(&rec, cred, R)?;
@@ -172,8 +179,13 @@ impl FileSystem {
                 after: attr,
             });
         }
+        let _barrier = self.snap_barrier.read();
         let mut done = 0usize;
         let exts = extents(&rec, offset, data.len() as u64);
+        for &(data_ino, cs, ext_off, ext_len) in &exts {
+            let touched = pieces(cs, ext_off, ext_len).map(|(index, ..)| index);
+            self.preserve_chunks(rec.volume, data_ino, cs, touched)?;
+        }
         for &(data_ino, cs, ext_off, ext_len) in &exts {
             for (index, within, n) in pieces(cs, ext_off, ext_len) {
                 let n = n as usize;
@@ -227,15 +239,16 @@ impl FileSystem {
     /// file with segments, data inodes wholly past `size` lose all their
     /// chunks here; [`trim_segments`] drops them from the record.
     pub(crate) fn truncate_chunks(&self, rec: &InodeRecord, size: u64) -> FsResult<()> {
+        let _barrier = self.snap_barrier.read();
         if rec.segments.is_empty() {
-            return self.truncate_data(rec.ino, u64::from(rec.chunk_size), size);
+            return self.truncate_data(rec.volume, rec.ino, u64::from(rec.chunk_size), size);
         }
         let mut seg_start = 0u64;
         let last = rec.segments.len() - 1;
         for (i, seg) in rec.segments.iter().enumerate() {
             let keep = size.saturating_sub(seg_start);
             if i == last || keep < seg.len {
-                self.truncate_data(seg.ino, u64::from(seg.chunk_size), keep)?;
+                self.truncate_data(rec.volume, seg.ino, u64::from(seg.chunk_size), keep)?;
             }
             seg_start = seg_start.saturating_add(seg.len);
         }
@@ -243,7 +256,16 @@ impl FileSystem {
     }
 
     /// Cuts one data inode's chunks to `size` bytes and syncs them.
-    fn truncate_data(&self, ino: u64, cs: u64, size: u64) -> FsResult<()> {
+    fn truncate_data(&self, volume: u32, ino: u64, cs: u64, size: u64) -> FsResult<()> {
+        // Chunks from the one the new end falls in change or go.
+        let first_touched = size / cs;
+        let touched: Vec<u64> = self
+            .chunks
+            .indexes(ino)?
+            .into_iter()
+            .filter(|i| *i >= first_touched)
+            .collect();
+        self.preserve_chunks(volume, ino, cs, touched)?;
         if size == 0 {
             self.chunks.remove_from(ino, 0)?;
         } else {

@@ -3,6 +3,7 @@
 
 use crate::perm;
 use crate::record::{self, InodeRecord};
+use crate::snapshot::LIVE_INO_LIMIT;
 use crate::types::{Attr, FileType, NAME_MAX};
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, VolumeId};
@@ -30,6 +31,10 @@ pub(crate) fn is_dot(name: &[u8]) -> bool {
 impl FileSystem {
     /// Reads an inode outside a transaction; absent means stale.
     pub(crate) fn read_inode(&self, ino: InodeId) -> FsResult<InodeRecord> {
+        if ino >= LIVE_INO_LIMIT {
+            // Inside a snapshot: callers that get here want to change it.
+            return Err(FsError::ReadOnly);
+        }
         match self.kv.get(&keys::inode(ino))? {
             Some(b) => InodeRecord::decode(&b),
             None => Err(FsError::Stale),
@@ -38,6 +43,9 @@ impl FileSystem {
 
     /// Attributes of an inode.
     pub fn getattr(&self, ino: InodeId) -> FsResult<Attr> {
+        if ino >= LIVE_INO_LIMIT {
+            return self.snap_getattr(ino);
+        }
         Ok(self.read_inode(ino)?.attr())
     }
 
@@ -48,6 +56,9 @@ impl FileSystem {
         ino: InodeId,
         generation: u32,
     ) -> FsResult<Attr> {
+        if ino >= LIVE_INO_LIMIT {
+            return self.snap_resolve(volume, ino, generation);
+        }
         let rec = self.read_inode(ino)?;
         if rec.generation != generation || rec.volume != volume {
             return Err(FsError::Stale);
@@ -57,8 +68,14 @@ impl FileSystem {
 
     /// Looks `name` up in directory `dir`.
     pub fn lookup(&self, cred: &Credentials, dir: InodeId, name: &[u8]) -> FsResult<Attr> {
+        if dir >= LIVE_INO_LIMIT {
+            return self.snap_lookup(cred, dir, name);
+        }
         let d = self.read_inode(dir)?;
         perm::check_search(&d, cred)?;
+        if Self::is_snapdir_name(&d, name) {
+            return Ok(self.snapdir_of(&d));
+        }
         if name == b"." {
             return Ok(d.attr());
         }
@@ -100,6 +117,9 @@ impl FileSystem {
 
     /// The target of a symbolic link.
     pub fn readlink(&self, _cred: &Credentials, ino: InodeId) -> FsResult<(Attr, Vec<u8>)> {
+        if ino >= LIVE_INO_LIMIT {
+            return self.snap_readlink(ino);
+        }
         let rec = self.read_inode(ino)?;
         match (&rec.kind, &rec.target) {
             (FileType::Symlink, Some(t)) => Ok((rec.attr(), t.clone())),

@@ -41,6 +41,9 @@ pub(crate) fn open(
         inode_locks: (0..crate::INODE_LOCK_STRIPES)
             .map(|_| Mutex::new(()))
             .collect(),
+        snap_barrier: parking_lot::RwLock::new(()),
+        snap_cache: Mutex::new(Default::default()),
+        snap_collector: Mutex::new(()),
     };
     match fs.volume(DEFAULT_VOLUME) {
         Ok(_) => {}
@@ -51,6 +54,8 @@ pub(crate) fn open(
         Err(e) => return Err(e),
     }
     fs.collect_garbage()?;
+    // Finish snapshot deletions and restores a stop interrupted.
+    fs.collect_snapshots()?;
     fs.discard_transient()?;
     Ok(fs)
 }

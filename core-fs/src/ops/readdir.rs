@@ -23,6 +23,9 @@ impl FileSystem {
         max_entries: usize,
         with_attrs: bool,
     ) -> FsResult<ReadDirPage> {
+        if dir >= crate::snapshot::LIVE_INO_LIMIT {
+            return self.snap_readdir(cred, dir, cookie, max_entries, with_attrs);
+        }
         let d = self.read_inode(dir)?;
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);

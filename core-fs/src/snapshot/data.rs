@@ -1,0 +1,94 @@
+//! Copy-on-write of chunk data.
+//!
+//! Before the first change to a chunk after a snapshot (a write into it,
+//! or a truncate that cuts or drops it), the chunk is copied to the
+//! snapshot's home for that inode and a `CHUNK_HISTORY` record points to
+//! the copy (or says the chunk was a hole). Crash safety: a `GC ‖ home ‖
+//! index` intent is committed before the copy and deleted in the
+//! transaction that records it, so a copy no record points to is deleted
+//! at the next start.
+
+use super::admin::encode_location;
+use super::state::{chunk_home, SnapState};
+use crate::{FileSystem, FsResult};
+use nitrofs_chunk_store::ChunkId;
+use nitrofs_metadata::{keys, transact};
+
+impl FileSystem {
+    /// Keeps the newest snapshot's copy of chunks `indexes` of data inode
+    /// `ino` (in `volume`, chunk size `cs`) before they change.
+    pub(crate) fn preserve_chunks(
+        &self,
+        volume: u32,
+        ino: u64,
+        cs: u64,
+        indexes: impl IntoIterator<Item = u64>,
+    ) -> FsResult<()> {
+        let state = self.snap_state(volume)?;
+        let Some(target) = state.target() else {
+            return Ok(());
+        };
+        if ino >= target.next_inode {
+            return Ok(());
+        }
+        let mut existing: Option<Vec<u64>> = None;
+        for index in indexes {
+            let original = keys::chunk_history(ino, index);
+            let hk = keys::history(target.epoch, &original);
+            if self.kv.get(&hk)?.is_some() {
+                continue;
+            }
+            let _guard = self.lock_inode(ino);
+            if self.kv.get(&hk)?.is_some() {
+                continue;
+            }
+            if self.take_over_chunk(volume, target.epoch, &original)? {
+                continue;
+            }
+            let exists = existing
+                .get_or_insert_with(|| self.chunks.indexes(ino).unwrap_or_default())
+                .contains(&index);
+            let home = chunk_home(target.epoch, ino);
+            let intent = keys::gc_chunk(home, index);
+            let mut copied = None;
+            if exists {
+                transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
+                    Ok(txn.put(&intent, &[])?)
+                })?;
+                let data = self.chunks.read(ChunkId { ino, index }, 0, cs as usize)?;
+                let copy = ChunkId { ino: home, index };
+                self.chunks.remove(copy)?;
+                self.chunks.write(copy, 0, &data)?;
+                self.chunks.sync(home)?;
+                copied = Some((home, data.len()));
+            }
+            transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
+                if txn.get(&hk)?.is_none() {
+                    txn.put(&hk, &encode_location(copied))?;
+                }
+                if exists {
+                    txn.delete(&intent)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A newer snapshot being deleted may hold the chunk as `epoch` saw
+    /// it: its record moves to `epoch`. True when it did.
+    fn take_over_chunk(&self, volume: u32, epoch: u64, original: &[u8]) -> FsResult<bool> {
+        transact(self.kv.as_ref(), true, |txn| -> FsResult<bool> {
+            let state = SnapState::load(txn, volume)?;
+            for s in state.newer_than(epoch) {
+                let nk = keys::history(s.epoch, original);
+                if let Some(v) = txn.get(&nk)? {
+                    txn.put(&keys::history(epoch, original), &v)?;
+                    txn.delete(&nk)?;
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+}
