@@ -330,6 +330,33 @@ both_backends! {
     }
 }
 
+both_backends! {
+    fn a_clone_is_a_writable_volume_with_what_the_snapshot_shows(fx) {
+        populate(fx);
+        let f = fx.lookup(fx.root(), "big").expect("big");
+        let a = fx.lookup(fx.root(), "a").expect("a");
+        fx.fs.link(&root_cred(), f.ino, a.ino, b"big-link").expect("link");
+        fx.fs
+            .set_xattrs(&root_cred(), f.ino, &[(b"user.k".to_vec(), Some(b"v".to_vec()))])
+            .expect("xattr");
+        let at = dump(&fx.fs, fx.root());
+        fx.fs.create_snapshot(DEFAULT_VOLUME, "c").expect("snapshot");
+        fx.write(f.ino, 0, b"live change");
+        let vol = fx.fs.clone_snapshot(DEFAULT_VOLUME, "c", "cloned").expect("clone");
+        assert_eq!(dump(&fx.fs, vol.root), at);
+        let big = fx.fs.lookup(&root_cred(), vol.root, b"big").expect("big");
+        assert_eq!(big.nlink, 2, "hard links stay links");
+        assert_eq!(
+            fx.fs.get_xattr(&root_cred(), big.ino, b"user.k").expect("xattr"),
+            Some(b"v".to_vec())
+        );
+        fx.fs.write(&root_cred(), big.ino, 0, b"clone change", false).expect("clone is writable");
+        assert_eq!(dump(&fx.fs, snap_root(fx, "c").ino), at, "the snapshot is untouched");
+        assert_err!(fx.fs.clone_snapshot(DEFAULT_VOLUME, "c", "cloned"), FsError::Exists);
+        assert_err!(fx.fs.clone_snapshot(DEFAULT_VOLUME, "nope", "other"), FsError::NotFound);
+    }
+}
+
 #[test]
 fn snapshots_survive_a_restart() {
     let fx = Fixture::new(Backend::Rocks);

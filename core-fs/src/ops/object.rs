@@ -94,6 +94,9 @@ impl FileSystem {
         after: &[u8],
         limit: usize,
     ) -> FsResult<(Vec<DirEntry>, bool)> {
+        if dir >= crate::snapshot::LIVE_INO_LIMIT {
+            return self.snap_list_by_name(cred, dir, after, limit);
+        }
         let d = self.read_inode(dir)?;
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);

@@ -32,6 +32,12 @@ impl FileSystem {
         name: &[u8],
     ) -> FsResult<Option<Vec<u8>>> {
         check_name(name)?;
+        if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            return Ok(self
+                .snap_xattrs(cred, ino, Some(name))?
+                .pop()
+                .map(|(_, v)| v));
+        }
         let rec = self.read_inode(ino)?;
         perm::check_data(&rec, cred, R)?;
         Ok(self.kv.get(&keys::xattr(ino, name))?)
@@ -43,6 +49,9 @@ impl FileSystem {
         cred: &Credentials,
         ino: InodeId,
     ) -> FsResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            return self.snap_xattrs(cred, ino, None);
+        }
         let rec = self.read_inode(ino)?;
         perm::check_data(&rec, cred, R)?;
         let prefix = keys::xattr_prefix(ino);

@@ -7,6 +7,7 @@
 //! oldest history at or after the snapshot, else from the live volume.
 
 pub(crate) mod admin;
+mod clone;
 mod cow;
 mod data;
 pub(crate) mod state;

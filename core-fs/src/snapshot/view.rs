@@ -306,6 +306,149 @@ impl FileSystem {
         })
     }
 
+    /// Up to `limit` records with keys in `prefix` (owned by `owner`) from
+    /// `start` on, as snapshot `v` saw them, in key order; and whether
+    /// more follow. Candidates come from the live records and from every
+    /// history that may hold records removed since; each resolves to what
+    /// the snapshot saw, or nothing.
+    fn view_scan(
+        &self,
+        txn: &mut dyn Txn,
+        v: &View,
+        prefix: &[u8],
+        start: &[u8],
+        owner: u64,
+        limit: usize,
+    ) -> FsResult<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+        let mut out = Vec::new();
+        if owner >= v.next_inode {
+            return Ok((out, false));
+        }
+        let limit = limit.max(1);
+        let mut cursor = start.to_vec();
+        loop {
+            let mut cands = BTreeSet::new();
+            // Past the horizon a source has rows this round did not read.
+            let mut horizon: Option<Vec<u8>> = None;
+            let sources = std::iter::once(None).chain(v.later.iter().map(Some));
+            for epoch in sources {
+                let (from, to, skip) = match epoch {
+                    None => (cursor.clone(), prefix_end(prefix), 0),
+                    Some(e) => (
+                        keys::history(*e, &cursor),
+                        prefix_end(&keys::history(*e, prefix)),
+                        keys::history_prefix(*e).len(),
+                    ),
+                };
+                let rows = txn.scan(&from, &to, limit + 1)?;
+                let full = rows.len() > limit;
+                let mut last = None;
+                for (k, _) in rows {
+                    let key = k[skip..].to_vec();
+                    last = Some(key.clone());
+                    cands.insert(key);
+                }
+                if full {
+                    if let Some(l) = last {
+                        horizon = Some(match horizon {
+                            Some(h) if h < l => h,
+                            _ => l,
+                        });
+                    }
+                }
+            }
+            for key in cands {
+                if horizon.as_ref().is_some_and(|h| &key > h) {
+                    break;
+                }
+                if let Some(val) = self.view_get(txn, v, &key, owner)? {
+                    if out.len() == limit {
+                        return Ok((out, true));
+                    }
+                    out.push((key, val));
+                }
+            }
+            match horizon {
+                None => return Ok((out, false)),
+                Some(mut h) => {
+                    h.push(0);
+                    cursor = h;
+                }
+            }
+        }
+    }
+
+    /// S3 listing (entries by name) inside a snapshot.
+    pub(crate) fn snap_list_by_name(
+        &self,
+        cred: &Credentials,
+        dir: u64,
+        after: &[u8],
+        limit: usize,
+    ) -> FsResult<(Vec<DirEntry>, bool)> {
+        let (epoch, live) = split_ino(dir);
+        if epoch == SNAPDIR_EPOCH {
+            return Err(FsError::NotSupported);
+        }
+        let v = self.view(epoch)?;
+        let mut txn = self.kv.begin();
+        let txn = txn.as_mut();
+        let d = self.view_inode(txn, &v, live)?;
+        if d.kind != FileType::Directory {
+            return Err(FsError::NotDir);
+        }
+        perm::check(&d, cred, R | perm::X)?;
+        let prefix = keys::dentry_prefix(live);
+        let mut start = keys::dentry(live, after);
+        if !after.is_empty() {
+            start.push(0);
+        }
+        let (rows, more) = self.view_scan(txn, &v, &prefix, &start, live, limit)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, val) in rows {
+            let entry = DentryRecord::decode(&val)?;
+            match self.view_inode(txn, &v, entry.ino) {
+                Ok(r) => out.push(DirEntry {
+                    cookie: entry.cookie,
+                    name: k[prefix.len()..].to_vec(),
+                    ino: vino(v.epoch, entry.ino),
+                    attr: Some(self.view_attr(&v, &r)),
+                }),
+                Err(FsError::Stale) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((out, more))
+    }
+
+    /// Extended attributes of a snapshot object: one (`Some(name)`) or all.
+    pub(crate) fn snap_xattrs(
+        &self,
+        cred: &Credentials,
+        ino: u64,
+        name: Option<&[u8]>,
+    ) -> FsResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (epoch, live) = split_ino(ino);
+        if epoch == SNAPDIR_EPOCH {
+            return Ok(Vec::new());
+        }
+        let v = self.view(epoch)?;
+        let mut txn = self.kv.begin();
+        let txn = txn.as_mut();
+        let rec = self.view_inode(txn, &v, live)?;
+        perm::check_data(&rec, cred, R)?;
+        let prefix = keys::xattr_prefix(live);
+        if let Some(n) = name {
+            let val = self.view_get(txn, &v, &keys::xattr(live, n), live)?;
+            return Ok(val.map(|val| (n.to_vec(), val)).into_iter().collect());
+        }
+        let (rows, _) = self.view_scan(txn, &v, &prefix, &prefix, live, usize::MAX - 1)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, val)| (k[prefix.len()..].to_vec(), val))
+            .collect())
+    }
+
     /// Reads part of a chunk as snapshot `v` saw it. Holds the inode's
     /// lock, which copy-on-write also holds from the copy to its record,
     /// so a live write can never slip in between the check and the read.
@@ -375,52 +518,16 @@ impl FileSystem {
                 });
             }
         }
-        // Candidate cookies come from the live directory and from every
-        // history that may hold entries removed since; each resolves to
-        // what the snapshot saw (or nothing).
-        let mut sources = vec![keys::dir_cookie_prefix(live)];
-        for e in &v.later {
-            sources.push(keys::history(*e, &keys::dir_cookie_prefix(live)));
-        }
         let want = max_entries - entries.len();
-        let mut found: Vec<(u64, u64, Vec<u8>)> = Vec::new();
-        let mut cursor = cookie.saturating_add(1).max(FIRST_COOKIE);
-        let mut more = false;
-        'pages: loop {
-            let mut cands = BTreeSet::new();
-            let mut horizon = u64::MAX;
-            for p in &sources {
-                let mut start = p.clone();
-                start.extend_from_slice(&cursor.to_be_bytes());
-                let rows = txn.scan(&start, &prefix_end(p), want + 1)?;
-                let mut last = u64::MAX;
-                for (k, _) in &rows {
-                    if let Some(c) = k.get(p.len()..p.len() + 8).and_then(|b| b.try_into().ok()) {
-                        last = u64::from_be_bytes(c);
-                        cands.insert(last);
-                    }
-                }
-                if rows.len() > want {
-                    // This source has more past its last row: candidates
-                    // beyond it are not known to be complete yet.
-                    horizon = horizon.min(last);
-                }
-            }
-            for c in cands.into_iter().take_while(|c| *c <= horizon) {
-                let key = keys::dir_cookie(live, c);
-                if let Some(val) = self.view_get(txn, &v, &key, live)? {
-                    let (ino, name) = record::decode_cookie_value(&val)?;
-                    if found.len() == want {
-                        more = true;
-                        break 'pages;
-                    }
-                    found.push((c, ino, name.to_vec()));
-                }
-            }
-            if horizon == u64::MAX {
-                break;
-            }
-            cursor = horizon + 1;
+        let start = keys::dir_cookie(live, cookie.saturating_add(1).max(FIRST_COOKIE));
+        let prefix = keys::dir_cookie_prefix(live);
+        let (rows, more) = self.view_scan(txn, &v, &prefix, &start, live, want)?;
+        let mut found = Vec::with_capacity(rows.len());
+        for (k, val) in rows {
+            let c =
+                keys::dir_cookie_of(&k).ok_or_else(|| FsError::Io("corrupt cookie key".into()))?;
+            let (ino, name) = record::decode_cookie_value(&val)?;
+            found.push((c, ino, name.to_vec()));
         }
         for (c, ino, name) in found {
             let attr = if with_attrs {
