@@ -18,7 +18,7 @@ use crate::{FileSystem, FsError, FsResult};
 use bytes::{Bytes, BytesMut};
 use nitrofs_chunk_store::ChunkId;
 use nitrofs_common::Credentials;
-use nitrofs_metadata::{keys, prefix_end, Txn};
+use nitrofs_metadata::{keys, prefix_end, KvPair, Txn};
 use std::collections::BTreeSet;
 
 /// One snapshot, as its readers need it.
@@ -319,7 +319,7 @@ impl FileSystem {
         start: &[u8],
         owner: u64,
         limit: usize,
-    ) -> FsResult<(Vec<(Vec<u8>, Vec<u8>)>, bool)> {
+    ) -> FsResult<(Vec<KvPair>, bool)> {
         let mut out = Vec::new();
         if owner >= v.next_inode {
             return Ok((out, false));
