@@ -118,6 +118,8 @@ class Server:
             "127.0.0.1:0",
             "--s3-addr",
             "127.0.0.1:0",
+            "--kv-addr",
+            "127.0.0.1:0",
             *self.extra_args,
         ]
         with open(self.stderr_path, "wb") as err:

@@ -86,6 +86,49 @@ pub enum AdminCommand {
     /// KV spaces: capacity-bounded key-value namespaces (KV-cache blocks).
     #[command(subcommand)]
     KvSpace(KvSpaceCommand),
+    /// Snapshots of a volume: read-only views at `/<volume>/.snapshot/<name>/`.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `nitrofs admin snapshot …`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot (instant, whatever the volume holds).
+    Create {
+        /// Volume name.
+        volume: String,
+        /// Snapshot name (a directory name under `.snapshot`).
+        name: String,
+    },
+    /// List a volume's snapshots, oldest first.
+    List {
+        /// Volume name.
+        volume: String,
+    },
+    /// Delete a snapshot; its space is freed in the background.
+    Delete {
+        /// Volume name.
+        volume: String,
+        /// Snapshot name.
+        name: String,
+    },
+    /// Roll the volume back to its newest snapshot (changes since are lost).
+    Restore {
+        /// Volume name.
+        volume: String,
+        /// Snapshot name.
+        name: String,
+    },
+    /// Make a new writable volume holding what the snapshot shows.
+    Clone {
+        /// Volume name.
+        volume: String,
+        /// Snapshot name.
+        name: String,
+        /// Name of the new volume.
+        new_volume: String,
+    },
 }
 
 /// `nitrofs admin kv-space …`.

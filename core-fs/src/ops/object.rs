@@ -305,6 +305,13 @@ impl FileSystem {
             }
             validate_name(comp)?;
         }
+        if path[0] == crate::snapshot::SNAPSHOT_DIR {
+            // Under the volume root's `.snapshot/` are read-only snapshots.
+            let r = self.read_inode(root)?;
+            if r.parent == r.ino {
+                return Err(FsError::ReadOnly);
+            }
+        }
         for data in self.read_inode(ino)?.data_inodes() {
             self.chunks.sync(data)?;
         }

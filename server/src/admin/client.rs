@@ -252,6 +252,9 @@ pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
                         .map(kv_spaces::list_line),
                 );
             }
+            AdminCommand::Snapshot(cmd) => {
+                out.extend(super::snapshots::run(&client.addr, cmd).await?);
+            }
             AdminCommand::KvSpace(KvSpaceCommand::Delete { name }) => {
                 client.delete_kv_space(&name).await?;
                 out.push(format!("deleted kv space {name}"));

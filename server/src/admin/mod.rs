@@ -15,6 +15,7 @@
 //! - `PUT /v1/kv-spaces/{name}` with `{"capacity","ttl_secs"?,"durability"?,
 //!   "owner"?,"mode"?}` → 201 with the space; 409 exists; 400 bad name or body
 //! - `DELETE /v1/kv-spaces/{name}` → 204 (its values are deleted); 404 unknown
+//! - snapshots under `/v1/volumes/{name}/snapshots` (see [`snapshots`])
 //! - `GET /health` → 200 `ok`
 //! - `GET /metrics` → Prometheus text
 //!
@@ -23,6 +24,7 @@
 
 mod client;
 pub mod kv_spaces;
+mod snapshots;
 mod users;
 
 pub use client::run_client;
@@ -170,6 +172,13 @@ async fn route(
             Method::GET => list_volumes(state).await,
             _ => not_allowed("GET"),
         };
+    }
+    if let Some(rest) = path.strip_prefix("/v1/volumes/") {
+        if let Some((volume, tail)) = rest.split_once("/snapshots") {
+            if tail.is_empty() || tail.starts_with('/') {
+                return snapshots::route(state, method, volume, tail, &body).await;
+            }
+        }
     }
     if let Some(raw) = path.strip_prefix("/v1/volumes/") {
         let Some(name) = percent_decode(raw) else {
