@@ -64,6 +64,7 @@ impl FileSystem {
         let keys: Vec<Vec<u8>> = pending.into_iter().map(|(k, _)| k).collect();
         self.run_gc_keys(&keys);
         let mut orphans = 0usize;
+        let epochs = self.all_snapshot_epochs()?;
         for ino in self.chunks.inodes()? {
             // Snapshot copies are freed through their history records.
             if ino >= crate::snapshot::LIVE_INO_LIMIT {
@@ -71,6 +72,7 @@ impl FileSystem {
             }
             if self.kv.get(&keys::inode(ino))?.is_none()
                 && self.kv.get(&keys::data_owner(ino))?.is_none()
+                && !self.held_by_snapshot(ino, &epochs)?
             {
                 self.chunks.remove_from(ino, 0)?;
                 orphans += 1;
@@ -80,5 +82,34 @@ impl FileSystem {
             tracing::info!(orphans, "removed chunk data of inodes that no longer exist");
         }
         Ok(())
+    }
+
+    /// Every snapshot epoch of every volume (deleting ones included).
+    fn all_snapshot_epochs(&self) -> FsResult<Vec<u64>> {
+        let p = vec![keys::SNAP_STATE];
+        let mut out = Vec::new();
+        for (k, _) in self.kv.scan(&p, &prefix_end(&p), usize::MAX)? {
+            let vol: [u8; 4] = k
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| crate::FsError::Io("corrupt snapshot state key".into()))?;
+            let state = self.snap_state(u32::from_be_bytes(vol))?;
+            out.extend(state.snaps.iter().map(|s| s.epoch));
+        }
+        Ok(out)
+    }
+
+    /// Whether a removed inode's chunks belong to a snapshot.
+    fn held_by_snapshot(&self, ino: u64, epochs: &[u64]) -> FsResult<bool> {
+        for e in epochs {
+            if self
+                .kv
+                .get(&keys::history(*e, &keys::data_history(ino)))?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -89,6 +89,13 @@ impl FileSystem {
                     return Err(FsError::NotEmpty);
                 }
             }
+            if !crate::snapshot::state::SnapState::load(txn, vol.id)?
+                .snaps
+                .is_empty()
+            {
+                // Its snapshots must go first (they hold its history).
+                return Err(FsError::NotEmpty);
+            }
             txn.delete(&keys::volume(name))?;
             txn.delete(&keys::volume_id(vol.id))?;
             txn.delete(&keys::inode(vol.root))?;
