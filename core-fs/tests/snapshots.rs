@@ -320,6 +320,7 @@ both_backends! {
         assert_eq!(dump(&fx.fs, fx.root()), at);
         assert!(fx.chunks.indexes(extra.ino).expect("indexes").is_empty(),
             "data written after the snapshot is freed");
+        assert_err!(fx.fs.getattr(extra.ino), FsError::Stale);
         assert_eq!(dump(&fx.fs, snap_root(fx, "r").ino), at, "the snapshot stays");
         // The restored volume is writable again, and copy-on-write goes on.
         let f = fx.file(fx.root(), "after-restore");

@@ -166,11 +166,12 @@ impl Txn for CowTxn<'_> {
             Some(&keys::INODE) => {
                 if let Some(ino) = keys::ino_of(key) {
                     if !self.volumes.contains_key(&ino) {
-                        // A new inode: nothing to preserve, but learn its volume.
+                        // Maybe a new inode: its record names its volume.
+                        // One numbered below a snapshot's mark (reserved
+                        // before it, created after) still gets its absence
+                        // recorded, so the snapshot and a restore know it
+                        // did not exist.
                         self.learn(ino, value);
-                        if self.inner.get(key)?.is_none() {
-                            return self.inner.put(key, value);
-                        }
                     }
                 }
             }
