@@ -2,9 +2,19 @@
 //! `<root>/<ino % 256 as 2 hex>/<ino as 16 hex>/<index as 16 hex>`.
 //!
 //! Files are written in place with positional I/O and are sparse, so a
-//! small file costs one small chunk file and a hole costs nothing. New
-//! files and directories, and removed chunks, are made durable (directory
-//! fsync) by `sync`.
+//! small file costs one small chunk file and a hole costs nothing.
+//!
+//! Durability: a shard directory (`<root>/<xx>`) is made durable (root
+//! fsync) as soon as it is created, since every inode in it depends on it.
+//! New inode directories, new chunk files and removed chunks are made
+//! durable (directory fsync) by `sync` of their inode.
+//!
+//! Locking: `sync(ino)` holds `ino`'s sync lock from taking its dirty set
+//! until the fsyncs are done, so a second `sync` of the same inode cannot
+//! find the set empty and return before the first has made the writes it
+//! took durable. Creating an inode's directory or chunk file also takes
+//! that lock and records the creation before releasing it: whoever sees the
+//! new file and then syncs finds the directory fsync it needs.
 
 use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
 use bytes::{Bytes, BytesMut};
@@ -15,19 +25,47 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How many chunk files are kept open between calls.
 const OPEN_FILE_CACHE: usize = 512;
 
+/// Shard directories under the root.
+const SHARDS: usize = 256;
+
+/// What `sync` of one inode still has to make durable.
+#[derive(Debug, Default)]
+struct Dirty {
+    /// Chunks written since the last sync; `true` if the chunk file was
+    /// created or removed (the inode directory must be fsynced).
+    chunks: HashMap<u64, bool>,
+    /// The inode directory was created (the shard directory must be
+    /// fsynced).
+    dir_created: bool,
+}
+
+impl Dirty {
+    /// Folds `other` (taken by a sync that failed) back in.
+    fn merge(&mut self, other: Dirty) {
+        for (index, created) in other.chunks {
+            *self.chunks.entry(index).or_insert(false) |= created;
+        }
+        self.dir_created |= other.dir_created;
+    }
+}
+
 /// Chunks stored as files in a local directory.
 pub struct LocalChunkStore {
     root: PathBuf,
     open: Mutex<HashMap<ChunkId, Arc<File>>>,
-    /// Chunks written since their last sync, per inode; the bool records
-    /// whether the chunk file (or its directory) was created, so the
-    /// directory must be fsynced too.
-    dirty: Mutex<HashMap<u64, HashMap<u64, bool>>>,
+    /// Per inode, what its next `sync` must make durable.
+    dirty: Mutex<HashMap<u64, Dirty>>,
+    /// Per-inode sync locks, present while someone holds or awaits one.
+    sync_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    /// Shard directories known to exist durably (created and root fsynced
+    /// by this process).
+    shards: Vec<AtomicBool>,
 }
 
 impl LocalChunkStore {
@@ -38,13 +76,17 @@ impl LocalChunkStore {
             root: root.to_path_buf(),
             open: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashMap::new()),
+            sync_locks: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
+    fn shard_dir(&self, ino: u64) -> PathBuf {
+        self.root.join(format!("{:02x}", ino % SHARDS as u64))
+    }
+
     fn inode_dir(&self, ino: u64) -> PathBuf {
-        self.root
-            .join(format!("{:02x}", ino % 256))
-            .join(format!("{ino:016x}"))
+        self.shard_dir(ino).join(format!("{ino:016x}"))
     }
 
     fn chunk_path(&self, id: ChunkId) -> PathBuf {
@@ -73,6 +115,42 @@ impl LocalChunkStore {
             .retain(|id, _| !(id.ino == ino && id.index >= from_index));
     }
 
+    /// Runs `f` holding `ino`'s sync lock; the lock's map entry is dropped
+    /// afterwards if nobody else wants it.
+    fn with_sync_lock<T>(&self, ino: u64, f: impl FnOnce() -> T) -> T {
+        let lock = self.sync_locks.lock().entry(ino).or_default().clone();
+        let out = {
+            let _held = lock.lock();
+            f()
+        };
+        let mut locks = self.sync_locks.lock();
+        // The map's reference plus ours: nobody else holds or awaits it,
+        // and nobody can clone it while we hold the map.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&ino);
+        }
+        out
+    }
+
+    /// Makes sure `ino`'s shard directory exists durably: created, then
+    /// the root fsynced, even if another thread created it first (its
+    /// fsync may not be done yet). Never creates the root: a store whose
+    /// root was removed (a deleted KV space) fails instead of reviving it.
+    fn ensure_shard(&self, ino: u64) -> ChunkResult<()> {
+        let known = &self.shards[(ino % SHARDS as u64) as usize];
+        if known.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match fs::create_dir(self.shard_dir(ino)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ChunkError::from_io(e)),
+        }
+        crashsafe::fsync_dir(&self.root).map_err(ChunkError::from_io)?;
+        known.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// Opens an existing chunk for reading, or `None` for a hole.
     fn open_existing(&self, id: ChunkId) -> ChunkResult<Option<Arc<File>>> {
         if let Some(f) = self.cached(id) {
@@ -93,26 +171,73 @@ impl LocalChunkStore {
         }
     }
 
-    /// Opens a chunk for writing, creating file and directories as needed.
-    /// Returns the file and whether anything was created.
-    fn open_for_write(&self, id: ChunkId) -> ChunkResult<(Arc<File>, bool)> {
+    /// Opens a chunk for writing, creating file and directories as needed
+    /// under the inode's sync lock, and recording what was created for the
+    /// next `sync`.
+    fn open_for_write(&self, id: ChunkId) -> ChunkResult<Arc<File>> {
         if let Some(f) = self.open_existing(id)? {
-            return Ok((f, false));
+            return Ok(f);
         }
-        let dir = self.inode_dir(id.ino);
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(ChunkError::from_io)?;
+        self.with_sync_lock(id.ino, || {
+            // Created by another writer while we waited for the lock.
+            if let Some(f) = self.open_existing(id)? {
+                return Ok(f);
+            }
+            self.ensure_shard(id.ino)?;
+            match fs::create_dir(self.inode_dir(id.ino)) {
+                Ok(()) => self.dirty.lock().entry(id.ino).or_default().dir_created = true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.chunk_path(id))
+                .map_err(ChunkError::from_io)?;
+            self.mark(id, true);
+            let f = Arc::new(f);
+            self.remember(id, f.clone());
+            Ok(f)
+        })
+    }
+
+    /// Records that chunk `id` must be synced (`created`: its directory
+    /// entry changed too).
+    fn mark(&self, id: ChunkId, created: bool) {
+        *self
+            .dirty
+            .lock()
+            .entry(id.ino)
+            .or_default()
+            .chunks
+            .entry(id.index)
+            .or_insert(false) |= created;
+    }
+
+    /// The fsyncs of one inode's dirty set.
+    fn flush(&self, ino: u64, dirty: &Dirty) -> ChunkResult<()> {
+        let mut created_any = false;
+        for (&index, &created) in &dirty.chunks {
+            if let Some(f) = self.open_existing(ChunkId { ino, index })? {
+                f.sync_data().map_err(ChunkError::from_io)?;
+            }
+            created_any |= created;
         }
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.chunk_path(id))
-            .map_err(ChunkError::from_io)?;
-        let f = Arc::new(f);
-        self.remember(id, f.clone());
-        Ok((f, true))
+        if created_any {
+            match crashsafe::fsync_dir(&self.inode_dir(ino)) {
+                Ok(()) => {}
+                // Removed meanwhile by `remove_from`: nothing left to sync
+                // in it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
+        }
+        if dirty.dir_created {
+            crashsafe::fsync_dir(&self.shard_dir(ino)).map_err(ChunkError::from_io)?;
+        }
+        Ok(())
     }
 }
 
@@ -141,27 +266,16 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()> {
-        let (f, created) = self.open_for_write(id)?;
+        let f = self.open_for_write(id)?;
         f.write_all_at(data, offset).map_err(ChunkError::from_io)?;
-        let mut dirty = self.dirty.lock();
-        let entry = dirty
-            .entry(id.ino)
-            .or_default()
-            .entry(id.index)
-            .or_insert(false);
-        *entry |= created;
+        self.mark(id, false);
         Ok(())
     }
 
     fn truncate(&self, id: ChunkId, len: u64) -> ChunkResult<()> {
         if let Some(f) = self.open_existing(id)? {
             f.set_len(len).map_err(ChunkError::from_io)?;
-            self.dirty
-                .lock()
-                .entry(id.ino)
-                .or_default()
-                .entry(id.index)
-                .or_insert(false);
+            self.mark(id, false);
         }
         Ok(())
     }
@@ -169,7 +283,7 @@ impl ChunkStore for LocalChunkStore {
     fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
         self.forget_inode(ino, from_index);
         if let Some(d) = self.dirty.lock().get_mut(&ino) {
-            d.retain(|idx, _| *idx < from_index);
+            d.chunks.retain(|idx, _| *idx < from_index);
         }
         let dir = self.inode_dir(ino);
         let entries = match fs::read_dir(&dir) {
@@ -211,11 +325,7 @@ impl ChunkStore for LocalChunkStore {
         }
         // `true`: the directory's entry list changed, so `sync` fsyncs it
         // (and `sync` skips the file itself, which is gone).
-        self.dirty
-            .lock()
-            .entry(id.ino)
-            .or_default()
-            .insert(id.index, true);
+        self.mark(id, true);
         Ok(())
     }
 
@@ -241,31 +351,17 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn sync(&self, ino: u64) -> ChunkResult<()> {
-        let Some(chunks) = self.dirty.lock().remove(&ino) else {
-            return Ok(());
-        };
-        let mut created_any = false;
-        for (index, created) in &chunks {
-            let id = ChunkId { ino, index: *index };
-            if let Some(f) = self.open_existing(id)? {
-                f.sync_data().map_err(ChunkError::from_io)?;
+        self.with_sync_lock(ino, || {
+            let Some(dirty) = self.dirty.lock().remove(&ino) else {
+                return Ok(());
+            };
+            let result = self.flush(ino, &dirty);
+            if result.is_err() {
+                // Not durable: the next sync must try again.
+                self.dirty.lock().entry(ino).or_default().merge(dirty);
             }
-            created_any |= created;
-        }
-        if created_any {
-            let dir = self.inode_dir(ino);
-            match crashsafe::fsync_dir(&dir) {
-                Ok(()) => {}
-                // Removed meanwhile by `remove_from`: nothing left to sync
-                // in it; its parent still is.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ChunkError::from_io(e)),
-            }
-            if let Some(parent) = dir.parent() {
-                crashsafe::fsync_dir(parent).map_err(ChunkError::from_io)?;
-            }
-        }
-        Ok(())
+            result
+        })
     }
 
     fn sync_all(&self) -> ChunkResult<()> {
@@ -374,7 +470,7 @@ mod tests {
             .dirty
             .lock()
             .get(&3)
-            .is_some_and(|d| d.get(&7) == Some(&true)));
+            .is_some_and(|d| d.chunks.get(&7) == Some(&true)));
         s.sync(3).expect("sync after remove");
         assert!(s.dirty.lock().get(&3).is_none());
         assert!(s
@@ -414,6 +510,107 @@ mod tests {
         fs::remove_file(s.chunk_path(ChunkId { ino: 4, index: 1 })).expect("rm");
         fs::remove_dir(s.inode_dir(4)).expect("rmdir");
         s.sync(4).expect("sync of a vanished directory");
+    }
+
+    #[test]
+    fn a_sync_returns_only_after_a_concurrent_sync_that_took_its_writes_is_done() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let (_d, s) = store();
+        let id = ChunkId { ino: 6, index: 0 };
+        s.write(id, 0, b"old").expect("write");
+        s.sync(6).expect("sync");
+        // Play a first `sync` that has taken the dirty set (including the
+        // second writer's chunk) and is still fsyncing.
+        let lock = s.sync_locks.lock().entry(6).or_default().clone();
+        let held = lock.lock();
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|scope| {
+            let s = &s;
+            let tx = tx.clone();
+            scope.spawn(move || {
+                s.write(id, 0, b"new").expect("write");
+                tx.send("written").expect("send");
+                s.sync(6).expect("sync");
+                tx.send("synced").expect("send");
+            });
+            assert_eq!(rx.recv().expect("recv"), "written");
+            let taken = s
+                .dirty
+                .lock()
+                .remove(&6)
+                .expect("the writer's chunk is dirty");
+            // The second sync finds nothing dirty, but must not report the
+            // write durable while the first sync is still working on it.
+            assert!(
+                rx.recv_timeout(Duration::from_millis(200)).is_err(),
+                "a sync returned while another sync still held its writes"
+            );
+            s.flush(6, &taken).expect("fsync");
+            drop(held);
+            assert_eq!(rx.recv().expect("recv"), "synced");
+        });
+        assert!(s.sync_locks.lock().get(&6).is_some(), "we still hold it");
+        drop(lock);
+        s.sync(6).expect("sync");
+        assert!(
+            s.sync_locks.lock().is_empty(),
+            "unused sync locks are dropped"
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_keeps_its_writes_dirty_for_the_next_one() {
+        let (_d, s) = store();
+        let id = ChunkId { ino: 7, index: 1 };
+        s.write(id, 0, b"data").expect("write");
+        // Make the chunk unopenable: uncached, and a directory in its place.
+        s.open.lock().clear();
+        let path = s.chunk_path(id);
+        fs::rename(&path, path.with_extension("moved")).expect("move away");
+        fs::create_dir(&path).expect("dir in the way");
+        assert!(s.sync(7).is_err());
+        {
+            let dirty = s.dirty.lock();
+            let d = dirty.get(&7).expect("still dirty");
+            assert_eq!(d.chunks.get(&1), Some(&true), "creation still pending");
+            assert!(d.dir_created);
+        }
+        fs::remove_dir(&path).expect("rmdir");
+        fs::rename(path.with_extension("moved"), &path).expect("move back");
+        s.sync(7).expect("the retry syncs");
+        assert!(s.dirty.lock().get(&7).is_none());
+    }
+
+    #[test]
+    fn new_shards_are_durable_at_once_and_new_inode_directories_at_sync() {
+        let (_d, s) = store();
+        assert!(!s.shards[3].load(Ordering::Acquire));
+        s.write(ChunkId { ino: 3, index: 0 }, 0, b"x")
+            .expect("write");
+        assert!(s.shards[3].load(Ordering::Acquire), "shard 03 fsynced");
+        assert!(s.dirty.lock().get(&3).is_some_and(|d| d.dir_created));
+        s.sync(3).expect("sync");
+        // Same shard, another inode: its own directory is new.
+        s.write(ChunkId { ino: 259, index: 0 }, 0, b"y")
+            .expect("write");
+        assert!(s.dirty.lock().get(&259).is_some_and(|d| d.dir_created));
+        // A new chunk in an existing directory: no directory creation.
+        s.sync(259).expect("sync");
+        s.write(ChunkId { ino: 259, index: 1 }, 0, b"z")
+            .expect("write");
+        let dirty = s.dirty.lock();
+        let d = dirty.get(&259).expect("dirty");
+        assert!(!d.dir_created);
+        assert_eq!(d.chunks.get(&1), Some(&true));
+    }
+
+    #[test]
+    fn a_removed_root_is_not_recreated_by_a_write() {
+        let (_d, s) = store();
+        fs::remove_dir_all(&s.root).expect("rm root");
+        assert!(s.write(ChunkId { ino: 1, index: 0 }, 0, b"x").is_err());
+        assert!(!s.root.exists());
     }
 
     #[test]

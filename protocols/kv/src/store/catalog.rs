@@ -80,10 +80,25 @@ impl Catalog {
                 )));
             }
         }
-        // Defensive: never hand out an id that is in use.
+        // Defensive: never hand out an id that is in use. `u64::MAX` is
+        // never handed out, so it stands for "ids exhausted".
         let max = cat.spaces.iter().map(|s| s.id).max().unwrap_or(0);
-        cat.next_id = cat.next_id.max(max + 1);
+        cat.next_id = cat.next_id.max(max.saturating_add(1));
         Ok(cat)
+    }
+
+    /// Takes the next space id.
+    pub fn alloc_id(&mut self) -> Result<u64, StoreError> {
+        let id = self.next_id;
+        match id.checked_add(1) {
+            Some(next) if id != 0 => {
+                self.next_id = next;
+                Ok(id)
+            }
+            _ => Err(StoreError::InvalidConfig(
+                "no space ids left in the catalog".into(),
+            )),
+        }
     }
 
     /// Replaces the catalog under `root` durably.

@@ -207,15 +207,20 @@ pub enum StoreError {
         /// The limit.
         max: u64,
     },
-    /// The entry cannot fit in the space even after evicting everything
-    /// evictable (it is bigger than the capacity, or the rest is reserved
-    /// by puts in flight).
-    #[error("entry of {size} bytes does not fit in a space of {capacity}")]
+    /// The entry cannot fit in the space: it is bigger than the capacity,
+    /// or (`busy`) the room is held by puts in flight and too many puts
+    /// already wait for it, or it did not come back in time.
+    #[error(
+        "entry of {size} bytes does not fit in a space of {capacity}{}",
+        if *busy { " now: puts in flight hold the room, retry later" } else { "" }
+    )]
     NoSpace {
         /// Bytes of key plus value.
         size: u64,
         /// The space's capacity.
         capacity: u64,
+        /// The space is busy rather than too small: retrying may succeed.
+        busy: bool,
     },
     /// The key is empty or longer than [`MAX_KEY`].
     #[error("key length {len} outside 1..={max}")]
@@ -237,6 +242,14 @@ pub enum StoreError {
     /// A space definition is invalid.
     #[error("invalid space config: {0}")]
     InvalidConfig(String),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed if retried later (a busy
+    /// space); everything else fails the same way again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::NoSpace { busy: true, .. })
+    }
 }
 
 /// Checks a key's length.

@@ -58,28 +58,61 @@ impl Store {
         })
     }
 
-    /// Creates a space; `cfg.id` is ignored and assigned.
+    /// Creates a space; `cfg.id` is ignored and assigned. If the new space
+    /// cannot be opened, the catalog entry is rolled back (its id stays
+    /// burnt, so a leftover directory is never taken for a later space's).
     pub fn create_space(&self, mut cfg: SpaceConfig) -> Result<Arc<Space>, StoreError> {
         cfg.validate()?;
         let mut inner = self.inner.lock();
-        if inner.spaces.contains_key(&cfg.name) {
+        // The catalog is the authority on names; the open spaces mirror it.
+        if inner.spaces.contains_key(&cfg.name)
+            || inner.catalog.spaces.iter().any(|s| s.name == cfg.name)
+        {
             return Err(StoreError::SpaceExists(cfg.name));
         }
         let mut catalog = inner.catalog.clone();
-        cfg.id = catalog.next_id;
-        catalog.next_id += 1;
+        cfg.id = catalog.alloc_id()?;
+        let burnt = catalog.clone();
         catalog.spaces.push(cfg.clone());
         catalog.save(&self.root)?;
         inner.catalog = catalog;
-        // Once in the catalog, a failed open is retried by the next
-        // `Store::open`; an id is burnt either way.
-        let space = Arc::new(open_space(&self.root, cfg.clone(), self.clock.clone())?);
-        inner.spaces.insert(cfg.name, space.clone());
-        Ok(space)
+        match open_space(&self.root, cfg.clone(), self.clock.clone()) {
+            Ok(space) => {
+                let space = Arc::new(space);
+                inner.spaces.insert(cfg.name, space.clone());
+                Ok(space)
+            }
+            Err(e) => {
+                tracing::warn!(space = %cfg.name, id = cfg.id, error = %e, "kv: new space failed to open; rolling back its creation");
+                let rolled_back = match burnt.save(&self.root) {
+                    Ok(()) => {
+                        inner.catalog = burnt;
+                        true
+                    }
+                    // Still in the catalog: the next `Store::open` retries
+                    // the open (and refuses to start if it fails again).
+                    Err(re) => {
+                        tracing::error!(space = %cfg.name, error = %re, "kv: rolling back a space creation failed");
+                        false
+                    }
+                };
+                // Whatever the open left behind; an orphan directory left
+                // now is removed by the next open.
+                if rolled_back && cfg.durability == Durability::Disk {
+                    if let Err(re) = remove_dir(&space_dir(&self.root, cfg.id)) {
+                        tracing::warn!(space = %cfg.name, error = %re, "kv: leftover directory of a failed space kept until the next open");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Deletes a space and its values: the catalog entry first (durably),
-    /// then its directory. Handles still held refuse further puts.
+    /// then, once every put, delete and record removal in flight on it has
+    /// finished (puts still writing fail with `NoSuchSpace` and remove
+    /// their record), its directory. Handles still held refuse further
+    /// puts and deletes.
     pub fn delete_space(&self, name: &str) -> Result<(), StoreError> {
         let space = {
             let mut inner = self.inner.lock();
@@ -93,6 +126,8 @@ impl Store {
             inner.spaces.remove(name)
         };
         if let Some(space) = space {
+            // Blocks until the space's operations in flight are done; the
+            // catalog lock is not held meanwhile.
             space.mark_deleted();
             // A crash before this finishes leaves an orphan directory,
             // removed by the next open.

@@ -1,13 +1,17 @@
 //! Opening a disk space: rebuild its index from the value records.
 //!
-//! Only each record's header and key are read, never the value (its
-//! checksum is checked when it is read). Torn or damaged records, expired
-//! ones and older duplicates of a key are removed; records of a newer
-//! format version are left alone. Restored entries enter the main queue
-//! with no access credit, in value-id order, and the space is then evicted
-//! down to its capacity (which may have been lowered).
+//! Only each record's header and key are read, not the value (its
+//! checksum is checked when it is read), except for keys with more than
+//! one record: there the newest record whose value passes its checksum
+//! wins, so a torn newer record (a put that crashed before it was
+//! acknowledged) does not hide the older value it was replacing. Torn or
+//! damaged records, expired ones and older duplicates of a key are
+//! removed; records of a newer format version are left alone. Restored
+//! entries enter the main queue with no access credit, in value-id order,
+//! and the space is then evicted down to its capacity (which may have been
+//! lowered).
 
-use super::format::{DecodeError, RecordHeader, HEADER_LEN};
+use super::format::{crc32c, DecodeError, RecordHeader, HEADER_LEN};
 use super::s3fifo::{Data, Index};
 use super::space::{chunk_id, State, BUCKET_BITS};
 use super::{Clock, Space, SpaceConfig, StoreError, MAX_KEY, MAX_VALUE};
@@ -80,7 +84,7 @@ impl Space {
                 }
             }
         }
-        found.sort_unstable_by_key(|(vid, _, _)| *vid);
+        let (found, superseded) = newest_valid(chunks.as_ref(), found, &mut garbage)?;
 
         let mut index = Index::new(cfg.capacity);
         for (vid, key, h) in found {
@@ -88,25 +92,82 @@ impl Space {
                 vid,
                 crc: h.value_crc,
             };
-            if let Some(older) = index.insert(key, h.value_len, h.expires_at_ms, data, true) {
-                if let Data::Disk { vid: old_vid, .. } = older.entry.data {
-                    garbage.push(old_vid);
-                }
-            }
+            // One record per key is left: nothing is replaced.
+            index.insert(key, h.value_len, h.expires_at_ms, data, true);
         }
         let mut evicted = Vec::new();
         index.shrink_to_capacity(&mut evicted);
 
-        let state = State {
-            index,
-            next_vid: max_vid + 1,
-            buckets,
-        };
+        // `u64::MAX` is never handed out (it means "exhausted"), so a
+        // record named `u64::MAX` cannot be overwritten by a new one.
+        let next_vid = max_vid.saturating_add(1).max(1);
+        let state = State::new(index, next_vid, buckets);
         let space = Space::from_parts(cfg, state, Some(chunks), clock);
-        space.discard_vids(&garbage);
-        space.evicted(evicted);
+        space.finish_recovery(&garbage, superseded, evicted);
         Ok(space)
     }
+}
+
+/// A record found by recovery: value id, key, header.
+type Found = (u64, Bytes, RecordHeader);
+
+/// Records kept (one per key), and older records they supersede.
+type Kept = (Vec<Found>, Vec<(Bytes, u64)>);
+
+/// Keeps one record per key: the newest, or, for a key with several, the
+/// newest whose value passes its checksum. Returns the records kept in
+/// value-id order and the older records they supersede, with their keys;
+/// newer records that failed their checksum go to `garbage`.
+fn newest_valid(
+    chunks: &dyn ChunkStore,
+    mut found: Vec<Found>,
+    garbage: &mut Vec<u64>,
+) -> Result<Kept, StoreError> {
+    found.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut kept = Vec::with_capacity(found.len());
+    let mut superseded = Vec::new();
+    let mut records = found.into_iter().peekable();
+    while let Some(first) = records.next() {
+        let mut group = vec![first];
+        while let Some(next) = records.next_if(|r| r.1 == group[0].1) {
+            group.push(next);
+        }
+        if group.len() == 1 {
+            kept.extend(group);
+            continue;
+        }
+        // Newest first; the first whose value checks out wins.
+        let mut winner = None;
+        while let Some((vid, key, h)) = group.pop() {
+            if value_ok(chunks, vid, &h)? {
+                winner = Some((vid, key, h));
+                break;
+            }
+            tracing::warn!(
+                vid,
+                "kv: newer duplicate record fails its value checksum; dropped"
+            );
+            garbage.push(vid);
+        }
+        if let Some(w) = winner {
+            superseded.extend(group.into_iter().map(|(vid, key, _)| (key, vid)));
+            kept.push(w);
+        }
+    }
+    kept.sort_unstable_by_key(|(vid, _, _)| *vid);
+    Ok((kept, superseded))
+}
+
+/// Whether record `vid`'s value is whole and matches its checksum.
+fn value_ok(chunks: &dyn ChunkStore, vid: u64, h: &RecordHeader) -> Result<bool, StoreError> {
+    let len = usize::try_from(h.value_len).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "record {vid}: value length {} does not fit in memory",
+            h.value_len
+        ))
+    })?;
+    let value = chunks.read(chunk_id(vid), h.value_offset(), len)?;
+    Ok(value.len() == len && crc32c(&value) == h.value_crc)
 }
 
 /// Reads and checks the header and key of record `vid`, and that the

@@ -163,8 +163,13 @@ impl Index {
     }
 
     /// Reserves `need` bytes for a put, evicting into `evicted` until they
-    /// fit. False if they cannot (nothing left to evict).
+    /// fit. False, evicting nothing, if they cannot fit before puts in
+    /// flight return their reservations (evicting every entry would not
+    /// make that room, only empty the space).
     pub fn reserve(&mut self, need: u64, evicted: &mut Vec<Removed>) -> bool {
+        if self.reserved.saturating_add(need) > self.capacity {
+            return false;
+        }
         while self.bytes + self.reserved + need > self.capacity {
             match self.evict_one() {
                 Some(r) => evicted.push(r),
@@ -496,6 +501,25 @@ mod tests {
         assert!(ix.evict_one().is_none());
         ix.shrink_to_capacity(&mut ev);
         assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn a_reservation_that_cannot_fit_beside_those_in_flight_evicts_nothing() {
+        let mut ix = Index::new(100);
+        for k in ["a", "b", "c"] {
+            put(&mut ix, k, 19);
+        }
+        let mut ev = Vec::new();
+        assert!(ix.reserve(60, &mut ev));
+        assert_eq!(ev.len(), 1, "one entry goes to make room for 60");
+        ev.clear();
+        // 60 in flight + 50 > 100: no amount of eviction helps.
+        assert!(!ix.reserve(50, &mut ev));
+        assert!(ev.is_empty(), "nothing evicted in vain");
+        assert_eq!(ix.len(), 2);
+        ix.release(60);
+        assert!(ix.reserve(50, &mut ev));
+        ix.check_invariants();
     }
 
     #[test]

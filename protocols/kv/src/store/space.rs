@@ -5,9 +5,35 @@
 //! disk I/O. A disk put reserves its bytes under the lock (evicting as
 //! needed, so `bytes + reserved <= capacity` at every instant), writes and
 //! fsyncs its record without the lock, then inserts under the lock and
-//! returns the reservation. Chunks of evicted, replaced or deleted values
-//! are removed after the lock is released; a concurrent `get` of such a
-//! value reads nothing and reports a miss.
+//! returns the reservation. A concurrent `get` of a value being evicted,
+//! replaced or deleted reads nothing and reports a miss.
+//!
+//! Keys (disk spaces): a put or a delete holds its key from start to end,
+//! and so does the removal of a record that left the index (evicted,
+//! expired, replaced, damaged). Puts and deletes of one key therefore run
+//! one at a time, in the order they get the key, and a put's value id is
+//! taken while it holds the key: value-id order is insert order, which is
+//! what recovery relies on ("the newest record of a key wins").
+//!
+//! No resurrection: a put or delete returns `Ok` only once every older
+//! record of its key is durably removed. The older records are the
+//! replaced or deleted entry's, those whose removal an earlier operation
+//! failed (kept as "zombies" and retried by the next put or delete of the
+//! key) and those being removed after an eviction (the key is held until
+//! that is done). We remove the old record before acknowledging rather than
+//! write a durable tombstone: it costs a delete one unlink and one
+//! directory fsync instead of a record write, two fsyncs and a later
+//! clean-up, and it keeps the "newest valid record wins" rule of recovery
+//! simple (a newer record that fails its checksum can only be a put that
+//! was never acknowledged, so the older record it hides is the right
+//! value). So after a crash a deleted key, or an overwritten value, can
+//! come back only if the delete or put that removed it did not return `Ok`.
+//!
+//! Waiting: a put whose key is held, or whose room is held by puts in
+//! flight, waits on the blocking thread that runs it; at most
+//! [`MAX_WAITERS`] puts of a space wait at once and a put waits at most
+//! [`RESERVE_WAIT`]; beyond either it fails with a retryable
+//! [`StoreError::NoSpace`] (`busy`).
 
 use super::format::{crc32c, RecordHeader, HEADER_LEN};
 use super::s3fifo::{Data, Index, Removed};
@@ -15,16 +41,21 @@ use super::{
     check_key, Clock, PutMode, PutOutcome, SpaceConfig, SpaceStats, StoreError, MAX_VALUE,
 };
 use bytes::Bytes;
-use nitrofs_chunk_store::{ChunkError, ChunkId, ChunkStore};
-use parking_lot::{Condvar, Mutex};
-use std::collections::{BTreeSet, HashMap};
+use nitrofs_chunk_store::{ChunkId, ChunkStore};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a disk put waits for room held by other puts in flight before
-/// it gives up with `NoSpace`.
-const RESERVE_WAIT: Duration = Duration::from_secs(10);
+/// How long a disk put waits for its key and for room held by other puts
+/// in flight before it gives up with a busy `NoSpace`.
+pub(crate) const RESERVE_WAIT: Duration = Duration::from_secs(10);
+
+/// How many puts of one space may wait (for their key or for room) at
+/// once. Each waits on a thread of the blocking pool; beyond this a put
+/// fails at once with a busy `NoSpace` rather than tie up more of the pool.
+pub(crate) const MAX_WAITERS: usize = 32;
 
 /// Values per chunk-engine directory: value `vid` is chunk
 /// `(vid >> BUCKET_BITS, vid)`.
@@ -38,22 +69,84 @@ pub(crate) fn chunk_id(vid: u64) -> ChunkId {
     }
 }
 
+/// Who holds a key and who waits for it.
+#[derive(Debug, Default)]
+pub(crate) struct KeyState {
+    /// The put or delete running on the key, plus record removals of it.
+    holds: u32,
+    /// Puts and deletes waiting for `holds` to drop to zero.
+    waiters: u32,
+}
+
 /// What the space mutex guards.
 pub(crate) struct State {
     pub index: Index,
-    /// The next value id (disk spaces); never reused.
+    /// The next value id (disk spaces); never reused. `u64::MAX` is never
+    /// handed out: it means the ids are exhausted.
     pub next_vid: u64,
     /// Chunk files per bucket that exist or are being written; a bucket
     /// below the current one whose count drops to zero is removed.
     pub buckets: HashMap<u64, u32>,
+    /// Keys held (disk spaces); an entry lives while it has holders or
+    /// waiters.
+    keys: HashMap<Bytes, KeyState>,
+    /// Records still on disk whose removal failed, by key: removed by the
+    /// next put or delete of the key before it returns.
+    zombies: HashMap<Bytes, Vec<u64>>,
+    /// Puts waiting for a key or for room.
+    waiters: usize,
 }
 
 impl State {
-    fn alloc_vid(&mut self) -> u64 {
+    /// The state of a space holding `index`, with value ids from
+    /// `next_vid` and `buckets` chunk files per bucket.
+    pub fn new(index: Index, next_vid: u64, buckets: HashMap<u64, u32>) -> Self {
+        Self {
+            index,
+            next_vid,
+            buckets,
+            keys: HashMap::new(),
+            zombies: HashMap::new(),
+            waiters: 0,
+        }
+    }
+
+    fn alloc_vid(&mut self) -> Result<u64, StoreError> {
         let vid = self.next_vid;
-        self.next_vid += 1;
+        let Some(next) = vid.checked_add(1) else {
+            return Err(StoreError::Corrupt(
+                "the space has used up its value ids".into(),
+            ));
+        };
+        self.next_vid = next;
         *self.buckets.entry(vid >> BUCKET_BITS).or_default() += 1;
-        vid
+        Ok(vid)
+    }
+
+    /// Adds a hold on `key` for a removal of one of its records.
+    fn hold(&mut self, key: &Bytes) {
+        self.keys.entry(key.clone()).or_default().holds += 1;
+    }
+
+    /// Holds the keys of the disk entries in `removed` (they left the
+    /// index; their records are about to be removed).
+    fn hold_removed(&mut self, removed: &[Removed]) {
+        for r in removed {
+            if matches!(r.entry.data, Data::Disk { .. }) {
+                self.hold(&r.key);
+            }
+        }
+    }
+
+    /// Drops `key`'s entry if nobody holds or awaits it.
+    fn tidy(&mut self, key: &[u8]) {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|k| k.holds == 0 && k.waiters == 0)
+        {
+            self.keys.remove(key);
+        }
     }
 }
 
@@ -73,6 +166,17 @@ fn bump(c: &AtomicU64, n: usize) {
     c.fetch_add(n as u64, Ordering::Relaxed);
 }
 
+/// The records of the disk entries in `removed`, with their keys.
+fn records_of(removed: &[Removed]) -> Vec<(Bytes, u64)> {
+    removed
+        .iter()
+        .filter_map(|r| match r.entry.data {
+            Data::Disk { vid, .. } => Some((r.key.clone(), vid)),
+            Data::Mem(_) => None,
+        })
+        .collect()
+}
+
 /// One KV namespace. All methods take `&self` and may be called from many
 /// threads; disk-backed methods block on I/O.
 pub struct Space {
@@ -80,10 +184,13 @@ pub struct Space {
     state: Mutex<State>,
     /// Signalled when a put in flight returns its reservation.
     room: Condvar,
+    /// Signalled when a key's holds drop to zero.
+    key_free: Condvar,
     /// The value records (disk spaces only).
     chunks: Option<Arc<dyn ChunkStore>>,
     clock: Arc<dyn Clock>,
     stats: Counters,
+    /// Set (under the state lock) when the space is deleted.
     deleted: AtomicBool,
 }
 
@@ -105,6 +212,7 @@ impl Space {
             cfg,
             state: Mutex::new(state),
             room: Condvar::new(),
+            key_free: Condvar::new(),
             chunks,
             clock,
             stats: Counters::default(),
@@ -116,11 +224,7 @@ impl Space {
 
     /// An empty memory space.
     pub(crate) fn new_memory(cfg: SpaceConfig, clock: Arc<dyn Clock>) -> Space {
-        let state = State {
-            index: Index::new(cfg.capacity),
-            next_vid: 1,
-            buckets: HashMap::new(),
-        };
+        let state = State::new(Index::new(cfg.capacity), 1, HashMap::new());
         Self::from_parts(cfg, state, None, clock)
     }
 
@@ -129,10 +233,11 @@ impl Space {
         &self.cfg
     }
 
-    /// Stores `value` under `key`. For a disk space the value is durable
-    /// before `Ok`. Making room may evict other keys, and, for an
-    /// overwrite, the bytes of the old value are counted until the new one
-    /// replaces it, so an overwrite can evict others first.
+    /// Stores `value` under `key`. For a disk space the value is durable,
+    /// and every older record of the key removed, before `Ok`. Making room
+    /// may evict other keys, and, for an overwrite, the bytes of the old
+    /// value are counted until the new one replaces it, so an overwrite can
+    /// evict others first.
     pub fn put(&self, key: &[u8], value: Bytes, mode: PutMode) -> Result<PutOutcome, StoreError> {
         check_key(key)?;
         let len = value.len() as u64;
@@ -144,10 +249,10 @@ impl Space {
         }
         let need = key.len() as u64 + len;
         if need > self.cfg.capacity {
-            return Err(self.no_space(need));
+            return Err(self.no_space(need, false));
         }
         if self.deleted.load(Ordering::Acquire) {
-            return Err(StoreError::NoSuchSpace(self.cfg.name.clone()));
+            return Err(self.gone());
         }
         let now = self.clock.now_ms();
         let expires_at = self
@@ -156,7 +261,21 @@ impl Space {
             .map_or(0, |t| now.saturating_add(t).max(1));
         match &self.chunks {
             None => self.put_memory(key, value, mode, need, expires_at),
-            Some(chunks) => self.put_disk(chunks.as_ref(), key, value, mode, need, expires_at),
+            Some(chunks) => {
+                let deadline = Instant::now() + RESERVE_WAIT;
+                self.acquire_key(&mut self.state.lock(), key, Some((deadline, need)))?;
+                let r = self.put_disk(
+                    chunks.as_ref(),
+                    key,
+                    value,
+                    mode,
+                    need,
+                    expires_at,
+                    deadline,
+                );
+                self.release_key(&mut self.state.lock(), key);
+                r
+            }
         }
     }
 
@@ -191,7 +310,7 @@ impl Space {
             if !fits {
                 drop(st);
                 self.evicted(evicted);
-                return Err(self.no_space(need));
+                return Err(self.no_space(need, false));
             }
         }
         // Old and evicted values are freed here, outside the lock.
@@ -200,6 +319,68 @@ impl Space {
         Ok(PutOutcome::Stored)
     }
 
+    /// Waits until nobody holds `key`, then holds it. A put passes its
+    /// deadline and size: it gives up (busy) when the deadline passes or
+    /// [`MAX_WAITERS`] puts already wait; a delete waits for the holder.
+    fn acquire_key(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        key: &[u8],
+        put: Option<(Instant, u64)>,
+    ) -> Result<(), StoreError> {
+        loop {
+            if self.deleted.load(Ordering::Acquire) {
+                st.tidy(key);
+                return Err(self.gone());
+            }
+            let ks = st.keys.entry(Bytes::copy_from_slice(key)).or_default();
+            if ks.holds == 0 {
+                ks.holds = 1;
+                return Ok(());
+            }
+            let Some((deadline, need)) = put else {
+                ks.waiters += 1;
+                self.key_free.wait(st);
+                if let Some(ks) = st.keys.get_mut(key) {
+                    ks.waiters = ks.waiters.saturating_sub(1);
+                }
+                continue;
+            };
+            if st.waiters >= MAX_WAITERS {
+                st.tidy(key);
+                return Err(self.no_space(need, true));
+            }
+            if let Some(ks) = st.keys.get_mut(key) {
+                ks.waiters += 1;
+            }
+            st.waiters += 1;
+            let timed_out = self.key_free.wait_until(st, deadline).timed_out();
+            st.waiters -= 1;
+            if let Some(ks) = st.keys.get_mut(key) {
+                ks.waiters = ks.waiters.saturating_sub(1);
+            }
+            if timed_out {
+                st.tidy(key);
+                return Err(self.no_space(need, true));
+            }
+        }
+    }
+
+    /// Drops one hold on `key`, waking its waiters when it is free.
+    fn release_key(&self, st: &mut State, key: &[u8]) {
+        let Some(ks) = st.keys.get_mut(key) else {
+            return;
+        };
+        ks.holds = ks.holds.saturating_sub(1);
+        if ks.holds == 0 {
+            st.tidy(key);
+            // Waiters for this key and `mark_deleted` share the condvar.
+            self.key_free.notify_all();
+        }
+    }
+
+    /// A disk put, holding `key`.
+    #[allow(clippy::too_many_arguments)]
     fn put_disk(
         &self,
         chunks: &dyn ChunkStore,
@@ -208,42 +389,19 @@ impl Space {
         mode: PutMode,
         need: u64,
         expires_at: u64,
+        deadline: Instant,
     ) -> Result<PutOutcome, StoreError> {
         let now = self.clock.now_ms();
         let mut evicted = Vec::new();
         let vid = {
             let mut st = self.state.lock();
-            let deadline = Instant::now() + RESERVE_WAIT;
-            let vid = loop {
-                if mode == PutMode::IfAbsent && st.index.live(key, now).is_some() {
-                    break Err(PutOutcome::Exists);
-                }
-                if st.index.reserve(need, &mut evicted) {
-                    break Ok(Some(st.alloc_vid()));
-                }
-                // Nothing left to evict. Room promised to puts in flight
-                // comes back when they finish (as a value or a release):
-                // wait for it rather than fail a value that fits.
-                if st.index.reserved() == 0 || need > self.cfg.capacity {
-                    break Ok(None);
-                }
-                if self.room.wait_until(&mut st, deadline).timed_out() {
-                    break Ok(None);
-                }
-            };
+            let vid = self.reserve_disk(&mut st, key, mode, need, now, deadline, &mut evicted);
             self.publish(&st);
             vid
         };
-        let vid = match vid {
-            Ok(vid) => vid,
-            Err(outcome) => {
-                self.evicted(evicted);
-                return Ok(outcome);
-            }
-        };
         self.evicted(evicted);
-        let Some(vid) = vid else {
-            return Err(self.no_space(need));
+        let Some(vid) = vid? else {
+            return Ok(PutOutcome::Exists);
         };
 
         let written = write_record(chunks, vid, key, &value, expires_at);
@@ -252,19 +410,21 @@ impl Space {
         st.index.release(need);
         self.room.notify_all();
         let crc = match written {
-            Ok(crc) => crc,
-            Err(e) => {
+            Ok(crc) if !self.deleted.load(Ordering::Acquire) => crc,
+            failed => {
+                let e = match failed {
+                    Ok(_) => self.gone(),
+                    Err(e) => e,
+                };
                 drop(st);
-                self.discard_vids(&[vid]);
+                // If it stays behind, it is a zombie of the key: the next
+                // put or delete of the key removes it.
+                if let Err(re) = self.remove_stale(key, vec![vid]) {
+                    tracing::warn!(space = %self.cfg.name, vid, error = %re, "kv: removing the record of a failed put failed");
+                }
                 return Err(e);
             }
         };
-        // Another put of the same key may have won while we wrote.
-        if mode == PutMode::IfAbsent && st.index.live(key, self.clock.now_ms()).is_some() {
-            drop(st);
-            self.discard_vids(&[vid]);
-            return Ok(PutOutcome::Exists);
-        }
         let old = st.index.insert(
             Bytes::copy_from_slice(key),
             value.len() as u64,
@@ -272,14 +432,68 @@ impl Space {
             Data::Disk { vid, crc },
             false,
         );
+        let mut stale = st.zombies.remove(key).unwrap_or_default();
+        if let Some(Data::Disk { vid, .. }) = old.as_ref().map(|r| &r.entry.data) {
+            stale.push(*vid);
+        }
         self.publish(&st);
         drop(st);
-        if let Some(old) = old {
-            // Best effort: if it fails, recovery keeps the newer record.
-            self.discard(vec![old]);
-        }
+        drop(old);
+        self.remove_stale(key, stale)?;
         bump(&self.stats.puts, 1);
         Ok(PutOutcome::Stored)
+    }
+
+    /// Reserves room for a disk put holding `key` and takes its value id;
+    /// `None` if `IfAbsent` found a live value. Waits for room held by
+    /// puts in flight, within the deadline and [`MAX_WAITERS`].
+    #[allow(clippy::too_many_arguments)]
+    fn reserve_disk(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        key: &[u8],
+        mode: PutMode,
+        need: u64,
+        now: u64,
+        deadline: Instant,
+        evicted: &mut Vec<Removed>,
+    ) -> Result<Option<u64>, StoreError> {
+        loop {
+            if self.deleted.load(Ordering::Acquire) {
+                return Err(self.gone());
+            }
+            if mode == PutMode::IfAbsent && st.index.live(key, now).is_some() {
+                return Ok(None);
+            }
+            let before = evicted.len();
+            let fits = st.index.reserve(need, evicted);
+            st.hold_removed(&evicted[before..]);
+            if fits {
+                return match st.alloc_vid() {
+                    Ok(vid) => Ok(Some(vid)),
+                    Err(e) => {
+                        st.index.release(need);
+                        self.room.notify_all();
+                        Err(e)
+                    }
+                };
+            }
+            // Room promised to puts in flight comes back when they finish
+            // (as a value or a release): wait for it rather than fail a
+            // value that fits.
+            if st.index.reserved() == 0 {
+                return Err(self.no_space(need, false));
+            }
+            if st.waiters >= MAX_WAITERS {
+                return Err(self.no_space(need, true));
+            }
+            st.waiters += 1;
+            let timed_out = self.room.wait_until(st, deadline).timed_out();
+            st.waiters -= 1;
+            if timed_out {
+                return Err(self.no_space(need, true));
+            }
+        }
     }
 
     /// The live value of `key`, counting a hit or a miss. A disk value that
@@ -321,6 +535,7 @@ impl Space {
         let damaged = {
             let mut st = self.state.lock();
             let r = st.index.remove_if_gen(key, gen);
+            st.hold_removed(r.as_slice());
             self.publish(&st);
             r
         };
@@ -363,32 +578,44 @@ impl Space {
     }
 
     /// Removes `key`; true if a live value was removed. For a disk space
-    /// the removal is durable before `Ok`.
+    /// the removal, and that of every older record of the key, is durable
+    /// before `Ok`.
     pub fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
         check_key(key)?;
         let now = self.clock.now_ms();
-        let removed = {
+        let disk = self.chunks.is_some();
+        let (removed, stale) = {
             let mut st = self.state.lock();
+            if disk {
+                self.acquire_key(&mut st, key, None)?;
+            }
             let r = st.index.remove(key);
+            let stale = st.zombies.remove(key).unwrap_or_default();
             self.publish(&st);
-            r
+            (r, stale)
         };
-        let Some(r) = removed else {
-            return Ok(false);
-        };
-        let live = !r.entry.expired(now);
-        bump(
-            if live {
-                &self.stats.deletes
-            } else {
-                &self.stats.expirations
-            },
-            1,
-        );
-        if let Data::Disk { vid, .. } = r.entry.data {
-            self.drop_chunks(&[vid])?;
+        let live = removed.as_ref().is_some_and(|r| !r.entry.expired(now));
+        if removed.is_some() {
+            bump(
+                if live {
+                    &self.stats.deletes
+                } else {
+                    &self.stats.expirations
+                },
+                1,
+            );
         }
-        Ok(live)
+        if !disk {
+            return Ok(live);
+        }
+        let mut vids = stale;
+        if let Some(Data::Disk { vid, .. }) = removed.as_ref().map(|r| &r.entry.data) {
+            vids.push(*vid);
+        }
+        drop(removed);
+        let done = self.remove_stale(key, vids);
+        self.release_key(&mut self.state.lock(), key);
+        done.map(|()| live)
     }
 
     /// Up to `limit` live keys that start with `prefix` and sort after
@@ -451,6 +678,7 @@ impl Space {
         {
             let mut st = self.state.lock();
             st.index.expire(now, &mut out);
+            st.hold_removed(&out);
             self.publish(&st);
         }
         let n = out.len();
@@ -459,12 +687,22 @@ impl Space {
         n
     }
 
-    /// Refuses further puts: the space was deleted.
+    /// Marks the space deleted and waits until no put, delete or record
+    /// removal is in flight: waiting puts and deletes give up, puts still
+    /// writing remove their record and fail, and later ones are refused.
+    /// Then nothing writes under the space's directory any more.
     pub(crate) fn mark_deleted(&self) {
+        let mut st = self.state.lock();
         self.deleted.store(true, Ordering::Release);
+        self.room.notify_all();
+        self.key_free.notify_all();
+        while st.keys.values().any(|k| k.holds > 0) {
+            self.key_free.wait(&mut st);
+        }
     }
 
-    /// Counts entries evicted to make room and removes their chunks.
+    /// Counts entries evicted to make room and removes their records (the
+    /// caller holds their keys).
     pub(crate) fn evicted(&self, evicted: Vec<Removed>) {
         if !evicted.is_empty() {
             bump(&self.stats.evictions, evicted.len());
@@ -472,79 +710,133 @@ impl Space {
         }
     }
 
-    /// Removes the chunks of entries that left the index, logging failures
-    /// (a leftover record is harmless: recovery drops or supersedes it).
-    fn discard(&self, removed: Vec<Removed>) {
-        let vids: Vec<u64> = removed
-            .iter()
-            .filter_map(|r| match r.entry.data {
-                Data::Disk { vid, .. } => Some(vid),
-                Data::Mem(_) => None,
-            })
-            .collect();
-        drop(removed);
-        self.discard_vids(&vids);
+    /// Finishes opening a disk space: removes the keyless `garbage`
+    /// records (damaged, expired), the records `superseded` by newer ones
+    /// of their key and those of entries `evicted` to fit the capacity.
+    pub(crate) fn finish_recovery(
+        &self,
+        garbage: &[u64],
+        superseded: Vec<(Bytes, u64)>,
+        evicted: Vec<Removed>,
+    ) {
+        if let (_, Err(e)) = self.remove_records(garbage) {
+            tracing::warn!(space = %self.cfg.name, error = %e, "kv: removing damaged or expired records failed");
+        }
+        {
+            let mut st = self.state.lock();
+            for (key, _) in &superseded {
+                st.hold(key);
+            }
+            st.hold_removed(&evicted);
+        }
+        self.discard_records(superseded);
+        self.evicted(evicted);
     }
 
-    pub(crate) fn discard_vids(&self, vids: &[u64]) {
-        if let Err(e) = self.drop_chunks(vids) {
+    /// Removes the records of entries that left the index (the caller
+    /// took a hold on their keys when they left), then releases the holds.
+    fn discard(&self, removed: Vec<Removed>) {
+        let records = records_of(&removed);
+        // Memory values are freed here, outside the lock.
+        drop(removed);
+        self.discard_records(records);
+    }
+
+    /// Removes `records` of keys the caller holds, then releases one hold
+    /// per record. A record that cannot be removed becomes a zombie of its
+    /// key: logged, harmless (the key is not in the index) until the key's
+    /// next put or delete, which retries it.
+    fn discard_records(&self, records: Vec<(Bytes, u64)>) {
+        if records.is_empty() {
+            return;
+        }
+        let vids: Vec<u64> = records.iter().map(|(_, vid)| *vid).collect();
+        let (failed, result) = self.remove_records(&vids);
+        if let Err(e) = result {
             tracing::warn!(space = %self.cfg.name, error = %e, "kv: removing value records failed");
+        }
+        let failed: HashSet<u64> = failed.into_iter().collect();
+        let mut st = self.state.lock();
+        for (key, vid) in records {
+            if failed.contains(&vid) {
+                st.zombies.entry(key.clone()).or_default().push(vid);
+            }
+            self.release_key(&mut st, &key);
         }
     }
 
-    /// Removes value records durably, then any bucket directory they left
-    /// empty for good.
-    fn drop_chunks(&self, vids: &[u64]) -> Result<(), StoreError> {
-        let Some(chunks) = &self.chunks else {
-            return Ok(());
-        };
+    /// Durably removes `vids`, older records of `key` (whose key the
+    /// caller holds); those that remain become zombies of the key.
+    fn remove_stale(&self, key: &[u8], vids: Vec<u64>) -> Result<(), StoreError> {
         if vids.is_empty() {
             return Ok(());
         }
-        let mut first_err: Option<ChunkError> = None;
-        let mut gone = Vec::with_capacity(vids.len());
-        let mut inos = BTreeSet::new();
+        let (failed, err) = self.remove_records(&vids);
+        if !failed.is_empty() {
+            self.state
+                .lock()
+                .zombies
+                .entry(Bytes::copy_from_slice(key))
+                .or_default()
+                .extend(failed);
+        }
+        err
+    }
+
+    /// Removes value records durably, then any bucket directory they left
+    /// empty for good. Returns the records that may still exist and the
+    /// first error.
+    fn remove_records(&self, vids: &[u64]) -> (Vec<u64>, Result<(), StoreError>) {
+        let Some(chunks) = &self.chunks else {
+            return (Vec::new(), Ok(()));
+        };
+        let mut first_err: Option<StoreError> = None;
+        let mut failed = Vec::new();
+        let mut by_ino: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for &vid in vids {
             match chunks.remove(chunk_id(vid)) {
-                Ok(()) => {
-                    gone.push(vid);
-                    inos.insert(vid >> BUCKET_BITS);
-                }
+                Ok(()) => by_ino.entry(vid >> BUCKET_BITS).or_default().push(vid),
                 Err(e) => {
-                    first_err.get_or_insert(e);
+                    failed.push(vid);
+                    first_err.get_or_insert(e.into());
                 }
             }
         }
-        for ino in inos {
-            if let Err(e) = chunks.sync(ino) {
-                first_err.get_or_insert(e);
+        let mut gone = Vec::with_capacity(vids.len());
+        for (ino, vids) in by_ino {
+            match chunks.sync(ino) {
+                Ok(()) => gone.extend(vids),
+                // Unlinked but perhaps not durably: try again later (the
+                // chunk engine keeps the directory dirty).
+                Err(e) => {
+                    failed.extend(vids);
+                    first_err.get_or_insert(e.into());
+                }
             }
         }
-        let empty: Vec<u64> = {
+        let empty: BTreeSet<u64> = {
             let mut st = self.state.lock();
             let current = st.next_vid >> BUCKET_BITS;
-            let mut empty = Vec::new();
+            let mut empty = BTreeSet::new();
             for vid in gone {
                 let bucket = vid >> BUCKET_BITS;
                 if let Some(n) = st.buckets.get_mut(&bucket) {
                     *n = n.saturating_sub(1);
                     if *n == 0 && bucket < current {
                         st.buckets.remove(&bucket);
-                        empty.push(bucket);
+                        empty.insert(bucket);
                     }
                 }
             }
             empty
         };
         for bucket in empty {
+            // A leftover empty bucket is harmless: recovery removes it.
             if let Err(e) = chunks.remove_from(bucket, 0) {
-                first_err.get_or_insert(e);
+                tracing::warn!(space = %self.cfg.name, bucket, error = %e, "kv: removing an empty bucket failed");
             }
         }
-        match first_err {
-            None => Ok(()),
-            Some(e) => Err(e.into()),
-        }
+        (failed, first_err.map_or(Ok(()), Err))
     }
 
     /// Mirrors the index's size into the lock-free counters.
@@ -555,17 +847,45 @@ impl Space {
             .store(st.index.len() as u64, Ordering::Relaxed);
     }
 
-    fn no_space(&self, need: u64) -> StoreError {
+    fn no_space(&self, need: u64, busy: bool) -> StoreError {
         StoreError::NoSpace {
             size: need,
             capacity: self.cfg.capacity,
+            busy,
         }
+    }
+
+    fn gone(&self) -> StoreError {
+        StoreError::NoSuchSpace(self.cfg.name.clone())
     }
 
     /// The index's accounting (tests).
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         self.state.lock().index.check_invariants();
+    }
+
+    /// Whether the space was marked deleted (tests).
+    #[cfg(test)]
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Puts waiting for a key or for room (tests).
+    #[cfg(test)]
+    pub(crate) fn waiters(&self) -> usize {
+        self.state.lock().waiters
+    }
+
+    /// The value id of `key`'s entry and the next value id (tests).
+    #[cfg(test)]
+    pub(crate) fn vids(&self, key: &[u8]) -> (Option<u64>, u64) {
+        let st = self.state.lock();
+        let vid = st.index.get(key).and_then(|e| match e.data {
+            Data::Disk { vid, .. } => Some(vid),
+            Data::Mem(_) => None,
+        });
+        (vid, st.next_vid)
     }
 
     /// The chunk engine of a disk space (tests).

@@ -1,6 +1,7 @@
 //! Space definitions: creation, deletion, validation, the catalog file.
 
 use super::{b, cfg, Fixture};
+use crate::store::catalog::Catalog;
 use crate::store::{Durability, PutMode, Store, StoreError};
 
 #[test]
@@ -122,4 +123,50 @@ fn directories_no_space_owns_are_removed_on_open() {
     f.reopen();
     assert!(!f.root().join("spaces/77").exists());
     assert!(f.root().join("spaces/1").exists());
+}
+
+#[test]
+fn a_space_that_fails_to_open_is_rolled_back_out_of_the_catalog() {
+    let mut f = Fixture::new();
+    // Id 1's directory cannot be a directory: the open fails.
+    std::fs::write(f.root().join("spaces/1"), b"in the way").expect("write");
+    assert!(f
+        .store
+        .create_space(cfg("d", 100, Durability::Disk))
+        .is_err());
+    assert!(f.store.space("d").is_none());
+    let cat = Catalog::load(&f.root()).expect("catalog");
+    assert!(cat.spaces.is_empty(), "{cat:?}");
+    assert_eq!(cat.next_id, 2, "the id stays burnt");
+    std::fs::remove_file(f.root().join("spaces/1")).expect("rm");
+    // The name is free again, and taken only once.
+    assert_eq!(f.space("d", 100, Durability::Disk).config().id, 2);
+    assert!(matches!(
+        f.store.create_space(cfg("d", 100, Durability::Disk)),
+        Err(StoreError::SpaceExists(_))
+    ));
+    f.reopen();
+    assert_eq!(f.store.spaces().len(), 1);
+    assert_eq!(f.get("d").config().id, 2);
+}
+
+#[test]
+fn a_space_id_at_the_top_of_the_range_opens_and_no_id_is_handed_out_twice() {
+    let f = Fixture::new();
+    let mut top = cfg("top", 100, Durability::Memory);
+    top.id = u64::MAX;
+    Catalog {
+        version: 1,
+        next_id: 1,
+        spaces: vec![top],
+    }
+    .save(&f.root())
+    .expect("save");
+    let store = Store::open(&f.root()).expect("open");
+    assert_eq!(store.space("top").map(|s| s.config().id), Some(u64::MAX));
+    assert!(matches!(
+        store.create_space(cfg("next", 100, Durability::Memory)),
+        Err(StoreError::InvalidConfig(_))
+    ));
+    assert_eq!(store.spaces().len(), 1);
 }

@@ -168,6 +168,57 @@ fn duplicate_keys_recover_to_the_newest_record() {
 }
 
 #[test]
+fn a_newer_duplicate_that_fails_its_value_checksum_does_not_hide_the_older_value() {
+    let mut f = Fixture::new();
+    let id = f.space("d", 1 << 20, Durability::Disk).config().id;
+    let dir = f.root().join("spaces").join(id.to_string());
+    // A crash while an overwrite's record was written: header and length
+    // made it to disk, the value did not.
+    {
+        let chunks = LocalChunkStore::open(&dir).expect("chunks");
+        write_raw(&chunks, 5, b"k", b"old");
+        write_raw(&chunks, 6, b"k", b"torn!");
+        write_raw(&chunks, 7, b"j", b"other");
+        write_raw(&chunks, 8, b"j", b"bad");
+        write_raw(&chunks, 9, b"j", b"bad too");
+    }
+    for (vid, value_at) in [(6, 36 + 1), (8, 36 + 1), (9, 36 + 1 + 3)] {
+        let p = record_path(&f, id, vid);
+        let mut data = std::fs::read(&p).expect("read");
+        data[value_at] ^= 0x20;
+        std::fs::write(&p, data).expect("write");
+    }
+    f.reopen();
+    let s = f.get("d");
+    assert_eq!(s.get(b"k").expect("get"), Some(b("old")));
+    assert_eq!(s.get(b"j").expect("get"), Some(b("other")));
+    let chunks = s.chunk_store().expect("disk");
+    assert_eq!(all_vids(chunks.as_ref()), vec![5, 7]);
+    assert_eq!(s.stats().keys, 2);
+    s.check_invariants();
+}
+
+#[test]
+fn a_record_at_the_last_value_id_is_served_and_puts_report_exhaustion() {
+    let mut f = Fixture::new();
+    let id = f.space("d", 1 << 20, Durability::Disk).config().id;
+    let dir = f.root().join("spaces").join(id.to_string());
+    {
+        let chunks = LocalChunkStore::open(&dir).expect("chunks");
+        write_raw(&chunks, u64::MAX, b"last", b"v");
+    }
+    f.reopen();
+    let s = f.get("d");
+    assert_eq!(s.get(b"last").expect("get"), Some(b("v")));
+    assert!(matches!(
+        s.put(b"k", b("v"), PutMode::Overwrite),
+        Err(crate::store::StoreError::Corrupt(_))
+    ));
+    assert_eq!(s.get(b"last").expect("get"), Some(b("v")));
+    s.check_invariants();
+}
+
+#[test]
 fn expired_records_are_dropped_on_reopen() {
     let mut f = Fixture::new();
     let mut c = super::cfg("t", 1 << 20, Durability::Disk);

@@ -4,6 +4,8 @@
 mod catalog;
 mod disk;
 mod eviction;
+mod faulty;
+mod inflight;
 mod ops;
 
 use super::{Durability, ManualClock, Space, SpaceConfig, Store};

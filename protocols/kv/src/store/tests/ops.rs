@@ -167,7 +167,8 @@ fn bad_keys_and_values_are_refused_before_any_work() {
         s.put(b"k", Bytes::from(vec![0u8; 1000]), PutMode::Overwrite),
         Err(StoreError::NoSpace {
             size: 1001,
-            capacity: 1000
+            capacity: 1000,
+            busy: false
         })
     ));
     // `vec![0; n]` is a calloc: the 64 MiB are never touched.
