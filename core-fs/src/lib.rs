@@ -10,6 +10,7 @@
 //!
 //! All calls block on I/O: async adapters run them on a blocking pool.
 
+mod acl;
 mod error;
 mod ops;
 mod perm;
@@ -17,8 +18,10 @@ mod record;
 mod snapshot;
 mod types;
 
+pub use acl::{Acl, AclEdit, AclEntry, AclError, AclKind, AclSpec, AclTag};
 pub use error::{FsError, FsResult};
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
+pub use ops::acl::AclListing;
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
 pub use snapshot::{Snapshot, SNAPSHOT_DIR};

@@ -1,16 +1,22 @@
 """A minimal NFSv3 client over ONC-RPC/TCP with AUTH_SYS, for what
-libnfs-utils cannot do: MKDIR, SETATTR (chmod/chown), CREATE and WRITE as a
-chosen uid/gid. It encodes only the calls the tests make and decodes only the
-status and the new file handle of each reply (RFC 1813, RFC 5531)."""
+libnfs-utils cannot do: MKDIR, SETATTR (chmod/chown), CREATE, WRITE, READ,
+ACCESS and GETATTR as a chosen uid/gid. It encodes only the calls the tests
+make and decodes only what they check of each reply (RFC 1813, RFC 5531)."""
 
 import socket
 import struct
 
 MOUNT_PROG, MOUNT_VERS, MOUNTPROC_MNT = 100005, 3, 1
 NFS_PROG, NFS_VERS = 100003, 3
-NFSPROC_SETATTR, NFSPROC_LOOKUP, NFSPROC_WRITE = 2, 3, 7
+NFSPROC_GETATTR, NFSPROC_SETATTR, NFSPROC_LOOKUP = 1, 2, 3
+NFSPROC_ACCESS, NFSPROC_READ, NFSPROC_WRITE = 4, 6, 7
 NFSPROC_CREATE, NFSPROC_MKDIR, NFSPROC_REMOVE = 8, 9, 12
 FILE_SYNC = 2
+# ACCESS3 bits (RFC 1813 3.3.4).
+ACCESS_READ, ACCESS_LOOKUP, ACCESS_MODIFY = 0x01, 0x02, 0x04
+ACCESS_EXTEND, ACCESS_DELETE, ACCESS_EXECUTE = 0x08, 0x10, 0x20
+ACCESS_ALL = 0x3F
+FATTR3_LEN = 84
 TIMEOUT = 30.0
 
 
@@ -143,6 +149,32 @@ class Client:
         for part in filter(None, path.split("/")):
             fh = self.lookup(fh, part)
         return fh
+
+    def _skip_post_op_attr(self, r):
+        if r.u32():
+            r.pos += FATTR3_LEN
+
+    def getattr(self, fh):
+        """GETATTR: (mode, uid, gid) of an object."""
+        r = self._nfs(NFSPROC_GETATTR, _opaque(fh))
+        r.u32()  # type
+        mode = r.u32()
+        r.u32()  # nlink
+        return mode, r.u32(), r.u32()
+
+    def access(self, fh, bits=ACCESS_ALL):
+        """ACCESS: the subset of `bits` the server grants this caller."""
+        r = self._nfs(NFSPROC_ACCESS, _opaque(fh) + _u32(bits))
+        self._skip_post_op_attr(r)
+        return r.u32()
+
+    def read(self, fh, offset=0, count=1 << 16):
+        """READ: the bytes returned (one call)."""
+        r = self._nfs(NFSPROC_READ, _opaque(fh) + _u64(offset) + _u32(count))
+        self._skip_post_op_attr(r)
+        r.u32()  # count
+        r.u32()  # eof
+        return r.opaque()
 
     def _new_fh(self, r):
         if r.u32() != 1:

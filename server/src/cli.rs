@@ -89,6 +89,46 @@ pub enum AdminCommand {
     /// Snapshots of a volume: read-only views at `/<volume>/.snapshot/<name>/`.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// POSIX ACLs of files and directories (getfacl / setfacl).
+    #[command(subcommand)]
+    Acl(AclCommand),
+}
+
+/// `nitrofs admin acl …`. PATH is `/<volume>/<path>`; SPEC is setfacl
+/// syntax with numeric ids, e.g. `u:1001:rwx,g:2000:r-x,m::rwx,d:u:1001:rwx`
+/// (`d:` entries are the default ACL of a directory). Each command prints
+/// the ACLs afterwards as getfacl does.
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Show the ACLs (getfacl).
+    Get {
+        /// `/<volume>/<path>`.
+        path: String,
+    },
+    /// Replace the access ACL, the default ACL, or both, with SPEC
+    /// (`setfacl --set`, per kind named in SPEC); missing user::, group::,
+    /// other:: entries keep their current value, a missing mask is computed.
+    Set {
+        /// `/<volume>/<path>`.
+        path: String,
+        /// Entries in setfacl syntax.
+        spec: String,
+    },
+    /// Add or change entries (`setfacl -m`); the mask is recomputed unless given.
+    Modify {
+        /// `/<volume>/<path>`.
+        path: String,
+        /// Entries in setfacl syntax.
+        spec: String,
+    },
+    /// Remove every extended entry and the default ACL (`setfacl -b`).
+    Remove {
+        /// `/<volume>/<path>`.
+        path: String,
+        /// Remove only the default ACL (`setfacl -k`).
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 /// `nitrofs admin snapshot …`.

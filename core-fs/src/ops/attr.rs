@@ -1,5 +1,6 @@
 //! ACCESS and SETATTR.
 
+use crate::acl::AclSource;
 use crate::perm::{self, W};
 use crate::record::{self, InodeRecord};
 use crate::types::{
@@ -10,7 +11,8 @@ use nitrofs_common::{Credentials, InodeId, Timestamp};
 
 /// Applies `set` to `rec` with POSIX permission rules, stamping `now`.
 /// Returns whether the size changed.
-pub(crate) fn apply_setattr(
+pub(crate) fn apply_setattr<S: AclSource + ?Sized>(
+    src: &mut S,
     rec: &mut InodeRecord,
     cred: &Credentials,
     set: &SetAttr,
@@ -34,7 +36,7 @@ pub(crate) fn apply_setattr(
             SetTime::Keep => {}
             SetTime::Exact(_) => perm::check_owner(rec, cred)?,
             SetTime::ServerNow => {
-                if !(cred.is_root() || cred.uid == rec.uid || perm::allowed(rec, cred, W)) {
+                if !(cred.is_root() || cred.uid == rec.uid || perm::allowed(src, rec, cred, W)?) {
                     return Err(FsError::Access);
                 }
             }
@@ -50,7 +52,7 @@ pub(crate) fn apply_setattr(
         if size > FILE_SIZE_MAX {
             return Err(FsError::TooBig);
         }
-        perm::check_data(rec, cred, W)?;
+        perm::check_data(src, rec, cred, W)?;
         if size != rec.size {
             rec.size = size;
             rec.mtime = now;
@@ -101,7 +103,10 @@ impl FileSystem {
             return self.snap_access(cred, ino, want);
         }
         let rec = self.read_inode(ino)?;
-        Ok((rec.attr(), perm::access_mask(&rec, cred, want)))
+        Ok((
+            rec.attr(),
+            perm::access_mask(&mut self.store_acls(), &rec, cred, want)?,
+        ))
     }
 
     /// Changes attributes. With `guard_ctime`, fails with `GuardFailed`
@@ -123,7 +128,13 @@ impl FileSystem {
                 // metadata commit leaves a file whose tail reads as zeros,
                 // never a shorter file that later grows back stale bytes.
                 let mut probe = current.clone();
-                apply_setattr(&mut probe, cred, set, Timestamp::now())?;
+                apply_setattr(
+                    &mut self.store_acls(),
+                    &mut probe,
+                    cred,
+                    set,
+                    Timestamp::now(),
+                )?;
                 self.truncate_chunks(&current, size)?;
             }
         }
@@ -136,7 +147,7 @@ impl FileSystem {
                 }
             }
             let before = (&rec.attr()).into();
-            if apply_setattr(&mut rec, cred, set, now)? {
+            if apply_setattr(txn, &mut rec, cred, set, now)? {
                 super::io::trim_after_resize(txn, &mut rec)?;
             }
             record::put_inode(txn, &rec)?;

@@ -100,8 +100,8 @@ impl FileSystem {
             return Ok(());
         }
         let rec = self.read_inode(existing.ino)?;
-        perm::check_data(&rec, cred, perm::W)?;
-        perm::check_modify_dir(&self.read_inode(dir)?, cred)?;
+        perm::check_data(&mut self.store_acls(), &rec, cred, perm::W)?;
+        perm::check_modify_dir(&mut self.store_acls(), &self.read_inode(dir)?, cred)?;
         self.truncate_chunks(&rec, 0)
     }
 
@@ -200,7 +200,7 @@ impl FileSystem {
             if file.volume != d.volume {
                 return Err(FsError::CrossDevice);
             }
-            perm::check_modify_dir(&d, cred)?;
+            perm::check_modify_dir(txn, &d, cred)?;
             if file.nlink >= LINK_MAX {
                 return Err(FsError::TooManyLinks);
             }
@@ -245,7 +245,7 @@ impl FileSystem {
         let now = Timestamp::now();
         self.transact(true, |txn| {
             let mut d = record::load_inode(txn, dir)?;
-            perm::check_modify_dir(&d, cred)?;
+            perm::check_modify_dir(txn, &d, cred)?;
             let before = (&d.attr()).into();
             if let Some(existing) = record::get_dentry(txn, dir, name)? {
                 let rec = record::load_inode(txn, existing.ino)?;
@@ -259,7 +259,7 @@ impl FileSystem {
                                 size: Some(0),
                                 ..SetAttr::default()
                             };
-                            apply_setattr(&mut rec, cred, &only_size, now)?;
+                            apply_setattr(txn, &mut rec, cred, &only_size, now)?;
                             super::io::trim_after_resize(txn, &mut rec)?;
                             record::put_inode(txn, &rec)?;
                             truncated = Some(old);
@@ -301,7 +301,8 @@ impl FileSystem {
         node: &NewNode<'_>,
         now: Timestamp,
     ) -> FsResult<InodeRecord> {
-        let child = self.build_child(parent, cred, ino, node, now)?;
+        let mut child = self.build_child(txn, parent, cred, ino, node, now)?;
+        crate::acl::inherit(txn, parent, &mut child)?;
         record::add_dentry(txn, parent, name, ino, node.kind)?;
         parent.mtime = now;
         parent.ctime = now;
@@ -314,6 +315,7 @@ impl FileSystem {
     /// (setgid directories pass on their group, and their bit to subdirs).
     fn build_child(
         &self,
+        txn: &mut dyn Txn,
         parent: &mut InodeRecord,
         cred: &Credentials,
         ino: u64,
@@ -353,7 +355,7 @@ impl FileSystem {
         };
         if extra != SetAttr::default() {
             let verf = child.create_verf;
-            apply_setattr(&mut child, cred, &extra, now)?;
+            apply_setattr(txn, &mut child, cred, &extra, now)?;
             child.create_verf = verf;
         }
         Ok(child)

@@ -92,7 +92,7 @@ impl FileSystem {
         }
         let rec = self.read_inode(ino)?;
         data_file(&rec)?;
-        perm::check_data(&rec, cred, R)?;
+        perm::check_data(&mut self.store_acls(), &rec, cred, R)?;
         let attr = self.touch_atime(&rec)?;
         if offset >= rec.size {
             return Ok(ReadResult {
@@ -166,7 +166,7 @@ impl FileSystem {
     ) -> FsResult<Wcc> {
         let rec = self.read_inode(ino)?;
         data_file(&rec)?;
-        perm::check_data(&rec, cred, W)?;
+        perm::check_data(&mut self.store_acls(), &rec, cred, W)?;
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|e| *e <= FILE_SIZE_MAX)

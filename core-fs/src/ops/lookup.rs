@@ -72,7 +72,7 @@ impl FileSystem {
             return self.snap_lookup(cred, dir, name);
         }
         let d = self.read_inode(dir)?;
-        perm::check_search(&d, cred)?;
+        perm::check_search(&mut self.store_acls(), &d, cred)?;
         if Self::is_snapdir_name(&d, name) {
             return Ok(self.snapdir_of(&d));
         }

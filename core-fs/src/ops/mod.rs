@@ -1,6 +1,7 @@
 //! One file per operation family. Each public method is one metadata
 //! transaction (plus chunk I/O ordered around it).
 
+pub(crate) mod acl;
 pub(crate) mod alloc;
 pub(crate) mod attr;
 pub(crate) mod create;

@@ -101,7 +101,7 @@ impl FileSystem {
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);
         }
-        perm::check(&d, cred, R | X)?;
+        perm::check(&mut self.store_acls(), &d, cred, R | X)?;
         let mut start = keys::dentry(dir, after);
         if !after.is_empty() {
             start.push(0); // strictly after
@@ -327,14 +327,14 @@ impl FileSystem {
                 return Err(FsError::CrossDevice);
             }
             for (comp, new_ino) in dirs.iter().zip(&new_dirs) {
-                perm::check_search(&dir, cred)?;
+                perm::check_search(txn, &dir, cred)?;
                 dir = match record::get_dentry(txn, dir.ino, comp)? {
                     Some(e) if e.kind == FileType::Directory => record::load_inode(txn, e.ino)?,
                     Some(_) => return Err(FsError::NotDir),
                     None => self.mkdir_in_txn(txn, cred, &mut dir, comp, *new_ino, now)?,
                 };
             }
-            perm::check_modify_dir(&dir, cred)?;
+            perm::check_modify_dir(txn, &dir, cred)?;
             let existing = record::get_dentry(txn, dir.ino, name)?;
             match (cond, &existing) {
                 (PublishIf::Always, _) | (PublishIf::Absent, None) => {}
@@ -367,6 +367,9 @@ impl FileSystem {
                 txn.put(&keys::xattr(ino, k), v)?;
             }
             forget_pending(txn, ino)?;
+            // Named now: it inherits its directory's default ACL, as a
+            // file created there over NFS would.
+            crate::acl::inherit(txn, &dir, &mut rec)?;
             rec.nlink = 1;
             rec.ctime = now;
             record::put_inode(txn, &rec)?;
@@ -388,7 +391,7 @@ impl FileSystem {
         ino: u64,
         now: Timestamp,
     ) -> FsResult<InodeRecord> {
-        perm::check_modify_dir(parent, cred)?;
+        perm::check_modify_dir(txn, parent, cred)?;
         let set = SetAttr::default();
         let d = self.add_child(txn, parent, cred, name, ino, &NewNode::directory(&set), now)?;
         txn.put(&keys::xattr(ino, IMPLICIT_DIR_XATTR), b"1")?;

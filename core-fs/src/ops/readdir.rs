@@ -30,7 +30,7 @@ impl FileSystem {
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);
         }
-        perm::check(&d, cred, R)?;
+        perm::check(&mut self.store_acls(), &d, cred, R)?;
         let max_entries = max_entries.max(1);
         let mut entries = Vec::new();
         let dots: [(u64, &[u8], u64); 2] = [(1, b".", d.ino), (2, b"..", d.parent)];

@@ -57,7 +57,7 @@ impl FileSystem {
         let now = Timestamp::now();
         let (wcc, gc) = self.transact(true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
             let mut d = record::load_inode(txn, dir)?;
-            perm::check_modify_dir(&d, cred)?;
+            perm::check_modify_dir(txn, &d, cred)?;
             let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
             let mut victim = record::load_inode(txn, entry.ino)?;
             if victim.kind == FileType::Directory {
@@ -96,7 +96,7 @@ impl FileSystem {
         let now = Timestamp::now();
         self.transact(true, |txn| -> FsResult<Wcc> {
             let mut d = record::load_inode(txn, dir)?;
-            perm::check_modify_dir(&d, cred)?;
+            perm::check_modify_dir(txn, &d, cred)?;
             let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
             let mut victim = record::load_inode(txn, entry.ino)?;
             if victim.kind != FileType::Directory {

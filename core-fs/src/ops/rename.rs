@@ -73,9 +73,9 @@ impl FileSystem {
         } else {
             Some(record::load_inode(txn, to_dir)?)
         };
-        perm::check_modify_dir(&fd, cred)?;
+        perm::check_modify_dir(txn, &fd, cred)?;
         if let Some(t) = &td {
-            perm::check_modify_dir(t, cred)?;
+            perm::check_modify_dir(txn, t, cred)?;
             if t.volume != fd.volume {
                 return Err(FsError::CrossDevice);
             }
@@ -89,7 +89,7 @@ impl FileSystem {
         let src_is_dir = src.kind == FileType::Directory;
         if src_is_dir && !same_dir {
             // Its ".." changes: that is a write to the directory itself.
-            perm::check(&src, cred, W)?;
+            perm::check(txn, &src, cred, W)?;
             refuse_own_subtree(txn, src.ino, to_dir)?;
         }
 

@@ -99,6 +99,8 @@ impl FileSystem {
             txn.delete(&keys::volume(name))?;
             txn.delete(&keys::volume_id(vol.id))?;
             txn.delete(&keys::inode(vol.root))?;
+            txn.delete(&keys::acl(vol.root, 1))?;
+            txn.delete(&keys::acl(vol.root, 2))?;
             Ok(())
         })?;
         tracing::info!(volume = name, "volume deleted");

@@ -39,7 +39,7 @@ impl FileSystem {
                 .map(|(_, v)| v));
         }
         let rec = self.read_inode(ino)?;
-        perm::check_data(&rec, cred, R)?;
+        perm::check_data(&mut self.store_acls(), &rec, cred, R)?;
         Ok(self.kv.get(&keys::xattr(ino, name))?)
     }
 
@@ -53,7 +53,7 @@ impl FileSystem {
             return self.snap_xattrs(cred, ino, None);
         }
         let rec = self.read_inode(ino)?;
-        perm::check_data(&rec, cred, R)?;
+        perm::check_data(&mut self.store_acls(), &rec, cred, R)?;
         let prefix = keys::xattr_prefix(ino);
         let plen = prefix.len();
         Ok(self
@@ -81,7 +81,7 @@ impl FileSystem {
         let now = Timestamp::now();
         self.transact(true, |txn| -> FsResult<Attr> {
             let mut rec = record::load_inode(txn, ino)?;
-            if !(cred.is_root() || cred.uid == rec.uid || perm::allowed(&rec, cred, W)) {
+            if !(cred.is_root() || cred.uid == rec.uid || perm::allowed(txn, &rec, cred, W)?) {
                 return Err(FsError::Access);
             }
             for (name, value) in changes {

@@ -2,7 +2,7 @@
 //!
 //! The clone is built by walking the snapshot through the same read calls
 //! NFS uses and recreating every object (type, mode, owner, times,
-//! extended attributes, hard links, symlinks, device nodes) in a new
+//! extended attributes, ACLs, hard links, symlinks, device nodes) in a new
 //! volume. File data is copied chunk by chunk, skipping holes, so sparse
 //! files stay sparse. The snapshot itself is untouched and may be deleted
 //! afterwards.
@@ -33,6 +33,7 @@ impl FileSystem {
         let new =
             self.create_volume_owned(new_volume, src_root.uid, src_root.gid, src_root.mode)?;
         let cred = Credentials::root();
+        self.copy_acls(&cred, &src_root, new.root)?;
         let mut links: HashMap<InodeId, InodeId> = HashMap::new();
         let mut dirs = vec![(src_root.ino, new.root, src_root.clone())];
         let mut dir_times = Vec::new();
@@ -118,6 +119,7 @@ impl FileSystem {
             let changes: Vec<_> = xattrs.into_iter().map(|(k, v)| (k, Some(v))).collect();
             self.set_xattrs(cred, made.ino, &changes)?;
         }
+        self.copy_acls(cred, a, made.ino)?;
         if a.kind == FileType::Directory {
             return Ok(Some(made.ino));
         }

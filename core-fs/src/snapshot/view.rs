@@ -11,6 +11,7 @@ use super::admin::decode_location;
 use super::state::{
     decode_history, split_ino, vino, SnapState, SnapshotRecord, SNAPDIR_EPOCH, SNAPSHOT_DIR,
 };
+use crate::acl::{self, Acl, AclKind, AclSource};
 use crate::perm::{self, R};
 use crate::record::{self, DentryRecord, InodeRecord, FIRST_COOKIE};
 use crate::types::{access, Attr, DirEntry, FileType, ReadDirPage, ReadResult};
@@ -31,6 +32,20 @@ pub(crate) struct View {
     pub later: Vec<u64>,
     /// The volume's root inode.
     pub root: u64,
+}
+
+/// ACL records as a snapshot saw them. Snapshots never change, so each
+/// read may use a transaction of its own.
+struct ViewAcls<'a> {
+    fs: &'a FileSystem,
+    v: &'a View,
+}
+
+impl AclSource for ViewAcls<'_> {
+    fn acl_record(&mut self, ino: u64, kind: AclKind) -> FsResult<Option<Vec<u8>>> {
+        let mut txn = self.fs.kv.begin();
+        self.fs.view_get(txn.as_mut(), self.v, &kind.key(ino), ino)
+    }
 }
 
 fn not_found_is_stale(e: FsError) -> FsError {
@@ -95,6 +110,30 @@ impl FileSystem {
         Ok(txn.get(key)?)
     }
 
+    /// Reads ACLs as snapshot `v` saw them, for permission checks.
+    fn view_acls<'a>(&'a self, v: &'a View) -> ViewAcls<'a> {
+        ViewAcls { fs: self, v }
+    }
+
+    /// The ACL of `kind` on a snapshot object, as the snapshot saw it
+    /// (an access ACL with the object's mode applied).
+    pub(crate) fn snap_acl(&self, ino: u64, kind: AclKind) -> FsResult<Option<Acl>> {
+        let (epoch, live) = split_ino(ino);
+        if epoch == SNAPDIR_EPOCH {
+            return Ok(None);
+        }
+        let v = self.view(epoch)?;
+        let rec = {
+            let mut txn = self.kv.begin();
+            self.view_inode(txn.as_mut(), &v, live)?
+        };
+        let mut src = self.view_acls(&v);
+        match kind {
+            AclKind::Access => acl::load_access(&mut src, &rec),
+            AclKind::Default => acl::load(&mut src, live, kind),
+        }
+    }
+
     fn view_inode(&self, txn: &mut dyn Txn, v: &View, ino: u64) -> FsResult<InodeRecord> {
         match self.view_get(txn, v, &keys::inode(ino), ino)? {
             Some(b) => InodeRecord::decode(&b),
@@ -155,7 +194,7 @@ impl FileSystem {
         let (epoch, live) = split_ino(dir);
         if epoch == SNAPDIR_EPOCH {
             let root = self.live_root(live)?;
-            perm::check_search(&root, cred)?;
+            perm::check_search(&mut self.store_acls(), &root, cred)?;
             return match name {
                 b"." => Ok(self.snapdir_attr(&root)),
                 b".." => Ok(root.attr()),
@@ -176,7 +215,7 @@ impl FileSystem {
         let v = self.view(epoch)?;
         let mut txn = self.kv.begin();
         let d = self.view_inode(txn.as_mut(), &v, live)?;
-        perm::check_search(&d, cred)?;
+        perm::check_search(&mut self.view_acls(&v), &d, cred)?;
         match name {
             b"." => return Ok(self.view_attr(&v, &d)),
             b".." => {
@@ -232,13 +271,13 @@ impl FileSystem {
         let (epoch, live) = split_ino(ino);
         if epoch == SNAPDIR_EPOCH {
             let root = self.live_root(live)?;
-            let granted = perm::access_mask(&root, cred, want) & read_only;
+            let granted = perm::access_mask(&mut self.store_acls(), &root, cred, want)? & read_only;
             return Ok((self.snapdir_attr(&root), granted));
         }
         let v = self.view(epoch)?;
         let mut txn = self.kv.begin();
         let rec = self.view_inode(txn.as_mut(), &v, live)?;
-        let granted = perm::access_mask(&rec, cred, want) & read_only;
+        let granted = perm::access_mask(&mut self.view_acls(&v), &rec, cred, want)? & read_only;
         Ok((self.view_attr(&v, &rec), granted))
     }
 
@@ -279,7 +318,7 @@ impl FileSystem {
             FileType::Directory => return Err(FsError::IsDir),
             _ => return Err(FsError::Invalid("not a regular file")),
         }
-        perm::check_data(&rec, cred, R)?;
+        perm::check_data(&mut self.view_acls(&v), &rec, cred, R)?;
         let attr = self.view_attr(&v, &rec);
         if offset >= rec.size {
             return Ok(ReadResult {
@@ -397,7 +436,7 @@ impl FileSystem {
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);
         }
-        perm::check(&d, cred, R | perm::X)?;
+        perm::check(&mut self.view_acls(&v), &d, cred, R | perm::X)?;
         let prefix = keys::dentry_prefix(live);
         let mut start = keys::dentry(live, after);
         if !after.is_empty() {
@@ -436,7 +475,7 @@ impl FileSystem {
         let mut txn = self.kv.begin();
         let txn = txn.as_mut();
         let rec = self.view_inode(txn, &v, live)?;
-        perm::check_data(&rec, cred, R)?;
+        perm::check_data(&mut self.view_acls(&v), &rec, cred, R)?;
         let prefix = keys::xattr_prefix(live);
         if let Some(n) = name {
             let val = self.view_get(txn, &v, &keys::xattr(live, n), live)?;
@@ -496,7 +535,7 @@ impl FileSystem {
         if d.kind != FileType::Directory {
             return Err(FsError::NotDir);
         }
-        perm::check(&d, cred, R)?;
+        perm::check(&mut self.view_acls(&v), &d, cred, R)?;
         let parent = if d.ino == v.root {
             vino(SNAPDIR_EPOCH, v.root)
         } else {
@@ -565,7 +604,7 @@ impl FileSystem {
         with_attrs: bool,
     ) -> FsResult<ReadDirPage> {
         let r = self.live_root(root)?;
-        perm::check(&r, cred, R)?;
+        perm::check(&mut self.store_acls(), &r, cred, R)?;
         let me = self.snapdir_attr(&r);
         let mut entries = Vec::new();
         for (c, name, attr) in [(1, &b"."[..], me.clone()), (2, b"..", r.attr())] {

@@ -1,7 +1,8 @@
 //! S3 ACLs mapped onto POSIX permissions.
 //!
-//! There is one permission model, POSIX mode bits checked by core-fs; S3
-//! ACLs are a view of it and a way to change it:
+//! There is one permission model, POSIX mode bits and POSIX.1e ACLs
+//! checked by core-fs for every request with the identity's uid, gid and
+//! groups; S3 ACLs are a view of the mode and a way to change it:
 //!
 //! | S3 | POSIX |
 //! |---|---|
@@ -20,8 +21,10 @@
 //! `bucket-owner-full-control` 0660 / 0770. Without an ACL a new object is
 //! 0644 and a new directory 0755, as a client with umask 022 creates them
 //! over NFS. Only the owner (or root) may change an ACL (chmod rules).
-//! Grants to other specific users need POSIX ACL entries and are refused
-//! with `NotImplemented` for now.
+//! Grants to other specific users are refused with `NotImplemented`: they
+//! are POSIX ACL entries (`nitrofs admin acl`). On an object that has an
+//! ACL the group bits are its mask, so a canned ACL changes the mask, as
+//! chmod does.
 
 use nitrofs_core_fs::Attr;
 use s3s::dto::{AccessControlPolicy, Grant, Grantee, Owner, Permission, Type};

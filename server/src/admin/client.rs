@@ -252,6 +252,9 @@ pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
                         .map(kv_spaces::list_line),
                 );
             }
+            AdminCommand::Acl(cmd) => {
+                out.extend(super::acls::run(&client.addr, cmd).await?);
+            }
             AdminCommand::Snapshot(cmd) => {
                 out.extend(super::snapshots::run(&client.addr, cmd).await?);
             }

@@ -16,12 +16,14 @@
 //!   "owner"?,"mode"?}` → 201 with the space; 409 exists; 400 bad name or body
 //! - `DELETE /v1/kv-spaces/{name}` → 204 (its values are deleted); 404 unknown
 //! - snapshots under `/v1/volumes/{name}/snapshots` (see [`snapshots`])
+//! - POSIX ACLs of any object under `/v1/acl/{path}` (see [`acls`])
 //! - `GET /health` → 200 `ok`
 //! - `GET /metrics` → Prometheus text
 //!
 //! The API has no authentication: it listens on loopback by default.
 //! Core calls and identity-file writes block, so they run on the blocking pool.
 
+mod acls;
 mod client;
 pub mod kv_spaces;
 mod snapshots;
@@ -192,6 +194,9 @@ async fn route(
             Method::DELETE => delete_volume(state, name).await,
             _ => not_allowed("PUT, DELETE"),
         };
+    }
+    if let Some(raw) = path.strip_prefix(acls::ACL) {
+        return acls::route(state, method, raw, &body).await;
     }
     if path == USERS || path == "/v1/users/" {
         return match *method {
