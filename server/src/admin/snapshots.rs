@@ -59,7 +59,7 @@ fn snap_error(what: &str, volume: &str, name: &str, e: &FsError) -> Response<Ful
     }
     let message = match e {
         FsError::Exists if what == "clone snapshot" => {
-            format!("volume for the clone already exists")
+            "the volume for the clone already exists".to_string()
         }
         FsError::Exists => format!("snapshot {name:?} of volume {volume:?} already exists"),
         FsError::NotFound => {
