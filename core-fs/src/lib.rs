@@ -14,6 +14,7 @@ mod acl;
 mod error;
 mod ops;
 mod perm;
+mod quota;
 mod record;
 mod snapshot;
 mod types;
@@ -24,6 +25,7 @@ pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 pub use ops::acl::AclListing;
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
+pub use quota::{QuotaInfo, QuotaLimits, QuotaPhase, QuotaTarget, QuotaUsage};
 pub use snapshot::{Snapshot, SNAPSHOT_DIR};
 pub use types::*;
 
@@ -76,6 +78,8 @@ pub struct FileSystem {
     snap_cache: Mutex<std::collections::HashMap<u64, (u32, snapshot::state::SnapshotRecord)>>,
     /// One snapshot collection at a time.
     snap_collector: Mutex<()>,
+    /// Write reservations and the quota walk lock.
+    quota_gate: quota::Gate,
 }
 
 /// Number of stripes in `inode_locks`.

@@ -14,7 +14,7 @@
 //! | `DIR_COOKIE` | parent (u64) ‖ cookie (u64) | child inode (u64) ‖ name — stable readdir order and resume points |
 //! | `XATTR` | inode (u64) ‖ name | value (S3 object metadata lives here as `user.s3.*`) |
 //! | `ACL` | inode (u64) ‖ kind (u8: 1 access, 2 default) | POSIX.1e ACL entries |
-//! | `QUOTA` | quota root inode (u64) | limits and usage, updated in the same transaction as the change |
+//! | `QUOTA` | kind (u8) ‖ … — see below | quota limits and usage, updated in the same transaction as the change they count |
 //! | `GC` | inode (u64) | inode whose chunks must be deleted (written in the unlink transaction) |
 //! | `SNAPSHOT` | volume id (u32) ‖ name | snapshot record (epoch, time, inode high-water mark, state) |
 //! | `HISTORY` | epoch (u64) ‖ original key | record as it was before the first change after snapshot `epoch` (copy-on-write); original keys include the pseudo-keys `CHUNK_HISTORY` and `DATA_HISTORY` |
@@ -27,6 +27,16 @@
 //!
 //! A `GC` key is `GC ‖ ino` (all chunks of the inode) or `GC ‖ ino ‖ index`
 //! (one chunk: a snapshot's copy that is no longer needed).
+//!
+//! `QUOTA` keys, by the kind byte after the prefix:
+//! `QUOTA ‖ 0 ‖ volume (u32)` how many tree, user and group quotas the volume
+//! has (read by every charging transaction, written only by quota admin);
+//! `QUOTA ‖ 1 ‖ root (u64)` a directory-tree quota (limits, usage, state);
+//! `QUOTA ‖ 2 ‖ volume (u32) ‖ uid (u32)` and `QUOTA ‖ 3 ‖ volume ‖ gid` per-user
+//! and per-group quotas; `QUOTA ‖ 4 ‖ inode (u64)` the tree quota root an inode
+//! inside a quota tree is charged to (only such inodes have one);
+//! `QUOTA ‖ 5 ‖ <kind and id of a quota>` progress of counting the existing
+//! usage of a quota set on a populated tree or volume.
 
 /// Instance-wide records.
 pub const SYSTEM: u8 = 0x01;
@@ -180,10 +190,67 @@ pub fn acl(ino: u64, kind: u8) -> Vec<u8> {
     k
 }
 
-/// `QUOTA ‖ root`.
-pub fn quota(root: u64) -> Vec<u8> {
-    let mut k = with_prefix(QUOTA, 8);
+/// Kind byte of `QUOTA ‖ 0 ‖ volume`: the volume's quota counts.
+pub const QUOTA_VOLUME: u8 = 0;
+/// Kind byte of a directory-tree quota.
+pub const QUOTA_TREE: u8 = 1;
+/// Kind byte of a per-user quota.
+pub const QUOTA_USER: u8 = 2;
+/// Kind byte of a per-group quota.
+pub const QUOTA_GROUP: u8 = 3;
+/// Kind byte of an inode's tree-quota membership.
+pub const QUOTA_MEMBER: u8 = 4;
+/// Kind byte of the counting progress of a new quota.
+pub const QUOTA_COUNT: u8 = 5;
+
+/// `QUOTA ‖ 0 ‖ volume`.
+pub fn quota_volume(volume: u32) -> Vec<u8> {
+    let mut k = with_prefix(QUOTA, 5);
+    k.push(QUOTA_VOLUME);
+    k.extend_from_slice(&volume.to_be_bytes());
+    k
+}
+
+/// `QUOTA ‖ 1 ‖ root`.
+pub fn quota_tree(root: u64) -> Vec<u8> {
+    let mut k = quota_tree_prefix();
     k.extend_from_slice(&root.to_be_bytes());
+    k
+}
+
+/// `QUOTA ‖ 1`: every directory-tree quota.
+pub fn quota_tree_prefix() -> Vec<u8> {
+    vec![QUOTA, QUOTA_TREE]
+}
+
+/// `QUOTA ‖ kind ‖ volume ‖ id` for kind `QUOTA_USER` or `QUOTA_GROUP`.
+pub fn quota_owner(kind: u8, volume: u32, id: u32) -> Vec<u8> {
+    let mut k = quota_owner_prefix(kind, volume);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `QUOTA ‖ kind ‖ volume`: every user (or group) quota of a volume.
+pub fn quota_owner_prefix(kind: u8, volume: u32) -> Vec<u8> {
+    let mut k = with_prefix(QUOTA, 9);
+    k.push(kind);
+    k.extend_from_slice(&volume.to_be_bytes());
+    k
+}
+
+/// `QUOTA ‖ 4 ‖ ino`.
+pub fn quota_member(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(QUOTA, 9);
+    k.push(QUOTA_MEMBER);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
+}
+
+/// `QUOTA ‖ 5 ‖ rest of quota_key`: counting progress of that quota.
+pub fn quota_count(quota_key: &[u8]) -> Vec<u8> {
+    let mut k = with_prefix(QUOTA, quota_key.len());
+    k.push(QUOTA_COUNT);
+    k.extend_from_slice(quota_key.get(1..).unwrap_or_default());
     k
 }
 

@@ -89,6 +89,10 @@ pub enum AdminCommand {
     /// Snapshots of a volume: read-only views at `/<volume>/.snapshot/<name>/`.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Quotas: hard limits on bytes and inodes of a directory tree, or of
+    /// a user's or group's files in a volume.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// POSIX ACLs of files and directories (getfacl / setfacl).
     #[command(subcommand)]
     Acl(AclCommand),
@@ -129,6 +133,63 @@ pub enum AclCommand {
         #[arg(long)]
         default: bool,
     },
+}
+
+/// `nitrofs admin quota …`. TARGET is `VOLUME/PATH` for a directory-tree
+/// quota (a leading `/` is allowed; `VOLUME` alone is the volume root), or
+/// `VOLUME` with `--uid` or `--gid` for a user or group quota.
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Set a quota's hard limits (an omitted limit is unlimited); a new
+    /// quota first counts what is already there.
+    Set {
+        /// `VOLUME/PATH`, or `VOLUME` with --uid/--gid.
+        target: String,
+        /// A user quota for this uid.
+        #[arg(long, conflicts_with = "gid")]
+        uid: Option<u32>,
+        /// A group quota for this gid.
+        #[arg(long)]
+        gid: Option<u32>,
+        /// Most bytes (e.g. 1073741824, 64MiB, 1G, 10GB).
+        #[arg(long, value_parser = parse_limit)]
+        bytes: Option<u64>,
+        /// Most inodes (files, directories, symlinks).
+        #[arg(long)]
+        inodes: Option<u64>,
+    },
+    /// Show one quota: usage against limits.
+    Get {
+        /// `VOLUME/PATH`, or `VOLUME` with --uid/--gid.
+        target: String,
+        /// The quota of this uid.
+        #[arg(long, conflicts_with = "gid")]
+        uid: Option<u32>,
+        /// The quota of this gid.
+        #[arg(long)]
+        gid: Option<u32>,
+    },
+    /// List the quotas of a volume (of every volume, and the KV spaces'
+    /// capacities, without one).
+    List {
+        /// Volume name.
+        volume: Option<String>,
+    },
+    /// Remove a quota.
+    Remove {
+        /// `VOLUME/PATH`, or `VOLUME` with --uid/--gid.
+        target: String,
+        /// The quota of this uid.
+        #[arg(long, conflicts_with = "gid")]
+        uid: Option<u32>,
+        /// The quota of this gid.
+        #[arg(long)]
+        gid: Option<u32>,
+    },
+}
+
+fn parse_limit(s: &str) -> Result<u64, String> {
+    crate::admin::kv_spaces::parse_bytes(s)
 }
 
 /// `nitrofs admin snapshot …`.
@@ -364,6 +425,52 @@ mod tests {
             user_command(&["remove", "alice"]),
             Ok(UserCommand::Remove { ref name }) if name == "alice"
         ));
+    }
+
+    #[test]
+    fn admin_quota_commands_parse_targets_ids_and_sizes() {
+        let quota = |args: &[&str]| -> Result<QuotaCommand, clap::Error> {
+            let cli = Cli::try_parse_from(["nitrofs", "admin", "quota"].iter().chain(args))?;
+            match cli.command {
+                Command::Admin(AdminArgs {
+                    command: AdminCommand::Quota(cmd),
+                    ..
+                }) => Ok(cmd),
+                other => panic!("parsed as another command: {other:?}"),
+            }
+        };
+        let cmd = quota(&[
+            "set",
+            "default/proj",
+            "--bytes",
+            "10GiB",
+            "--inodes",
+            "1000",
+        ])
+        .expect("tree quota");
+        assert!(matches!(
+            cmd,
+            QuotaCommand::Set { ref target, uid: None, gid: None, bytes: Some(b), inodes: Some(1000) }
+                if target == "default/proj" && b == 10 << 30
+        ));
+        let cmd = quota(&["set", "default", "--uid", "1000", "--bytes", "1G"]).expect("user quota");
+        assert!(
+            matches!(cmd, QuotaCommand::Set { uid: Some(1000), bytes: Some(b), inodes: None, .. } if b == 1 << 30)
+        );
+        assert!(matches!(
+            quota(&["get", "default", "--gid", "50"]),
+            Ok(QuotaCommand::Get { gid: Some(50), .. })
+        ));
+        assert!(matches!(
+            quota(&["list"]),
+            Ok(QuotaCommand::List { volume: None })
+        ));
+        assert!(matches!(
+            quota(&["remove", "default/proj"]),
+            Ok(QuotaCommand::Remove { .. })
+        ));
+        assert!(quota(&["set", "default", "--uid", "1", "--gid", "2"]).is_err());
+        assert!(quota(&["set", "default", "--bytes", "lots"]).is_err());
     }
 
     #[test]

@@ -135,6 +135,8 @@ impl FileSystem {
                     set,
                     Timestamp::now(),
                 )?;
+                // Nor a cut file whose size a quota then refuses to change.
+                self.quota_precheck(&current, &probe)?;
                 self.truncate_chunks(&current, size)?;
             }
         }
@@ -147,9 +149,11 @@ impl FileSystem {
                 }
             }
             let before = (&rec.attr()).into();
+            let old = rec.clone();
             if apply_setattr(txn, &mut rec, cred, set, now)? {
                 super::io::trim_after_resize(txn, &mut rec)?;
             }
+            self.quota_on_update(txn, &old, &rec, None)?;
             record::put_inode(txn, &rec)?;
             Ok(Wcc {
                 before,

@@ -208,6 +208,7 @@ impl FileSystem {
                 return Err(FsError::Exists);
             }
             let before = (&d.attr()).into();
+            self.quota_check_link(txn, &file, dir)?;
             record::add_dentry(txn, &mut d, name, ino, file.kind)?;
             d.mtime = now;
             d.ctime = now;
@@ -261,6 +262,7 @@ impl FileSystem {
                             };
                             apply_setattr(txn, &mut rec, cred, &only_size, now)?;
                             super::io::trim_after_resize(txn, &mut rec)?;
+                            self.quota_on_update(txn, &old, &rec, None)?;
                             record::put_inode(txn, &rec)?;
                             truncated = Some(old);
                         }
@@ -303,6 +305,7 @@ impl FileSystem {
     ) -> FsResult<InodeRecord> {
         let mut child = self.build_child(txn, parent, cred, ino, node, now)?;
         crate::acl::inherit(txn, parent, &mut child)?;
+        self.quota_on_create(txn, parent.ino, &child)?;
         record::add_dentry(txn, parent, name, ino, node.kind)?;
         parent.mtime = now;
         parent.ctime = now;

@@ -180,6 +180,8 @@ impl FileSystem {
             });
         }
         let _barrier = self.snap_barrier.read();
+        // Quotas: hold the bytes this write adds before writing any.
+        let reserved = self.quota_reserve(&rec, end.saturating_sub(rec.size))?;
         let mut done = 0usize;
         let exts = extents(&rec, offset, data.len() as u64);
         for &(data_ino, cs, ext_off, ext_len) in &exts {
@@ -207,12 +209,14 @@ impl FileSystem {
         self.transact(stable, |txn| -> FsResult<Wcc> {
             let mut r = record::load_inode(txn, ino)?;
             let before = (&r.attr()).into();
+            let old = r.clone();
             r.size = r.size.max(end);
             r.mtime = now;
             r.ctime = now;
             if !cred.is_root() {
                 r.mode &= !(S_ISUID | S_ISGID);
             }
+            self.quota_on_update(txn, &old, &r, reserved.as_ref())?;
             record::put_inode(txn, &r)?;
             Ok(Wcc {
                 before,
@@ -282,17 +286,17 @@ impl FileSystem {
     pub fn fsstat(&self, ino: InodeId) -> FsResult<(Attr, FsStat)> {
         let attr = self.getattr(ino)?;
         let sp = self.chunks.space()?;
-        Ok((
-            attr,
-            FsStat {
-                total_bytes: sp.total_bytes,
-                free_bytes: sp.free_bytes,
-                avail_bytes: sp.avail_bytes,
-                total_files: sp.total_files,
-                free_files: sp.free_files,
-                avail_files: sp.free_files,
-            },
-        ))
+        let st = FsStat {
+            total_bytes: sp.total_bytes,
+            free_bytes: sp.free_bytes,
+            avail_bytes: sp.avail_bytes,
+            total_files: sp.total_files,
+            free_files: sp.free_files,
+            avail_files: sp.free_files,
+        };
+        // Under a tree quota, `df` shows the quota.
+        let st = self.quota_fsstat(&attr, st)?;
+        Ok((attr, st))
     }
 }
 

@@ -372,6 +372,8 @@ impl FileSystem {
             crate::acl::inherit(txn, &dir, &mut rec)?;
             rec.nlink = 1;
             rec.ctime = now;
+            // Named now: its bytes start counting against quotas.
+            self.quota_on_create(txn, dir.ino, &rec)?;
             record::put_inode(txn, &rec)?;
             Ok::<_, FsError>((rec.attr(), gc))
         })?;

@@ -44,6 +44,7 @@ pub(crate) fn open(
         snap_barrier: parking_lot::RwLock::new(()),
         snap_cache: Mutex::new(Default::default()),
         snap_collector: Mutex::new(()),
+        quota_gate: Default::default(),
     };
     match fs.volume(DEFAULT_VOLUME) {
         Ok(_) => {}
@@ -54,6 +55,7 @@ pub(crate) fn open(
         Err(e) => return Err(e),
     }
     fs.collect_garbage()?;
+    fs.resume_quota_walks()?;
     // Finish snapshot deletions and restores a stop interrupted.
     fs.collect_snapshots()?;
     fs.discard_transient()?;

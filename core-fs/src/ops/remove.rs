@@ -27,6 +27,7 @@ pub(crate) fn drop_link(
         record::put_inode(txn, victim)?;
         return Ok(Vec::new());
     }
+    crate::quota::release(txn, victim)?;
     txn.delete(&keys::inode(victim.ino))?;
     let xp = keys::xattr_prefix(victim.ino);
     for (k, _) in txn.scan(&xp, &prefix_end(&xp), usize::MAX)? {

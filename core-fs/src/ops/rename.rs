@@ -130,6 +130,7 @@ impl FileSystem {
             gc = drop_link(txn, &mut dst, now)?;
         }
 
+        self.quota_on_move(txn, &src, to_dir)?;
         record::remove_dentry(txn, &mut fd, from, &src_entry)?;
         {
             let t = td.as_mut().unwrap_or(&mut fd);

@@ -255,6 +255,9 @@ pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
             AdminCommand::Acl(cmd) => {
                 out.extend(super::acls::run(&client.addr, cmd).await?);
             }
+            AdminCommand::Quota(cmd) => {
+                out.extend(super::quotas::run(&client.addr, cmd).await?);
+            }
             AdminCommand::Snapshot(cmd) => {
                 out.extend(super::snapshots::run(&client.addr, cmd).await?);
             }

@@ -17,6 +17,7 @@
 //! - `DELETE /v1/kv-spaces/{name}` → 204 (its values are deleted); 404 unknown
 //! - snapshots under `/v1/volumes/{name}/snapshots` (see [`snapshots`])
 //! - POSIX ACLs of any object under `/v1/acl/{path}` (see [`acls`])
+//! - quotas under `/v1/quotas` (see [`quotas`])
 //! - `GET /health` → 200 `ok`
 //! - `GET /metrics` → Prometheus text
 //!
@@ -26,6 +27,7 @@
 mod acls;
 mod client;
 pub mod kv_spaces;
+mod quotas;
 mod snapshots;
 mod users;
 
@@ -197,6 +199,11 @@ async fn route(
     }
     if let Some(raw) = path.strip_prefix(acls::ACL) {
         return acls::route(state, method, raw, &body).await;
+    }
+    if let Some(tail) = path.strip_prefix(quotas::QUOTAS) {
+        if tail.is_empty() || tail.starts_with('/') {
+            return quotas::route(state, method, tail, &body).await;
+        }
     }
     if path == USERS || path == "/v1/users/" {
         return match *method {
