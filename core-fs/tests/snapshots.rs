@@ -358,6 +358,26 @@ both_backends! {
     }
 }
 
+both_backends! {
+    fn restore_recounts_quota_usage(fx) {
+        let d = fx.dir(fx.root(), "q");
+        let f = fx.file(d.ino, "a");
+        fx.write(f.ino, 0, &[1; 1000]);
+        let target = QuotaTarget::Tree(d.ino);
+        let limits = QuotaLimits { bytes: Some(1 << 20), inodes: Some(100) };
+        fx.fs.set_quota(target, limits).expect("quota");
+        let at = fx.fs.get_quota(target).expect("get").usage;
+        fx.fs.create_snapshot(DEFAULT_VOLUME, "q").expect("snapshot");
+        let g = fx.file(d.ino, "b");
+        fx.write(g.ino, 0, &[2; 5000]);
+        fx.fs.remove(&root_cred(), d.ino, b"a").expect("remove");
+        assert_ne!(fx.fs.get_quota(target).expect("get").usage, at);
+        fx.fs.restore_snapshot(DEFAULT_VOLUME, "q").expect("restore");
+        assert_eq!(fx.fs.get_quota(target).expect("get").usage, at);
+        assert_eq!(fx.fs.get_quota(target).expect("get").limits, limits);
+    }
+}
+
 #[test]
 fn snapshots_survive_a_restart() {
     let fx = Fixture::new(Backend::Rocks);

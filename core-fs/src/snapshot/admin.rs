@@ -363,11 +363,29 @@ impl FileSystem {
                 break;
             }
         }
+        self.recount_quotas(volume)?;
         transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
             let mut state = SnapState::load(txn, volume)?;
             state.restoring = false;
             state.store(txn, volume)
         })?;
+        Ok(())
+    }
+
+    /// Quota usage is live state, not part of snapshots: after a restore
+    /// every quota of the volume is counted again from the restored tree
+    /// (a tree quota whose directory did not exist then goes with it).
+    fn recount_quotas(&self, volume: u32) -> FsResult<()> {
+        for q in self.list_quotas(volume)? {
+            self.remove_quota(q.target)?;
+            match self.set_quota(q.target, q.limits) {
+                Ok(_) => {}
+                Err(FsError::NotFound | FsError::Stale | FsError::NotDir) => {
+                    tracing::info!(target = ?q.target, "quota root gone with the restore");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 
