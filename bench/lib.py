@@ -1,0 +1,198 @@
+"""Process, port and statistics helpers shared by the benchmark harness.
+
+Every server the harness starts goes through `Procs`: it is started in its own
+process group, remembered by PID, and stopped by that PID (SIGTERM, then
+SIGKILL after a bounded wait) when the run ends, also on failure. Readiness is
+always polled against a deadline; nothing waits a fixed time and hopes."""
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STOP_TIMEOUT = 20.0
+
+
+class Unavailable(Exception):
+    """A peer or tool that cannot run on this machine; the row shows the reason."""
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def find_tool(name):
+    """A command on PATH or in this Python's script directory (pip installs)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for scheme in (None, f"{os.name}_user"):
+        try:
+            scripts = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
+        except KeyError:
+            continue
+        candidate = Path(scripts) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def need_tool(name, hint):
+    path = find_tool(name)
+    if not path:
+        raise Unavailable(f"`{name}` not installed ({hint})")
+    return path
+
+
+_HANDED_OUT = set()
+
+
+def free_port():
+    """A port the kernel just handed out on 127.0.0.1, never the same one twice in a run
+    (the run owns its own network namespace when scripts/bench.sh could make one, so
+    nothing else races for it there)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def poll(pred, timeout, what, proc=None):
+    """Calls pred() until it returns a true value or `timeout` seconds pass. Returns that value.
+    Fails early when `proc` (a Proc) has exited."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    last_err = None
+    while True:
+        try:
+            value = pred()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - readiness probes fail until ready
+            last_err = e
+        if proc is not None and not proc.alive():
+            raise Unavailable(f"{what}: process exited with {proc.popen.returncode}{proc.tail()}")
+        if time.monotonic() >= deadline:
+            raise Unavailable(f"{what}: not ready within {timeout:.0f}s (last error: {last_err}){proc.tail() if proc else ''}")
+        time.sleep(delay)  # poll interval, not synchronisation: the loop re-checks the condition
+        delay = min(delay * 2, 0.2)
+
+
+def tcp_open(port, host="127.0.0.1"):
+    with socket.create_connection((host, port), timeout=1.0):
+        return True
+
+
+class Proc:
+    def __init__(self, name, popen, log_path):
+        self.name, self.popen, self.log_path = name, popen, Path(log_path)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def tail(self, lines=15):
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\n--- " + self.name + " log (tail) ---\n" + "\n".join(text)
+
+    def stop(self):
+        if not self.alive():
+            return self.popen.returncode
+        try:
+            os.killpg(self.pid, signal.SIGTERM)  # its own group: the PID we started, and its children
+        except ProcessLookupError:
+            return self.popen.poll()
+        try:
+            return self.popen.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return self.popen.wait(timeout=STOP_TIMEOUT)
+
+
+class Procs:
+    """The servers this run started; `stop_all` ends each by its PID, newest first."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, cmd, log_path, env=None, cwd=None, stdout=None):
+        log_path = Path(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log_path, "ab")
+        try:
+            popen = subprocess.Popen(
+                [str(c) for c in cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout if stdout is not None else out,
+                stderr=out,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        proc = Proc(name, popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc):
+        proc.stop()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self):
+        for proc in reversed(self.procs):
+            try:
+                proc.stop()
+            except Exception as e:  # noqa: BLE001 - keep stopping the others
+                log(f"stopping {proc.name} (pid {proc.pid}): {e}")
+        self.procs.clear()
+
+
+def run(cmd, timeout, env=None, check=True, cwd=None):
+    """Runs a command to completion with a bounded wait; returns CompletedProcess (text)."""
+    try:
+        out = subprocess.run(
+            [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"{cmd[0]} did not finish within {timeout}s") from e
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {out.returncode}: {out.stderr.strip()[-800:]}")
+    return out
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def percentile(sorted_xs, q):
+    """Nearest-rank percentile of an already sorted list (q in 0..100)."""
+    if not sorted_xs:
+        return None
+    k = max(0, min(len(sorted_xs) - 1, int(round(q / 100.0 * len(sorted_xs) + 0.5)) - 1))
+    return sorted_xs[k]
+
+
+MiB = 1 << 20
+GiB = 1 << 30
