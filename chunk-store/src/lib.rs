@@ -84,6 +84,22 @@ pub trait ChunkStore: Send + Sync {
     /// durable by the next [`ChunkStore::sync`] of `id.ino`.
     fn remove(&self, id: ChunkId) -> ChunkResult<()>;
 
+    /// Makes `dst` hold what `src` holds now, replacing it; returns false
+    /// (and leaves `dst` absent) when `src` does not exist. Engines that
+    /// can share storage (the local one: a hard link, copied on the next
+    /// change of either side) do so; the default copies up to
+    /// `chunk_size` bytes. Durable after [`ChunkStore::sync`] of `dst.ino`
+    /// (and of `src.ino` for writes to `src` not yet synced).
+    fn share(&self, src: ChunkId, dst: ChunkId, chunk_size: usize) -> ChunkResult<bool> {
+        self.remove(dst)?;
+        if !self.indexes(src.ino)?.contains(&src.index) {
+            return Ok(false);
+        }
+        let data = self.read(src, 0, chunk_size)?;
+        self.write(dst, 0, &data)?;
+        Ok(true)
+    }
+
     /// Every chunk index stored for `ino`, sorted (empty if it has none).
     fn indexes(&self, ino: u64) -> ChunkResult<Vec<u64>>;
 

@@ -9,6 +9,12 @@
 //! New inode directories, new chunk files and removed chunks are made
 //! durable (directory fsync) by `sync` of their inode.
 //!
+//! Sharing: [`ChunkStore::share`] hard-links a chunk file under another
+//! name (a snapshot's copy, a clone's file) without copying. A chunk whose
+//! file has more than one link is copied to a file of its own before its
+//! first change (`<index>.cow`, fsynced, renamed over the name), so a
+//! change never reaches the other names.
+//!
 //! Locking: `sync(ino)` holds `ino`'s sync lock from taking its dirty set
 //! until the fsyncs are done, so a second `sync` of the same inode cannot
 //! find the set empty and return before the first has made the writes it
@@ -20,10 +26,10 @@ use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
 use bytes::{Bytes, BytesMut};
 use nitrofs_common::crashsafe;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,6 +72,8 @@ pub struct LocalChunkStore {
     /// Shard directories known to exist durably (created and root fsynced
     /// by this process).
     shards: Vec<AtomicBool>,
+    /// Chunks whose file may have other links: copied before a change.
+    shared: Mutex<HashSet<ChunkId>>,
 }
 
 impl LocalChunkStore {
@@ -78,6 +86,7 @@ impl LocalChunkStore {
             dirty: Mutex::new(HashMap::new()),
             sync_locks: Mutex::new(HashMap::new()),
             shards: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
+            shared: Mutex::new(HashSet::new()),
         })
     }
 
@@ -162,6 +171,9 @@ impl LocalChunkStore {
             .open(self.chunk_path(id))
         {
             Ok(f) => {
+                if f.metadata().map_err(ChunkError::from_io)?.nlink() > 1 {
+                    self.shared.lock().insert(id);
+                }
                 let f = Arc::new(f);
                 self.remember(id, f.clone());
                 Ok(Some(f))
@@ -200,6 +212,39 @@ impl LocalChunkStore {
             let f = Arc::new(f);
             self.remember(id, f.clone());
             Ok(f)
+        })
+    }
+
+    /// Gives chunk `id` a file of its own if it shares one (see the module
+    /// notes), before it changes.
+    fn own(&self, id: ChunkId) -> ChunkResult<()> {
+        if !self.shared.lock().contains(&id) {
+            return Ok(());
+        }
+        self.with_sync_lock(id.ino, || {
+            if !self.shared.lock().contains(&id) {
+                return Ok(());
+            }
+            let Some(f) = self.open_existing(id)? else {
+                self.shared.lock().remove(&id);
+                return Ok(());
+            };
+            if f.metadata().map_err(ChunkError::from_io)?.nlink() > 1 {
+                let path = self.chunk_path(id);
+                let tmp = path.with_extension("cow");
+                fs::copy(&path, &tmp).map_err(ChunkError::from_io)?;
+                let own = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&tmp)
+                    .map_err(ChunkError::from_io)?;
+                own.sync_data().map_err(ChunkError::from_io)?;
+                fs::rename(&tmp, &path).map_err(ChunkError::from_io)?;
+                self.open.lock().insert(id, Arc::new(own));
+                self.mark(id, true);
+            }
+            self.shared.lock().remove(&id);
+            Ok(())
         })
     }
 
@@ -266,6 +311,9 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()> {
+        // Opening learns whether the file is shared (its link count).
+        self.open_existing(id)?;
+        self.own(id)?;
         let f = self.open_for_write(id)?;
         f.write_all_at(data, offset).map_err(ChunkError::from_io)?;
         self.mark(id, false);
@@ -273,6 +321,10 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn truncate(&self, id: ChunkId, len: u64) -> ChunkResult<()> {
+        if self.open_existing(id)?.is_none() {
+            return Ok(());
+        }
+        self.own(id)?;
         if let Some(f) = self.open_existing(id)? {
             f.set_len(len).map_err(ChunkError::from_io)?;
             self.mark(id, false);
@@ -282,6 +334,9 @@ impl ChunkStore for LocalChunkStore {
 
     fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
         self.forget_inode(ino, from_index);
+        self.shared
+            .lock()
+            .retain(|id| !(id.ino == ino && id.index >= from_index));
         if let Some(d) = self.dirty.lock().get_mut(&ino) {
             d.chunks.retain(|idx, _| *idx < from_index);
         }
@@ -295,7 +350,11 @@ impl ChunkStore for LocalChunkStore {
         for entry in entries {
             let entry = entry.map_err(ChunkError::from_io)?;
             let name = entry.file_name();
-            let index = name.to_str().and_then(|n| u64::from_str_radix(n, 16).ok());
+            let index = name.to_str().and_then(|n| {
+                // A copy interrupted by a crash goes with the chunks.
+                let n = n.strip_suffix(".cow").unwrap_or(n);
+                u64::from_str_radix(n, 16).ok()
+            });
             match index {
                 Some(i) if i >= from_index => match fs::remove_file(entry.path()) {
                     Ok(()) => {}
@@ -316,7 +375,33 @@ impl ChunkStore for LocalChunkStore {
         Ok(())
     }
 
+    fn share(&self, src: ChunkId, dst: ChunkId, _chunk_size: usize) -> ChunkResult<bool> {
+        self.remove(dst)?;
+        let src_path = self.chunk_path(src);
+        self.with_sync_lock(dst.ino, || {
+            self.ensure_shard(dst.ino)?;
+            match fs::create_dir(self.inode_dir(dst.ino)) {
+                Ok(()) => self.dirty.lock().entry(dst.ino).or_default().dir_created = true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
+            // Marked before the link exists: a writer of `src` that gets
+            // past `own` before this copies nothing and writes in place
+            // (the caller orders writes of `src` after sharing it).
+            self.shared.lock().insert(src);
+            match fs::hard_link(&src_path, self.chunk_path(dst)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
+            self.shared.lock().insert(dst);
+            self.mark(dst, true);
+            Ok(true)
+        })
+    }
+
     fn remove(&self, id: ChunkId) -> ChunkResult<()> {
+        self.shared.lock().remove(&id);
         self.open.lock().remove(&id);
         match fs::remove_file(self.chunk_path(id)) {
             Ok(()) => {}
@@ -611,6 +696,52 @@ mod tests {
         fs::remove_dir_all(&s.root).expect("rm root");
         assert!(s.write(ChunkId { ino: 1, index: 0 }, 0, b"x").is_err());
         assert!(!s.root.exists());
+    }
+
+    #[test]
+    fn a_shared_chunk_is_copied_before_either_side_changes() {
+        let (_d, s) = store();
+        let a = ChunkId { ino: 1, index: 0 };
+        let b = ChunkId { ino: 2, index: 0 };
+        let c = ChunkId { ino: 3, index: 0 };
+        s.write(a, 0, b"original").expect("write");
+        assert!(s.share(a, b, 64).expect("share"));
+        assert!(s.share(a, c, 64).expect("share"));
+        s.write(a, 0, b"CHANGED!").expect("write a");
+        assert_eq!(&s.read(b, 0, 64).expect("read")[..], b"original");
+        s.write(b, 4, b"XY").expect("write b");
+        assert_eq!(&s.read(b, 0, 64).expect("read")[..], b"origXYal");
+        assert_eq!(&s.read(c, 0, 64).expect("read")[..], b"original");
+        assert_eq!(&s.read(a, 0, 64).expect("read")[..], b"CHANGED!");
+        s.truncate(c, 2).expect("truncate");
+        assert_eq!(&s.read(c, 0, 64).expect("read")[..], b"or");
+        s.sync(1).expect("sync");
+        s.sync(2).expect("sync");
+        s.sync(3).expect("sync");
+        let missing = ChunkId { ino: 1, index: 9 };
+        assert!(!s
+            .share(missing, ChunkId { ino: 4, index: 0 }, 64)
+            .expect("share"));
+        assert!(s.indexes(4).expect("indexes").is_empty());
+    }
+
+    #[test]
+    fn sharing_survives_a_reopen_and_a_leftover_copy_is_removed_with_its_inode() {
+        let (d, s) = store();
+        let a = ChunkId { ino: 1, index: 0 };
+        let b = ChunkId { ino: 2, index: 0 };
+        s.write(a, 0, b"shared").expect("write");
+        assert!(s.share(a, b, 64).expect("share"));
+        s.sync_all().expect("sync");
+        drop(s);
+        let s = LocalChunkStore::open(&d.path().join("chunks")).expect("reopen");
+        s.write(b, 0, b"S").expect("write");
+        assert_eq!(&s.read(a, 0, 64).expect("read")[..], b"shared");
+        assert_eq!(&s.read(b, 0, 64).expect("read")[..], b"Shared");
+        std::fs::write(s.chunk_path(a).with_extension("cow"), b"torn").expect("leftover");
+        assert_eq!(s.indexes(1).expect("indexes"), vec![0]);
+        s.remove_from(1, 0).expect("remove");
+        assert!(!s.inode_dir(1).exists());
     }
 
     #[test]

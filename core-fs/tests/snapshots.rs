@@ -347,6 +347,16 @@ both_backends! {
         assert_eq!(dump(&fx.fs, vol.root), at);
         let big = fx.fs.lookup(&root_cred(), vol.root, b"big").expect("big");
         assert_eq!(big.nlink, 2, "hard links stay links");
+        // The clone's chunks share storage with the snapshot's: the chunk
+        // file of the clone has another name.
+        let chunk1 = fx
+            .path()
+            .join("chunks")
+            .join(format!("{:02x}", big.ino % 256))
+            .join(format!("{:016x}", big.ino))
+            .join(format!("{:016x}", 1));
+        use std::os::unix::fs::MetadataExt;
+        assert!(std::fs::metadata(&chunk1).expect("chunk file").nlink() >= 2, "chunk 1 is shared");
         assert_eq!(
             fx.fs.get_xattr(&root_cred(), big.ino, b"user.k").expect("xattr"),
             Some(b"v".to_vec())

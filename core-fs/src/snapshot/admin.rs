@@ -395,9 +395,7 @@ impl FileSystem {
         match decode_location(history)? {
             None => self.chunks.remove(live)?,
             Some((home, len)) => {
-                let data = self.chunks.read(ChunkId { ino: home, index }, 0, len)?;
-                self.chunks.remove(live)?;
-                self.chunks.write(live, 0, &data)?;
+                self.chunks.share(ChunkId { ino: home, index }, live, len)?;
             }
         }
         self.chunks.sync(ino)?;

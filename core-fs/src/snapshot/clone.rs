@@ -132,8 +132,18 @@ impl FileSystem {
         Ok(None)
     }
 
-    /// Copies a file's bytes, leaving all-zero blocks as holes.
+    /// Gives the clone's file the snapshot file's bytes: shared chunks
+    /// when the layouts match (no bytes move), else a copy that leaves
+    /// all-zero blocks as holes.
     fn copy_data(&self, cred: &Credentials, src: &Attr, dst: InodeId) -> FsResult<()> {
+        if self.share_snapshot_data(src.ino, dst)? {
+            let set = SetAttr {
+                size: Some(src.size),
+                ..SetAttr::default()
+            };
+            self.setattr(cred, dst, &set, None)?;
+            return Ok(());
+        }
         let mut offset = 0u64;
         while offset < src.size {
             let r = self.read(cred, src.ino, offset, COPY_BLOCK)?;

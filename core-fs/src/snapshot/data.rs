@@ -1,9 +1,12 @@
 //! Copy-on-write of chunk data.
 //!
 //! Before the first change to a chunk after a snapshot (a write into it,
-//! or a truncate that cuts or drops it), the chunk is copied to the
-//! snapshot's home for that inode and a `CHUNK_HISTORY` record points to
-//! the copy (or says the chunk was a hole). Crash safety: a `GC ‖ home ‖
+//! or a truncate that cuts or drops it), the chunk is shared
+//! ([`nitrofs_chunk_store::ChunkStore::share`]: a hard link in the local engine, so no bytes
+//! move; the engine copies it when the live side then changes) to the
+//! snapshot's home for that inode, and a `CHUNK_HISTORY` record points to
+//! the copy (or says the chunk was a hole). A truncate that drops whole
+//! chunks therefore copies nothing. Crash safety: a `GC ‖ home ‖
 //! index` intent is committed before the copy and deleted in the
 //! transaction that records it, so a copy no record points to is deleted
 //! at the next start.
@@ -55,12 +58,17 @@ impl FileSystem {
                 transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
                     Ok(txn.put(&intent, &[])?)
                 })?;
-                let data = self.chunks.read(ChunkId { ino, index }, 0, cs as usize)?;
+                // Writes from before the snapshot become durable in the
+                // copy too; the copy shares storage until either changes.
+                self.chunks.sync(ino)?;
                 let copy = ChunkId { ino: home, index };
-                self.chunks.remove(copy)?;
-                self.chunks.write(copy, 0, &data)?;
-                self.chunks.sync(home)?;
-                copied = Some((home, data.len()));
+                if self
+                    .chunks
+                    .share(ChunkId { ino, index }, copy, cs as usize)?
+                {
+                    self.chunks.sync(home)?;
+                    copied = Some((home, cs as usize));
+                }
             }
             transact(self.kv.as_ref(), true, |txn| -> FsResult<()> {
                 if txn.get(&hk)?.is_none() {

@@ -499,19 +499,49 @@ impl FileSystem {
         within: u64,
         n: usize,
     ) -> FsResult<Bytes> {
-        let original = keys::chunk_history(ino, index);
         let _guard = self.lock_inode(ino);
+        match self.snap_chunk_source(v, ino, index)? {
+            None => Ok(Bytes::new()),
+            Some(id) => Ok(self.chunks.read(id, within, n)?),
+        }
+    }
+
+    /// Where chunk `index` of data inode `ino` is as snapshot `v` saw it
+    /// (`None`: a hole). The caller holds the inode's lock.
+    fn snap_chunk_source(&self, v: &View, ino: u64, index: u64) -> FsResult<Option<ChunkId>> {
+        let original = keys::chunk_history(ino, index);
         for epoch in &v.later {
             if let Some(h) = self.kv.get(&keys::history(*epoch, &original))? {
-                return match decode_location(&h)? {
-                    None => Ok(Bytes::new()),
-                    Some((home, _)) => {
-                        Ok(self.chunks.read(ChunkId { ino: home, index }, within, n)?)
-                    }
-                };
+                return Ok(decode_location(&h)?.map(|(home, _)| ChunkId { ino: home, index }));
             }
         }
-        Ok(self.chunks.read(ChunkId { ino, index }, within, n)?)
+        Ok(Some(ChunkId { ino, index }))
+    }
+
+    /// Makes the chunks of live file `dst` (same chunk size, no segments)
+    /// share the chunks snapshot file `src` (an inode number inside a
+    /// snapshot) shows: no bytes are copied. False when the layouts
+    /// differ and the caller must copy.
+    pub(crate) fn share_snapshot_data(&self, src: u64, dst: u64) -> FsResult<bool> {
+        let (epoch, live) = split_ino(src);
+        let v = self.view(epoch)?;
+        let rec = {
+            let mut txn = self.kv.begin();
+            self.view_inode(txn.as_mut(), &v, live)?
+        };
+        let cs = u64::from(rec.chunk_size);
+        if !rec.segments.is_empty() || rec.chunk_size != self.chunk_size() || cs == 0 {
+            return Ok(false);
+        }
+        for index in 0..rec.size.div_ceil(cs) {
+            let _guard = self.lock_inode(live);
+            if let Some(from) = self.snap_chunk_source(&v, live, index)? {
+                self.chunks
+                    .share(from, ChunkId { ino: dst, index }, cs as usize)?;
+            }
+        }
+        self.chunks.sync(dst)?;
+        Ok(true)
     }
 
     /// READDIR inside a snapshot or of a `.snapshot` directory.
