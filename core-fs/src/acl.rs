@@ -256,6 +256,13 @@ impl Acl {
         !matched && self.get(AclTag::Other).is_some_and(covers)
     }
 
+    /// This ACL changed by setfacl `entries`: [`AclEdit::Set`] keeps only
+    /// its base entries before adding them, [`AclEdit::Modify`] all; a
+    /// mask the entries do not give is recomputed as setfacl does.
+    pub fn edit(&self, entries: &[AclEntry], how: AclEdit) -> Result<Acl, AclError> {
+        edit(self, entries, how)
+    }
+
     /// The `rwx` bits `cred` holds, each bit checked on its own as NFS
     /// ACCESS does (a request for all of them may still be denied when no
     /// single group entry holds them all).

@@ -25,6 +25,7 @@ pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 pub use ops::acl::AclListing;
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
+pub use perm::{access_permitted, R, W, X};
 pub use quota::{QuotaInfo, QuotaLimits, QuotaPhase, QuotaTarget, QuotaUsage};
 pub use snapshot::{Snapshot, SNAPSHOT_DIR};
 pub use types::*;

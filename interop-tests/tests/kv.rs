@@ -840,6 +840,94 @@ fn wrong_credentials_and_missing_permissions_are_refused() {
     assert_eq!(o.stdout, b"readable");
 }
 
+#[test]
+fn a_space_acl_entry_lets_one_identity_get_but_not_put_and_others_are_denied() {
+    let mut server = Server::start();
+    let (a_ak, a_sk) = add_user(&server, "reader", 1001, 1001);
+    let (b_ak, b_sk) = add_user(&server, "outsider", 1002, 1002);
+    create_space(&server, "acl", "8MiB", &[]); // root's, 0600
+    let out = admin_ok(
+        &server,
+        &["kv-space", "acl", "set", "acl", "u:1001:rw-,m::r--"],
+    );
+    for want in [
+        "# space: acl",
+        "user::rw-",
+        "user:1001:rw-\t#effective:r--",
+        "group::---",
+        "mask::r--",
+        "other::---",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want:?} in:\n{out}");
+    }
+    assert_eq!(admin_ok(&server, &["kv-space", "acl", "get", "acl"]), out);
+    let list = admin_ok(&server, &["kv-space", "list"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("acl "))
+        .unwrap_or_else(|| panic!("space listed:\n{list}"));
+    assert!(
+        row.contains("mode=0640"),
+        "the mask is the group bits: {row}"
+    );
+    assert!(
+        row.contains("acl=u::rw-,u:1001:rw-,g::---,m::r--,o::---"),
+        "{row}"
+    );
+    for (spec, why) in [
+        ("u:1001:r-x", "x has no meaning"),
+        ("d:u:1001:r--", "no default ACL"),
+        ("u:bob:r--", "not a number"),
+    ] {
+        let o = server.admin(&["kv-space", "acl", "set", "acl", spec]);
+        assert_ne!(o.status.code(), Some(0), "{spec} is refused");
+        assert!(stderr(&o).contains(why), "{spec}: {}", stderr(&o));
+    }
+    let o = server.admin(&["kv-space", "acl", "get", "nope"]);
+    assert_ne!(o.status.code(), Some(0), "unknown space");
+
+    let check = |server: &Server| {
+        block_on(LIMIT, async {
+            let root = root_client(server).await;
+            root.put("acl", b"k", b"root's").await.expect("root put");
+            let a = client_as(server, &a_ak, &a_sk).await.expect("A connects");
+            assert_eq!(
+                a.get("acl", b"k").await.expect("A get").as_deref(),
+                Some(&b"root's"[..]),
+                "u:1001 reads"
+            );
+            assert!(a.exists("acl", b"k").await.expect("A exists"));
+            let r = a.put("acl", b"k", b"A's").await;
+            assert_eq!(
+                server_status(r, "A put: the mask takes w away"),
+                Status::AccessDenied
+            );
+            let r = a.delete("acl", b"k").await;
+            assert_eq!(server_status(r, "A delete"), Status::AccessDenied);
+            let b = client_as(server, &b_ak, &b_sk).await.expect("B connects");
+            let r = b.get("acl", b"k").await;
+            assert_eq!(server_status(r, "B get"), Status::AccessDenied);
+            let r = b.put("acl", b"k", b"B's").await;
+            assert_eq!(server_status(r, "B put"), Status::AccessDenied);
+            assert_eq!(
+                root.get("acl", b"k").await.expect("get").as_deref(),
+                Some(&b"root's"[..]),
+                "the value is unchanged"
+            );
+        });
+    };
+    check(&server);
+    // The ACL is in the catalog: a restart keeps it.
+    server.restart();
+    check(&server);
+    let o = server.kv_as((&a_ak, &a_sk), &["get", "acl", "k"]);
+    assert_exit(&o, 0, "kv get as A");
+    assert_eq!(o.stdout, b"root's");
+    let o = server.kv_as((&b_ak, &b_sk), &["get", "acl", "k"]);
+    assert_exit(&o, 1, "kv get as B");
+    assert!(stderr(&o).contains("access denied"), "{}", stderr(&o));
+}
+
 /// Sends `bytes` on a fresh raw connection and requires the server to close it.
 fn assert_closed_after(server: &Server, what: &str, bytes: &[u8], within: Duration) -> Duration {
     let mut raw = RawConn::connect(server.kv_addr());

@@ -264,6 +264,34 @@ pub enum KvSpaceCommand {
         /// Space name.
         name: String,
     },
+    /// The space's POSIX ACL (getfacl / setfacl), checked as files' are.
+    ///
+    /// SPEC is setfacl syntax with numeric ids, e.g.
+    /// `u:1001:rw-,g:2000:r--,m::rw-`; r = get/exists/ls/stat, w = put/delete.
+    #[command(subcommand)]
+    Acl(KvSpaceAclCommand),
+}
+
+/// `nitrofs admin kv-space acl …`. SPEC is setfacl syntax with numeric
+/// ids, access entries only, r and w only (r = get/exists/ls/stat, w =
+/// put/delete), e.g. `u:1001:rw-,g:2000:r--,m::rw-`. Each command prints
+/// the ACL afterwards as getfacl does.
+#[derive(Debug, Subcommand)]
+pub enum KvSpaceAclCommand {
+    /// Show the space's ACL (getfacl).
+    Get {
+        /// Space name.
+        name: String,
+    },
+    /// Replace the access ACL (`setfacl --set`): missing user::, group::,
+    /// other:: entries keep their value, a missing mask is the union of
+    /// the group class; the mode's group bits become the mask.
+    Set {
+        /// Space name.
+        name: String,
+        /// Entries in setfacl syntax.
+        spec: String,
+    },
 }
 
 fn parse_capacity(s: &str) -> Result<u64, String> {

@@ -7,8 +7,10 @@
 //! nothing; anything but HELLO/AUTH on a session
 //! that has not authenticated answers `Unauthenticated`; a request routed
 //! with another routing version answers `StaleRouting`; reads need the
-//! space's `r` permission bit and writes its `w` bit for the caller's
-//! uid/gid/groups (root may do anything). Store errors map to a status in
+//! space's `r` permission and writes its `w` permission for the caller's
+//! uid/gid/groups, as core-fs's check decides from the space's owner, mode
+//! bits and POSIX.1e ACL: the check NFS and S3 requests go through (root
+//! may do anything). Store errors map to a status in
 //! [`status_of`] and header decode errors in [`decode_status`], nowhere
 //! else. GET and BATCH_GET reserve their values' bytes in the connection's
 //! in-flight budget before reading them (released once the response is
@@ -22,7 +24,7 @@
 //! after the checks, and the client falls back to GET / PUT.
 
 use crate::metrics::KvMetrics;
-use crate::store::{Durability, PutMode, PutOutcome, Space, SpaceConfig, Store, StoreError};
+use crate::store::{Durability, PutMode, PutOutcome, Space, Store, StoreError};
 use bytes::Bytes;
 use nitrofs_common::Credentials;
 use nitrofs_kv_wire::messages::{self as m, Target};
@@ -93,26 +95,13 @@ pub struct KvService {
     pub(crate) verbs: Option<Arc<nitrofs_rdma_transport::verbs::VerbsContext>>,
 }
 
-/// What an operation needs of the space.
+/// What an operation needs of the space: the `r` or the `w` bit of
+/// core-fs's permission check.
 #[derive(Clone, Copy)]
+#[repr(u32)]
 pub(crate) enum Access {
-    Read = 4,
-    Write = 2,
-}
-
-/// Whether `who` has `want` on a space (POSIX owner/group/other bits).
-fn permitted(who: &Credentials, cfg: &SpaceConfig, want: Access) -> bool {
-    if who.uid == 0 {
-        return true;
-    }
-    let bits = if who.uid == cfg.uid {
-        cfg.mode >> 6
-    } else if who.gid == cfg.gid || who.groups.contains(&cfg.gid) {
-        cfg.mode >> 3
-    } else {
-        cfg.mode
-    };
-    bits & want as u32 != 0
+    Read = nitrofs_core_fs::R,
+    Write = nitrofs_core_fs::W,
 }
 
 /// The one place store errors become protocol statuses.
@@ -165,7 +154,7 @@ pub(crate) async fn on_space<T: Send + 'static>(
     space: &Arc<Space>,
     f: impl FnOnce(&Space) -> T + Send + 'static,
 ) -> Result<T, Status> {
-    if space.config().durability == Durability::Memory {
+    if space.durability() == Durability::Memory {
         return Ok(f(space));
     }
     let space = space.clone();
@@ -292,7 +281,7 @@ impl KvService {
             return Err(Status::StaleRouting);
         }
         let space = self.store.space(target.space).ok_or(Status::NoSuchSpace)?;
-        if !permitted(who, space.config(), want) {
+        if !space.permits(who, want as u32) {
             return Err(Status::AccessDenied);
         }
         Ok(space)
@@ -466,7 +455,7 @@ impl KvService {
         let mut items = Vec::with_capacity(b.items.len());
         // A memory space keeps its values: give each its own allocation, or
         // one live value would pin the whole batch's payload in memory.
-        let own = space.config().durability == Durability::Memory && b.items.len() > 1;
+        let own = space.durability() == Durability::Memory && b.items.len() > 1;
         for (key, len) in &b.items {
             // `total` fits the payload, so every length fits usize.
             let len = *len as usize;
@@ -597,7 +586,6 @@ impl KvService {
         let s = m::StatReq::decode(header).map_err(decode_status)?;
         let space = self.open(who, &s.target, Access::Read)?;
         let st = space.stats();
-        let cfg = space.config();
         let stat = m::SpaceStat {
             capacity: st.capacity,
             bytes: st.bytes,
@@ -608,8 +596,8 @@ impl KvService {
             expirations: st.expirations,
             puts: st.puts,
             deletes: st.deletes,
-            ttl_secs: cfg.ttl_secs.unwrap_or(0),
-            durable: cfg.durability == Durability::Disk,
+            ttl_secs: space.ttl_secs().unwrap_or(0),
+            durable: space.durability() == Durability::Disk,
         };
         Ok(ok(stat.encode(), Vec::new()))
     }
@@ -688,11 +676,11 @@ pub async fn sweep_expired(store: Arc<Store>) {
     loop {
         tick.tick().await;
         for space in store.spaces() {
-            if space.config().ttl_secs.is_none() {
+            if space.ttl_secs().is_none() {
                 continue;
             }
             if on_space(&space, |s| s.expire_now()).await.is_err() {
-                tracing::warn!(space = space.config().name, "expiry sweep failed");
+                tracing::warn!(space = space.name(), "expiry sweep failed");
             }
         }
     }

@@ -55,6 +55,7 @@ async fn start(verbs: impl FnOnce(KvService) -> KvService) -> Server {
             uid: 1000,
             gid: 1000,
             mode: 0o700,
+            acl: None,
             id: 0,
         })
         .expect("space");

@@ -261,6 +261,9 @@ pub fn run_client(args: AdminArgs) -> Result<(), crate::Error> {
             AdminCommand::Snapshot(cmd) => {
                 out.extend(super::snapshots::run(&client.addr, cmd).await?);
             }
+            AdminCommand::KvSpace(KvSpaceCommand::Acl(cmd)) => {
+                out.extend(kv_spaces::run_acl(&client.addr, cmd).await?);
+            }
             AdminCommand::KvSpace(KvSpaceCommand::Delete { name }) => {
                 client.delete_kv_space(&name).await?;
                 out.push(format!("deleted kv space {name}"));

@@ -3,12 +3,23 @@
 //!
 //! A space is a capacity-bounded KV namespace of the data role (KV-cache
 //! blocks), with its own TTL and durability, owned by an identity and
-//! guarded by POSIX-style mode bits (r: get/exists/scan/stat, w: put/delete).
+//! guarded by mode bits and an optional POSIX.1e access ACL (r:
+//! get/exists/scan/stat, w: put/delete), checked by core-fs as for files.
+//!
+//! - `GET /v1/kv-spaces/{name}/acl` → 200 with a [`SpaceAcl`]; 404 unknown
+//! - `PUT /v1/kv-spaces/{name}/acl` with `{"spec": "u:1001:rw-,m::r--"}` →
+//!   200 with the new [`SpaceAcl`] (`setfacl --set`: missing `user::`,
+//!   `group::`, `other::` keep their value, a missing mask is computed, the
+//!   mode's group bits become the mask); 400 for a bad spec, `d:` entries
+//!   or `x` bits
 
-use super::{error, json, AdminState};
+use super::client::{check, request, ClientError};
+use super::{error, json, not_allowed, percent_encode, AdminState, KV_SPACES};
+use crate::cli::KvSpaceAclCommand;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
+use nitrofs_core_fs::AclSpec;
 use nitrofs_kv::store::{Durability, SpaceConfig, StoreError};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -28,8 +39,11 @@ pub struct SpaceInfo {
     pub uid: u32,
     /// Owner gid.
     pub gid: u32,
-    /// Permission bits.
+    /// Permission bits (with an ACL, the group bits are its mask).
     pub mode: u32,
+    /// The access ACL in short setfacl form, if the space has one.
+    #[serde(default)]
+    pub acl: Option<String>,
     /// Bytes held now.
     pub bytes: u64,
     /// Keys held now.
@@ -67,6 +81,7 @@ fn info_of(space: &nitrofs_kv::store::Space) -> SpaceInfo {
         uid: c.uid,
         gid: c.gid,
         mode: c.mode,
+        acl: c.acl.as_ref().map(|a| a.to_short_text("")),
         bytes: st.bytes,
         keys: st.keys,
     }
@@ -75,10 +90,62 @@ fn info_of(space: &nitrofs_kv::store::Space) -> SpaceInfo {
 /// One line of `nitrofs admin kv-space list`.
 pub fn list_line(s: &SpaceInfo) -> String {
     let ttl = s.ttl_secs.map_or("none".to_string(), |t| format!("{t}s"));
+    let acl = s
+        .acl
+        .as_ref()
+        .map_or(String::new(), |a| format!(" acl={a}"));
     format!(
-        "{} capacity={} durability={} ttl={} owner={}:{} mode={:04o} bytes={} keys={}",
+        "{} capacity={} durability={} ttl={} owner={}:{} mode={:04o}{acl} bytes={} keys={}",
         s.name, s.capacity, s.durability, ttl, s.uid, s.gid, s.mode, s.bytes, s.keys
     )
+}
+
+/// A space's ACL as `GET /v1/kv-spaces/{name}/acl` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceAcl {
+    /// The space.
+    pub name: String,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owning gid.
+    pub gid: u32,
+    /// Mode bits (the group bits are the mask when there is one).
+    pub mode: u32,
+    /// The access ACL in short setfacl form (the mode's minimal ACL when
+    /// the space has none).
+    pub access: String,
+    /// The listing as getfacl prints it.
+    pub getfacl: String,
+}
+
+impl SpaceAcl {
+    fn new(c: &SpaceConfig) -> Self {
+        let acl = c.access_acl();
+        let mut getfacl = format!(
+            "# space: {}\n# owner: {}\n# group: {}\n",
+            c.name, c.uid, c.gid
+        );
+        for line in acl.to_getfacl_lines("") {
+            getfacl.push_str(&line);
+            getfacl.push('\n');
+        }
+        Self {
+            name: c.name.clone(),
+            uid: c.uid,
+            gid: c.gid,
+            mode: c.mode,
+            access: acl.to_short_text(""),
+            getfacl,
+        }
+    }
+}
+
+/// Body of `PUT /v1/kv-spaces/{name}/acl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceAclChange {
+    /// Access ACL entries in setfacl syntax (numeric ids, no `d:`, no `x`).
+    pub spec: String,
 }
 
 /// The one mapping from KV store errors to admin HTTP statuses.
@@ -164,6 +231,7 @@ pub async fn create(state: &AdminState, name: String, body: &Bytes) -> Response<
         uid: who.credentials.uid,
         gid: who.credentials.gid,
         mode: new.mode.unwrap_or(0o600),
+        acl: None,
         id: 0,
     };
     let store = state.kv.clone();
@@ -187,6 +255,76 @@ pub async fn delete(state: &AdminState, name: String) -> Response<Full<Bytes>> {
         }
         Err(e) => store_error("delete kv space", &name, &e),
     }
+}
+
+/// `GET` / `PUT /v1/kv-spaces/{name}/acl`.
+pub async fn acl(
+    state: &AdminState,
+    method: &Method,
+    name: String,
+    body: &Bytes,
+) -> Response<Full<Bytes>> {
+    let store = state.kv.clone();
+    match *method {
+        Method::GET => match store.space(&name) {
+            Some(space) => json(StatusCode::OK, &SpaceAcl::new(&space.config())),
+            None => store_error(
+                "kv space acl",
+                &name,
+                &StoreError::NoSuchSpace(name.clone()),
+            ),
+        },
+        Method::PUT => {
+            let change: SpaceAclChange = match serde_json::from_slice(body) {
+                Ok(c) => c,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad ACL change: {e}")),
+            };
+            let spec = match AclSpec::parse(&change.spec) {
+                Ok(s) if s.access.is_empty() && s.default.is_empty() => {
+                    return error(StatusCode::BAD_REQUEST, "empty ACL specification")
+                }
+                Ok(s) if !s.default.is_empty() => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "a KV space has no default ACL: drop the d: entries",
+                    )
+                }
+                Ok(s) => s,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad ACL: {e}")),
+            };
+            let n = name.clone();
+            match blocking(move || store.set_acl(&n, &spec.access)).await {
+                Ok(cfg) => {
+                    info!(space = %name, spec = change.spec, "kv space acl set");
+                    json(StatusCode::OK, &SpaceAcl::new(&cfg))
+                }
+                Err(e) => store_error("set acl of kv space", &name, &e),
+            }
+        }
+        _ => not_allowed("GET, PUT"),
+    }
+}
+
+/// Runs `nitrofs admin kv-space acl …` against the server at `addr`;
+/// both commands print the space's ACL afterwards, as getfacl would.
+pub(super) async fn run_acl(
+    addr: &str,
+    cmd: KvSpaceAclCommand,
+) -> Result<Vec<String>, ClientError> {
+    let (method, name, body) = match cmd {
+        KvSpaceAclCommand::Get { name } => (Method::GET, name, None),
+        KvSpaceAclCommand::Set { name, spec } => {
+            let body = serde_json::to_vec(&SpaceAclChange { spec })
+                .map_err(|e| ClientError::BadResponse(e.to_string()))?;
+            (Method::PUT, name, Some(body))
+        }
+    };
+    let url = format!("{KV_SPACES}/{}/acl", percent_encode(&name));
+    let (status, body) = request(addr, method, &url, body).await?;
+    check(status, &body)?;
+    let info: SpaceAcl =
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+    Ok(info.getfacl.lines().map(str::to_string).collect())
 }
 
 /// Parses a byte count: plain digits or with a unit (K, M, G, T for

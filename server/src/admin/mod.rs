@@ -11,10 +11,14 @@
 //!   400 bad name or body
 //! - `DELETE /v1/users/{name}` → 204; 404 unknown; 400 for `root`
 //! - `GET /v1/kv-spaces` → 200, `[{"name","capacity","ttl_secs","durability",
-//!   "uid","gid","mode","bytes","keys"}, …]`
+//!   "uid","gid","mode","acl"?,"bytes","keys"}, …]`
 //! - `PUT /v1/kv-spaces/{name}` with `{"capacity","ttl_secs"?,"durability"?,
 //!   "owner"?,"mode"?}` → 201 with the space; 409 exists; 400 bad name or body
 //! - `DELETE /v1/kv-spaces/{name}` → 204 (its values are deleted); 404 unknown
+//! - `GET /v1/kv-spaces/{name}/acl` → 200, `{"name","uid","gid","mode",
+//!   "access","getfacl"}`; 404 unknown
+//! - `PUT /v1/kv-spaces/{name}/acl` with `{"spec"}` (setfacl syntax, access
+//!   entries without x) → 200 with the new ACL; 400 bad spec (see [`kv_spaces`])
 //! - snapshots under `/v1/volumes/{name}/snapshots` (see [`snapshots`])
 //! - POSIX ACLs of any object under `/v1/acl/{path}` (see [`acls`])
 //! - quotas under `/v1/quotas` (see [`quotas`])
@@ -231,6 +235,15 @@ async fn route(
         };
     }
     if let Some(raw) = path.strip_prefix("/v1/kv-spaces/") {
+        if let Some(raw) = raw.strip_suffix("/acl") {
+            let Some(name) = percent_decode(raw) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "malformed percent-encoding in name",
+                );
+            };
+            return kv_spaces::acl(state, method, name, &body).await;
+        }
         let Some(name) = percent_decode(raw) else {
             return error(
                 StatusCode::BAD_REQUEST,

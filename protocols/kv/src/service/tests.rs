@@ -1,8 +1,8 @@
-//! Unit tests of the request handler: permission bits, the connection
-//! byte budget of GETs, and decode errors mapped to statuses.
+//! Unit tests of the request handler: permission bits and ACLs, the
+//! connection byte budget of GETs, and decode errors mapped to statuses.
 
 use super::*;
-use crate::store::PutMode as StorePutMode;
+use crate::store::{PutMode as StorePutMode, SpaceConfig};
 use nitrofs_rdma_transport::{BufPool, PooledBuf};
 use std::future::Future;
 
@@ -164,8 +164,17 @@ fn cfg(uid: u32, gid: u32, mode: u32) -> SpaceConfig {
         uid,
         gid,
         mode,
+        acl: None,
         id: 0,
     }
+}
+
+/// Whether `who` may `want` in a space of owner `uid`:`gid` and `mode`.
+fn permitted(who: &Credentials, uid: u32, gid: u32, mode: u32, want: Access) -> bool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let space = store.create_space(cfg(uid, gid, mode)).expect("space");
+    space.permits(who, want as u32)
 }
 
 #[test]
@@ -175,21 +184,78 @@ fn permissions_follow_owner_group_other_bits() {
         gid: 100,
         groups: vec![200],
     };
-    assert!(permitted(&alice, &cfg(1000, 0, 0o600), Access::Write));
-    assert!(!permitted(&alice, &cfg(1000, 0, 0o400), Access::Write));
+    assert!(permitted(&alice, 1000, 0, 0o600, Access::Write));
+    assert!(!permitted(&alice, 1000, 0, 0o400, Access::Write));
     assert!(
-        permitted(&alice, &cfg(1, 200, 0o040), Access::Read),
+        permitted(&alice, 1, 200, 0o040, Access::Read),
         "supplementary group"
     );
     assert!(
-        !permitted(&alice, &cfg(1, 200, 0o004), Access::Read),
+        !permitted(&alice, 1, 200, 0o004, Access::Read),
         "group bits decide for members"
     );
-    assert!(permitted(&alice, &cfg(1, 1, 0o004), Access::Read));
-    assert!(!permitted(&alice, &cfg(1, 1, 0o770), Access::Read));
-    assert!(permitted(
-        &Credentials::root(),
-        &cfg(1, 1, 0),
-        Access::Write
-    ));
+    assert!(permitted(&alice, 1, 1, 0o004, Access::Read));
+    assert!(!permitted(&alice, 1, 1, 0o770, Access::Read));
+    assert!(permitted(&Credentials::root(), 1, 1, 0, Access::Write));
+}
+
+/// A session of `svc` authenticated as `who`.
+fn session_as(svc: &KvService, who: Credentials) -> Arc<Session> {
+    let session = svc.open_session("127.0.0.1:3".parse().expect("addr"));
+    *session.state.lock() = AuthState::Ready { credentials: who };
+    Arc::new(session)
+}
+
+fn put_op(key: &[u8]) -> Vec<u8> {
+    m::Put {
+        target: Target {
+            routing_version: 1,
+            space: "s",
+        },
+        key,
+        mode: m::PutMode::Overwrite,
+    }
+    .encode()
+}
+
+#[tokio::test]
+async fn a_named_user_acl_entry_lets_a_non_owner_read_and_the_mask_takes_write_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (svc, root) = service(dir.path());
+    let store = svc.store();
+    // "s" is root's, 0777: make it 0600 with an ACL through the store.
+    store.delete_space("s").expect("delete");
+    let mut space = cfg(0, 0, 0o600);
+    space.capacity = 1 << 20;
+    store.create_space(space).expect("space");
+    let spec = nitrofs_core_fs::AclSpec::parse("u:1001:rw-,m::r--").expect("spec");
+    let set = store.set_acl("s", &spec.access).expect("set acl");
+    assert_eq!(set.mode, 0o640, "the mask became the group bits");
+    assert_eq!(
+        set.acl.as_ref().map(|a| a.to_short_text("")).as_deref(),
+        Some("u::rw-,u:1001:rw-,g::---,m::r--,o::---")
+    );
+
+    let call = |session: &Arc<Session>, msg_id, header: Vec<u8>| {
+        svc.call(
+            session.clone(),
+            incoming(msg_id, &header, ByteBudget::new(1 << 20)),
+        )
+    };
+    let out = call(&root, msg::PUT, put_op(b"k")).await;
+    assert_eq!(out.status, Status::Ok as u16, "the owner writes");
+
+    let named = session_as(&svc, Credentials::new(1001, 1001));
+    let out = call(&named, msg::GET, key_op(b"k")).await;
+    assert_eq!(out.status, Status::Ok as u16, "u:1001 reads");
+    let out = call(&named, msg::PUT, put_op(b"k")).await;
+    assert_eq!(
+        out.status,
+        Status::AccessDenied as u16,
+        "u:1001 has w, but the mask r-- removes it"
+    );
+
+    let stranger = session_as(&svc, Credentials::new(1002, 1002));
+    let out = call(&stranger, msg::GET, key_op(b"k")).await;
+    assert_eq!(out.status, Status::AccessDenied as u16, "other:: is ---");
 }

@@ -10,9 +10,13 @@
 //! queue beside it. Disk I/O never happens under that mutex: a put reserves
 //! its bytes first (evicting as needed), writes its record, then inserts.
 //!
+//! Who may use a space is decided in [`access`] by core-fs's permission
+//! check (mode bits and an optional POSIX.1e ACL).
+//!
 //! The code is synchronous and blocking; async callers run it in
 //! `spawn_blocking`.
 
+mod access;
 mod catalog;
 mod format;
 mod node;
@@ -91,8 +95,17 @@ pub struct SpaceConfig {
     pub uid: u32,
     /// Owning group.
     pub gid: u32,
-    /// Permission bits (`0o777` mask) for owner, group and others.
+    /// Permission bits (`0o777` mask) for owner, group and others; with
+    /// an ACL, the group bits are its mask.
     pub mode: u32,
+    /// The POSIX.1e access ACL (named users and groups, mask), stored as
+    /// short setfacl text; `None`: the mode alone decides (see `access.rs`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "access::acl_text"
+    )]
+    pub acl: Option<nitrofs_core_fs::Acl>,
     /// Assigned by the catalog at creation, never reused.
     #[serde(default)]
     pub id: u64,

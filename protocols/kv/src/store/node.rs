@@ -5,9 +5,11 @@
 //! <root>/spaces/<id>/          chunk engine of disk space <id>
 //! ```
 
+use super::access::with_acl;
 use super::catalog::Catalog;
 use super::{Clock, Durability, Space, SpaceConfig, StoreError, SystemClock};
 use nitrofs_common::crashsafe;
+use nitrofs_core_fs::AclEntry;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -134,6 +136,30 @@ impl Store {
             remove_dir(&space_dir(&self.root, space.config().id))?;
         }
         Ok(())
+    }
+
+    /// Replaces the access ACL of space `name` with setfacl `entries`, as
+    /// `setfacl --set` does (see `access::with_acl`): durably in the
+    /// catalog first, then for every request that follows. Returns the
+    /// space's new definition (its mode's group bits are the new mask).
+    pub fn set_acl(&self, name: &str, entries: &[AclEntry]) -> Result<SpaceConfig, StoreError> {
+        let mut inner = self.inner.lock();
+        let space = inner
+            .spaces
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchSpace(name.to_string()))?;
+        let mut catalog = inner.catalog.clone();
+        let Some(entry) = catalog.spaces.iter_mut().find(|s| s.name == name) else {
+            return Err(StoreError::NoSuchSpace(name.to_string()));
+        };
+        let cfg = with_acl(entry, entries)?;
+        cfg.validate()?;
+        *entry = cfg.clone();
+        catalog.save(&self.root)?;
+        inner.catalog = catalog;
+        space.set_access(&cfg);
+        Ok(cfg)
     }
 
     /// The space called `name`.

@@ -39,14 +39,17 @@ mod records;
 
 use records::write_record;
 
+use super::access::SpaceAccess;
 use super::format::{crc32c, HEADER_LEN};
 use super::s3fifo::{Data, Index, Removed};
 use super::{
-    check_key, Clock, PutMode, PutOutcome, SpaceConfig, SpaceStats, StoreError, MAX_VALUE,
+    check_key, Clock, Durability, PutMode, PutOutcome, SpaceConfig, SpaceStats, StoreError,
+    MAX_VALUE,
 };
 use bytes::Bytes;
 use nitrofs_chunk_store::{ChunkId, ChunkStore};
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use nitrofs_common::Credentials;
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -184,7 +187,11 @@ fn records_of(removed: &[Removed]) -> Vec<(Bytes, u64)> {
 /// One KV namespace. All methods take `&self` and may be called from many
 /// threads; disk-backed methods block on I/O.
 pub struct Space {
+    /// The definition the space was opened with. Its permission fields
+    /// may be out of date: `access` holds the current ones.
     cfg: SpaceConfig,
+    /// Who may use the space; changed by `Store::set_acl`.
+    access: RwLock<SpaceAccess>,
     state: Mutex<State>,
     /// Signalled when a put in flight returns its reservation.
     room: Condvar,
@@ -213,6 +220,7 @@ impl Space {
         clock: Arc<dyn Clock>,
     ) -> Space {
         let space = Space {
+            access: RwLock::new(SpaceAccess::of(&cfg)),
             cfg,
             state: Mutex::new(state),
             room: Condvar::new(),
@@ -232,9 +240,38 @@ impl Space {
         Self::from_parts(cfg, state, None, clock)
     }
 
-    /// The space's definition.
-    pub fn config(&self) -> &SpaceConfig {
-        &self.cfg
+    /// The space's definition, with its current permissions.
+    pub fn config(&self) -> SpaceConfig {
+        let mut cfg = self.cfg.clone();
+        self.access.read().apply_to(&mut cfg);
+        cfg
+    }
+
+    /// The space's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Where the space keeps its values.
+    pub fn durability(&self) -> Durability {
+        self.cfg.durability
+    }
+
+    /// Seconds a value lives after its put; `None` = until evicted.
+    pub fn ttl_secs(&self) -> Option<u64> {
+        self.cfg.ttl_secs
+    }
+
+    /// Whether `who` holds every bit of `want` (`nitrofs_core_fs::R` for
+    /// reads, `W` for writes) on the space: core-fs's check of its owner,
+    /// mode and ACL.
+    pub fn permits(&self, who: &Credentials, want: u32) -> bool {
+        self.access.read().permits(who, want)
+    }
+
+    /// Makes `cfg`'s owner, mode and ACL the space's permissions.
+    pub(crate) fn set_access(&self, cfg: &SpaceConfig) {
+        *self.access.write() = SpaceAccess::of(cfg);
     }
 
     /// Stores `value` under `key`. For a disk space the value is durable,

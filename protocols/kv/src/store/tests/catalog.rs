@@ -3,6 +3,7 @@
 use super::{b, cfg, Fixture};
 use crate::store::catalog::Catalog;
 use crate::store::{Durability, PutMode, Store, StoreError};
+use nitrofs_core_fs::{AclSpec, Credentials, R, W};
 
 #[test]
 fn spaces_persist_and_ids_are_never_reused() {
@@ -169,4 +170,134 @@ fn a_space_id_at_the_top_of_the_range_opens_and_no_id_is_handed_out_twice() {
         Err(StoreError::InvalidConfig(_))
     ));
     assert_eq!(store.spaces().len(), 1);
+}
+
+/// Fixture: `catalog.json` as the builds before space ACLs wrote it (no
+/// `acl` field). Must keep loading, each space with no ACL.
+const PRE_ACL_CATALOG: &str = r#"{
+  "version": 1,
+  "next_id": 3,
+  "spaces": [
+    {
+      "name": "kvcache",
+      "capacity": 1073741824,
+      "ttl_secs": null,
+      "durability": "memory",
+      "uid": 1000,
+      "gid": 1000,
+      "mode": 416,
+      "id": 1
+    },
+    {
+      "name": "shared",
+      "capacity": 4096,
+      "ttl_secs": 60,
+      "durability": "memory",
+      "uid": 0,
+      "gid": 0,
+      "mode": 420,
+      "id": 2
+    }
+  ]
+}"#;
+
+#[test]
+fn a_catalog_written_before_space_acls_still_loads_without_acls() {
+    let f = Fixture::new();
+    std::fs::write(f.root().join("catalog.json"), PRE_ACL_CATALOG).expect("write");
+    let store = Store::open(&f.root()).expect("open the old catalog");
+    let kvcache = store.space("kvcache").expect("kvcache");
+    let c = kvcache.config();
+    assert_eq!((c.uid, c.gid, c.mode, c.id), (1000, 1000, 0o640, 1));
+    assert_eq!(c.acl, None);
+    assert!(
+        kvcache.permits(&Credentials::new(1000, 1), R | W),
+        "owner rw"
+    );
+    assert!(kvcache.permits(&Credentials::new(5, 1000), R), "group r");
+    assert!(!kvcache.permits(&Credentials::new(5, 1000), W));
+    assert!(!kvcache.permits(&Credentials::new(5, 5), R), "other ---");
+    let shared = store.space("shared").expect("shared").config();
+    assert_eq!(
+        (shared.mode, shared.ttl_secs, shared.acl),
+        (0o644, Some(60), None)
+    );
+    // Saving again (any catalog change) writes no `acl` for them.
+    store
+        .create_space(cfg("new", 1, Durability::Memory))
+        .expect("create");
+    let raw = std::fs::read_to_string(f.root().join("catalog.json")).expect("catalog");
+    assert!(!raw.contains("\"acl\""), "{raw}");
+}
+
+#[test]
+fn a_space_acl_is_checked_saved_and_reloaded_and_sets_the_group_bits() {
+    let mut f = Fixture::new();
+    f.space("s", 100, Durability::Memory); // 1000:1000, 0750
+    let spec = AclSpec::parse("u:1001:rw-,g:2000:r--,m::rw-").expect("spec");
+    let c = f.store.set_acl("s", &spec.access).expect("set");
+    assert_eq!(c.mode, 0o760, "the group bits are the mask rw-");
+    let text = "u::rwx,u:1001:rw-,g::r-x,g:2000:r--,m::rw-,o::---";
+    assert_eq!(
+        c.acl.as_ref().map(|a| a.to_short_text("")).as_deref(),
+        Some(text)
+    );
+    let check = |s: &crate::store::Space| {
+        assert!(
+            s.permits(&Credentials::new(1001, 1), R | W),
+            "u:1001 within the mask"
+        );
+        let g2000 = Credentials::new(7, 2000);
+        assert!(s.permits(&g2000, R) && !s.permits(&g2000, W), "g:2000 r");
+        let owning = Credentials::new(8, 1000);
+        assert!(
+            s.permits(&owning, R) && !s.permits(&owning, W),
+            "g:: r-x & mask"
+        );
+        assert!(!s.permits(&Credentials::new(9, 9), R), "other ---");
+    };
+    check(&f.get("s"));
+    let raw = std::fs::read_to_string(f.root().join("catalog.json")).expect("catalog");
+    let v: serde_json::Value = serde_json::from_str(&raw).expect("json");
+    assert_eq!(v["spaces"][0]["acl"], text, "stored as setfacl text");
+    assert_eq!(v["spaces"][0]["mode"], 0o760);
+    f.reopen();
+    assert_eq!(f.get("s").config(), c);
+    check(&f.get("s"));
+
+    // An ACL the mode alone expresses is dropped.
+    let spec = AclSpec::parse("u::rw-,g::r--,o::---").expect("spec");
+    let c = f.store.set_acl("s", &spec.access).expect("set");
+    assert_eq!((c.mode, c.acl), (0o640, None));
+    assert!(!f.get("s").permits(&Credentials::new(1001, 1), R));
+}
+
+#[test]
+fn space_acls_refuse_x_unknown_spaces_and_broken_catalog_text() {
+    let f = Fixture::new();
+    f.space("s", 100, Durability::Memory);
+    let x = AclSpec::parse("u:1001:r-x").expect("spec");
+    let err = f.store.set_acl("s", &x.access).expect_err("x");
+    assert!(
+        matches!(&err, StoreError::InvalidConfig(m) if m.contains("x has no meaning")),
+        "{err}"
+    );
+    let ok = AclSpec::parse("u:1001:r--").expect("spec");
+    assert!(matches!(
+        f.store.set_acl("nope", &ok.access),
+        Err(StoreError::NoSuchSpace(_))
+    ));
+    assert_eq!(f.get("s").config().acl, None, "nothing changed");
+
+    let broken = PRE_ACL_CATALOG.replacen(
+        "\"mode\": 416,",
+        "\"mode\": 416, \"acl\": \"u::rw-,u:1001:rw-,g::---,o::---\",",
+        1,
+    );
+    std::fs::write(f.root().join("catalog.json"), broken).expect("write");
+    let err = Store::open(&f.root()).expect_err("named entry without a mask");
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("mask")),
+        "{err}"
+    );
 }

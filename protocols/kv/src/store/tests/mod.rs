@@ -25,6 +25,7 @@ pub(super) fn cfg(name: &str, capacity: u64, durability: Durability) -> SpaceCon
         uid: 1000,
         gid: 1000,
         mode: 0o750,
+        acl: None,
         id: 0,
     }
 }
