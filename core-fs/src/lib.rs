@@ -11,6 +11,7 @@
 //! All calls block on I/O: async adapters run them on a blocking pool.
 
 mod acl;
+mod cache;
 mod error;
 mod ops;
 mod perm;
@@ -75,6 +76,8 @@ pub struct FileSystem {
     /// Data writes hold it shared; taking or restoring a snapshot holds it
     /// exclusively, so no write straddles the instant a snapshot is taken.
     snap_barrier: parking_lot::RwLock<()>,
+    /// Inode records for reads outside transactions (see `cache`).
+    inode_cache: cache::InodeCache,
     /// Snapshot epoch → (volume id, snapshot record), filled on demand.
     snap_cache: Mutex<std::collections::HashMap<u64, (u32, snapshot::state::SnapshotRecord)>>,
     /// One snapshot collection at a time.
@@ -132,8 +135,14 @@ impl FileSystem {
                 Ok(v) => v,
                 Err(e) => return Err(txn.take_refusal().unwrap_or(e)),
             };
+            let touched = txn.touched_inodes();
             match txn.commit(durable) {
-                Ok(()) => return Ok(value),
+                Ok(()) => {
+                    for ino in touched {
+                        self.inode_cache.invalidate(ino);
+                    }
+                    return Ok(value);
+                }
                 Err(e) if e.is_retryable() && attempt < nitrofs_metadata::MAX_TXN_ATTEMPTS => {
                     tracing::debug!(attempt, "metadata transaction conflict, retrying");
                     std::thread::yield_now();

@@ -35,8 +35,16 @@ impl FileSystem {
             // Inside a snapshot: callers that get here want to change it.
             return Err(FsError::ReadOnly);
         }
+        let generation = match self.inode_cache.get(ino) {
+            Ok(rec) => return Ok(rec),
+            Err(g) => g,
+        };
         match self.kv.get(&keys::inode(ino))? {
-            Some(b) => InodeRecord::decode(&b),
+            Some(b) => {
+                let rec = InodeRecord::decode(&b)?;
+                self.inode_cache.fill(&rec, generation);
+                Ok(rec)
+            }
             None => Err(FsError::Stale),
         }
     }

@@ -322,6 +322,7 @@ impl FileSystem {
                 }
                 Ok(gc)
             })?;
+            self.inode_cache.clear();
             self.run_gc_keys(&gc);
         }
         // Inodes numbered after the snapshot's mark did not exist then.
@@ -357,6 +358,7 @@ impl FileSystem {
                     }
                     Ok(gc)
                 })?;
+                self.inode_cache.clear();
                 self.run_gc_keys(&gc);
             }
             if rows.len() < BATCH {

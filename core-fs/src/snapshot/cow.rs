@@ -32,6 +32,8 @@ pub(crate) struct CowTxn<'a> {
     primary: Option<u32>,
     /// Why a change was refused (reported instead of the engine error).
     refused: Option<FsError>,
+    /// Inodes whose record this transaction wrote or deleted.
+    touched: Vec<u64>,
 }
 
 impl<'a> CowTxn<'a> {
@@ -42,11 +44,18 @@ impl<'a> CowTxn<'a> {
             states: HashMap::new(),
             primary: None,
             refused: None,
+            touched: Vec::new(),
         }
     }
 
     pub(crate) fn commit(self, durable: bool) -> KvResult<()> {
         self.inner.commit(durable)
+    }
+
+    /// The inodes whose records this transaction changed (their cached
+    /// copies go once it commits).
+    pub(crate) fn touched_inodes(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.touched)
     }
 
     /// The error to report when a change failed because it was refused
@@ -165,6 +174,7 @@ impl Txn for CowTxn<'_> {
         match key.first() {
             Some(&keys::INODE) => {
                 if let Some(ino) = keys::ino_of(key) {
+                    self.touched.push(ino);
                     if !self.volumes.contains_key(&ino) {
                         // Maybe a new inode: its record names its volume.
                         // One numbered below a snapshot's mark (reserved
@@ -190,6 +200,11 @@ impl Txn for CowTxn<'_> {
     }
 
     fn delete(&mut self, key: &[u8]) -> KvResult<()> {
+        if key.first() == Some(&keys::INODE) {
+            if let Some(ino) = keys::ino_of(key) {
+                self.touched.push(ino);
+            }
+        }
         self.preserve(key)?;
         self.inner.delete(key)
     }

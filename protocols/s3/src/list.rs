@@ -151,8 +151,20 @@ pub fn list(fs: &FileSystem, cred: &Credentials, root: u64, q: &Query) -> S3Resu
                     .push(object(key, meta::EMPTY_MD5.to_string(), 0, &attr))
             }
             Item::Object(_, attr) => {
-                let etag = match fs.list_xattrs(cred, attr.ino) {
-                    Ok(x) => Stored::from_xattrs(&x).etag(&attr),
+                // Two point reads, not a scan of every attribute: a
+                // listing needs only the ETag and what it was taken of.
+                let stored = [meta::ETAG, meta::ETAG_STAMP]
+                    .iter()
+                    .map(|name| {
+                        let v = fs.get_xattr(cred, attr.ino, name.as_bytes())?;
+                        Ok(v.map(|v| (name.as_bytes().to_vec(), v)))
+                    })
+                    .collect::<Result<Vec<_>, FsError>>();
+                let etag = match stored {
+                    Ok(x) => {
+                        let x: Vec<_> = x.into_iter().flatten().collect();
+                        Stored::from_xattrs(&x).etag(&attr)
+                    }
                     Err(FsError::Access | FsError::Perm) => meta::derived_etag(&attr),
                     Err(FsError::Stale | FsError::NotFound) => continue,
                     Err(e) => return Err(fs_error(e)),
