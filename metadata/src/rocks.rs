@@ -6,7 +6,9 @@ use rocksdb::{
     BlockBasedOptions, Cache, OptimisticTransactionDB, OptimisticTransactionOptions, Options,
     ReadOptions, Transaction, WriteOptions,
 };
+use parking_lot::Mutex;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Block cache of the metadata engine: index, filter and data blocks of
 /// the namespace (a million inodes with their entries and attributes fit
@@ -16,6 +18,13 @@ const BLOCK_CACHE_BYTES: usize = 256 << 20;
 /// Metadata stored in a RocksDB directory.
 pub struct RocksKv {
     db: OptimisticTransactionDB,
+    /// Group commit: transactions committed so far (each is in the WAL,
+    /// not yet necessarily on disk) ...
+    committed: AtomicU64,
+    /// ... and how many of them a WAL fsync has made durable. Holding
+    /// this lock is being the one thread that syncs; the others wait and
+    /// usually find their commit already covered.
+    synced: Mutex<u64>,
 }
 
 fn engine(e: rocksdb::Error) -> KvError {
@@ -53,7 +62,26 @@ impl RocksKv {
         opts.set_memtable_whole_key_filtering(true);
         opts.set_memtable_prefix_bloom_ratio(0.05);
         let db = OptimisticTransactionDB::open(&opts, dir).map_err(engine)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            committed: AtomicU64::new(0),
+            synced: Mutex::new(0),
+        })
+    }
+
+    /// Makes the first `upto` commits durable with one WAL fsync shared
+    /// by every committer waiting meanwhile (group commit): concurrent
+    /// durable transactions cost one fsync per group, not one each.
+    fn sync_upto(&self, upto: u64) -> KvResult<()> {
+        let mut synced = self.synced.lock();
+        if *synced >= upto {
+            return Ok(());
+        }
+        // Everything committed by now is in the WAL: this fsync covers it.
+        let covered = self.committed.load(Ordering::SeqCst);
+        self.db.flush_wal(true).map_err(engine)?;
+        *synced = covered;
+        Ok(())
     }
 }
 
@@ -107,7 +135,7 @@ impl MetaKv for RocksKv {
         to.set_snapshot(true);
         Box::new(RocksTxn {
             txn: self.db.transaction_opt(&wo, &to),
-            db: &self.db,
+            kv: self,
         })
     }
 
@@ -122,13 +150,13 @@ impl MetaKv for RocksKv {
     }
 
     fn sync(&self) -> KvResult<()> {
-        self.db.flush_wal(true).map_err(engine)
+        self.sync_upto(self.committed.load(Ordering::SeqCst))
     }
 }
 
 struct RocksTxn<'db> {
     txn: Transaction<'db, OptimisticTransactionDB>,
-    db: &'db OptimisticTransactionDB,
+    kv: &'db RocksKv,
 }
 
 impl Txn for RocksTxn<'_> {
@@ -153,10 +181,12 @@ impl Txn for RocksTxn<'_> {
     fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
         let this = *self;
         this.txn.commit().map_err(commit_error)?;
+        let seq = this.kv.committed.fetch_add(1, Ordering::SeqCst) + 1;
         if durable {
             // The transaction was written to the WAL without fsync; one
-            // synced flush makes it (and everything before it) durable.
-            this.db.flush_wal(true).map_err(engine)?;
+            // synced flush, shared with concurrent committers, makes it
+            // (and everything before it) durable.
+            this.kv.sync_upto(seq)?;
         }
         Ok(())
     }
