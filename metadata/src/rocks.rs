@@ -2,11 +2,11 @@
 //! conflicts on every key read with `get_for_update`.
 
 use crate::{KvError, KvPair, KvResult, MetaKv, Txn};
+use parking_lot::Mutex;
 use rocksdb::{
     BlockBasedOptions, Cache, OptimisticTransactionDB, OptimisticTransactionOptions, Options,
     ReadOptions, Transaction, WriteOptions,
 };
-use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
