@@ -53,6 +53,10 @@ impl Server {
                 "127.0.0.1:0",
                 "--s3-addr",
                 "127.0.0.1:0",
+                // Every test its own free port: the default 0.0.0.0:9100
+                // would make concurrent tests collide.
+                "--kv-addr",
+                "127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(data_dir)
@@ -304,7 +308,13 @@ fn half_a_root_key_pair_stops_start_up_naming_the_missing_variable() {
             "--admin-addr",
             "127.0.0.1:0",
         ])
-        .args(["--s3-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--s3-addr",
+            "127.0.0.1:0",
+            "--kv-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .output()
         .expect("run nitrofs serve");
