@@ -173,29 +173,28 @@ impl NfsServer {
             };
             let server = self.clone();
             let tx = tx.clone();
-            tokio::spawn(
-                async move {
-                    let xid = record.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok());
-                    let conn_span = tracing::Span::current();
-                    let work = tokio::task::spawn_blocking(move || {
-                        let _conn = conn_span.enter();
-                        server.handle_record(peer.ip(), local_port, &record)
-                    });
-                    let reply = match work.await {
-                        Ok(reply) => reply,
-                        Err(e) => {
-                            tracing::error!(error = %e, "request handler failed");
-                            xid.map(|x| Reply::head(rpc::system_err(u32::from_be_bytes(x))))
-                        }
-                    };
-                    if let Some(reply) = reply {
-                        // A send error means the connection is closing.
-                        let _ = tx.send(reply).await;
+            let conn_span = tracing::Span::current();
+            // The call runs on the blocking pool and hands its reply
+            // straight to the writer: one thread hop per call, not two.
+            tokio::task::spawn_blocking(move || {
+                let _conn = conn_span.enter();
+                let xid = record.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok());
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    server.handle_record(peer.ip(), local_port, &record)
+                }));
+                let reply = match handled {
+                    Ok(reply) => reply,
+                    Err(_) => {
+                        tracing::error!("request handler panicked");
+                        xid.map(|x| Reply::head(rpc::system_err(u32::from_be_bytes(x))))
                     }
-                    drop(permit);
+                };
+                if let Some(reply) = reply {
+                    // A send error means the connection is closing.
+                    let _ = tx.blocking_send(reply);
                 }
-                .in_current_span(),
-            );
+                drop(permit);
+            });
         }
         drop(tx);
         match writer.await {
