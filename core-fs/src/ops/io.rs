@@ -16,7 +16,7 @@ use nitrofs_metadata::{keys, Txn};
 /// atime is refreshed on read when older than mtime or than this (relatime).
 const RELATIME_SECS: i64 = 24 * 3600;
 
-fn data_file(rec: &InodeRecord) -> FsResult<()> {
+pub(crate) fn data_file(rec: &InodeRecord) -> FsResult<()> {
     match rec.kind {
         FileType::Regular => Ok(()),
         FileType::Directory => Err(FsError::IsDir),

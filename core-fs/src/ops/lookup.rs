@@ -82,7 +82,7 @@ impl FileSystem {
         let d = self.read_inode(dir)?;
         perm::check_search(&mut self.store_acls(), &d, cred)?;
         if Self::is_snapdir_name(&d, name) {
-            return Ok(self.snapdir_of(&d));
+            return Ok(self.snapdir_attr(&d));
         }
         if name == b"." {
             return Ok(d.attr());

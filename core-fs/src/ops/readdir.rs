@@ -13,6 +13,33 @@ use nitrofs_common::{Credentials, InodeId};
 use nitrofs_metadata::{keys, prefix_end};
 
 impl FileSystem {
+    /// The `.` (cookie 1) and `..` (cookie 2) entries a page after
+    /// `cookie` starts with, at most `max_entries`.
+    pub(crate) fn dot_entries(
+        &self,
+        dir: InodeId,
+        parent: InodeId,
+        cookie: u64,
+        max_entries: usize,
+        with_attrs: bool,
+    ) -> Vec<DirEntry> {
+        let dots: [(u64, &[u8], u64); 2] = [(1, b".", dir), (2, b"..", parent)];
+        dots.into_iter()
+            .filter(|(c, ..)| cookie < *c)
+            .take(max_entries)
+            .map(|(c, name, ino)| DirEntry {
+                cookie: c,
+                name: name.to_vec(),
+                ino,
+                attr: if with_attrs {
+                    self.getattr(ino).ok()
+                } else {
+                    None
+                },
+            })
+            .collect()
+    }
+
     /// Up to `max_entries` entries after `cookie` (0 = from the start),
     /// with attributes when `with_attrs`.
     pub fn readdir(
@@ -32,23 +59,7 @@ impl FileSystem {
         }
         perm::check(&mut self.store_acls(), &d, cred, R)?;
         let max_entries = max_entries.max(1);
-        let mut entries = Vec::new();
-        let dots: [(u64, &[u8], u64); 2] = [(1, b".", d.ino), (2, b"..", d.parent)];
-        for (c, name, ino) in dots {
-            if cookie < c && entries.len() < max_entries {
-                let attr = if with_attrs {
-                    self.getattr(ino).ok()
-                } else {
-                    None
-                };
-                entries.push(DirEntry {
-                    cookie: c,
-                    name: name.to_vec(),
-                    ino,
-                    attr,
-                });
-            }
-        }
+        let mut entries = self.dot_entries(d.ino, d.parent, cookie, max_entries, with_attrs);
         let start = keys::dir_cookie(dir, cookie.saturating_add(1).max(FIRST_COOKIE));
         let end = prefix_end(&keys::dir_cookie_prefix(dir));
         let want = max_entries - entries.len();

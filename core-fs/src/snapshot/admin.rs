@@ -190,9 +190,10 @@ impl FileSystem {
         Ok(done)
     }
 
+    /// A volume's snapshot state, read outside any transaction (one point
+    /// read: every data write asks it).
     pub(crate) fn snap_state(&self, volume: u32) -> FsResult<SnapState> {
-        let mut txn = self.kv.begin();
-        SnapState::load(txn.as_mut(), volume)
+        SnapState::decode(self.kv.get(&keys::snap_state(volume))?.as_deref())
     }
 
     /// Moves or frees every history record of a deleted snapshot, then

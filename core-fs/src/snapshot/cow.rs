@@ -14,7 +14,7 @@
 //! change, so a snapshot taken concurrently (which writes that key) makes
 //! one of the two retry: each change lands wholly before or after it.
 
-use super::state::{encode_history, owner_of, SnapState, LIVE_INO_LIMIT};
+use super::state::{encode_history, owner_of, take_over, SnapState, LIVE_INO_LIMIT};
 use crate::record::InodeRecord;
 use crate::FsError;
 use nitrofs_metadata::{keys, KvError, KvPair, KvResult, Txn};
@@ -128,12 +128,8 @@ impl<'a> CowTxn<'a> {
         }
         // A newer snapshot being deleted may hold what the target saw
         // (unchanged between them): it moves over instead of a copy.
-        for epoch in newer {
-            let nk = keys::history(epoch, key);
-            if let Some(v) = self.inner.get(&nk)? {
-                self.inner.put(&hk, &v)?;
-                return self.inner.delete(&nk);
-            }
+        if take_over(self.inner.as_mut(), newer, target.epoch, key)? {
+            return Ok(());
         }
         let old = self.inner.get(key)?;
         self.inner.put(&hk, &encode_history(old.as_deref()))

@@ -12,7 +12,7 @@
 //! at the next start.
 
 use super::admin::encode_location;
-use super::state::{chunk_home, SnapState};
+use super::state::{chunk_home, take_over, SnapState};
 use crate::{FileSystem, FsResult};
 use nitrofs_chunk_store::ChunkId;
 use nitrofs_metadata::{keys, transact};
@@ -88,15 +88,8 @@ impl FileSystem {
     fn take_over_chunk(&self, volume: u32, epoch: u64, original: &[u8]) -> FsResult<bool> {
         transact(self.kv.as_ref(), true, |txn| -> FsResult<bool> {
             let state = SnapState::load(txn, volume)?;
-            for s in state.newer_than(epoch) {
-                let nk = keys::history(s.epoch, original);
-                if let Some(v) = txn.get(&nk)? {
-                    txn.put(&keys::history(epoch, original), &v)?;
-                    txn.delete(&nk)?;
-                    return Ok(true);
-                }
-            }
-            Ok(false)
+            let newer: Vec<u64> = state.newer_than(epoch).map(|s| s.epoch).collect();
+            Ok(take_over(txn, newer, epoch, original)?)
         })
     }
 }

@@ -84,8 +84,13 @@ pub(crate) struct SnapState {
 
 impl SnapState {
     pub(crate) fn load(txn: &mut dyn Txn, volume: u32) -> FsResult<Self> {
-        match txn.get(&keys::snap_state(volume))? {
-            Some(b) => decode_versioned("snapshot state", STATE_V1, &b),
+        Self::decode(txn.get(&keys::snap_state(volume))?.as_deref())
+    }
+
+    /// Decodes the stored state (`None`: the volume has no snapshots).
+    pub(crate) fn decode(bytes: Option<&[u8]>) -> FsResult<Self> {
+        match bytes {
+            Some(b) => decode_versioned("snapshot state", STATE_V1, b),
             None => Ok(Self::default()),
         }
     }
@@ -117,6 +122,26 @@ impl SnapState {
     pub(crate) fn get(&self, epoch: u64) -> Option<SnapInfo> {
         self.snaps.iter().find(|s| s.epoch == epoch).copied()
     }
+}
+
+/// Moves the history of `original` kept by the first of `newer` (epochs
+/// of snapshots being deleted, oldest first) that has one to `epoch`:
+/// with none of its own, `epoch` saw the same. True when one moved.
+pub(crate) fn take_over(
+    txn: &mut dyn Txn,
+    newer: impl IntoIterator<Item = u64>,
+    epoch: u64,
+    original: &[u8],
+) -> nitrofs_metadata::KvResult<bool> {
+    for e in newer {
+        let nk = keys::history(e, original);
+        if let Some(v) = txn.get(&nk)? {
+            txn.put(&keys::history(epoch, original), &v)?;
+            txn.delete(&nk)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Encodes a history value: the record as it was, or its absence.

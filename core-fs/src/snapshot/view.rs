@@ -151,7 +151,7 @@ impl FileSystem {
     }
 
     /// The `.snapshot` directory of the volume whose root is `root`.
-    fn snapdir_attr(&self, root: &InodeRecord) -> Attr {
+    pub(crate) fn snapdir_attr(&self, root: &InodeRecord) -> Attr {
         let mut a = root.attr();
         a.ino = vino(SNAPDIR_EPOCH, root.ino);
         a.mode = 0o555;
@@ -182,11 +182,6 @@ impl FileSystem {
     /// Whether `name` in live directory `dir` is the `.snapshot` entry.
     pub(crate) fn is_snapdir_name(dir: &InodeRecord, name: &[u8]) -> bool {
         name == SNAPSHOT_DIR && dir.kind == FileType::Directory && dir.parent == dir.ino
-    }
-
-    /// Attributes of the `.snapshot` directory under live root `root`.
-    pub(crate) fn snapdir_of(&self, root: &InodeRecord) -> Attr {
-        self.snapdir_attr(root)
     }
 
     /// `lookup` in a directory above the live range.
@@ -313,11 +308,7 @@ impl FileSystem {
             let mut txn = self.kv.begin();
             self.view_inode(txn.as_mut(), &v, live)?
         };
-        match rec.kind {
-            FileType::Regular => {}
-            FileType::Directory => return Err(FsError::IsDir),
-            _ => return Err(FsError::Invalid("not a regular file")),
-        }
+        crate::ops::io::data_file(&rec)?;
         perm::check_data(&mut self.view_acls(&v), &rec, cred, R)?;
         let attr = self.view_attr(&v, &rec);
         if offset >= rec.size {
@@ -571,22 +562,8 @@ impl FileSystem {
         } else {
             vino(v.epoch, d.parent)
         };
-        let mut entries = Vec::new();
-        for (c, name, ino) in [(1, &b"."[..], vino(v.epoch, d.ino)), (2, b"..", parent)] {
-            if cookie < c && entries.len() < max_entries {
-                let attr = if with_attrs {
-                    self.getattr(ino).ok()
-                } else {
-                    None
-                };
-                entries.push(DirEntry {
-                    cookie: c,
-                    name: name.to_vec(),
-                    ino,
-                    attr,
-                });
-            }
-        }
+        let me = vino(v.epoch, d.ino);
+        let mut entries = self.dot_entries(me, parent, cookie, max_entries, with_attrs);
         let want = max_entries - entries.len();
         let start = keys::dir_cookie(live, cookie.saturating_add(1).max(FIRST_COOKIE));
         let prefix = keys::dir_cookie_prefix(live);
@@ -636,17 +613,7 @@ impl FileSystem {
         let r = self.live_root(root)?;
         perm::check(&mut self.store_acls(), &r, cred, R)?;
         let me = self.snapdir_attr(&r);
-        let mut entries = Vec::new();
-        for (c, name, attr) in [(1, &b"."[..], me.clone()), (2, b"..", r.attr())] {
-            if cookie < c && entries.len() < max_entries {
-                entries.push(DirEntry {
-                    cookie: c,
-                    name: name.to_vec(),
-                    ino: attr.ino,
-                    attr: with_attrs.then_some(attr),
-                });
-            }
-        }
+        let mut entries = self.dot_entries(me.ino, r.ino, cookie, max_entries, with_attrs);
         let snaps = self.snapshot_records(r.volume)?;
         let mut more = false;
         for s in snaps.iter().filter(|s| !s.deleting && s.epoch + 2 > cookie) {
