@@ -1,13 +1,23 @@
-//! The local chunk engine: one file per chunk under
-//! `<root>/<ino % 256 as 2 hex>/<ino as 16 hex>/<index as 16 hex>`.
+//! The local chunk engine: one file per chunk. With `<shard>` =
+//! `<root>/<ino % 256 as 2 hex>`, an inode's first chunk is the file
+//! `<shard>/<ino as 16 hex>.0` and its other chunks are
+//! `<shard>/<ino as 16 hex>/<index as 16 hex>`.
 //!
 //! Files are written in place with positional I/O and are sparse, so a
-//! small file costs one small chunk file and a hole costs nothing.
+//! small file costs one small chunk file (no directory of its own: most
+//! files of an AI data set fit in their first chunk, and a directory per
+//! file doubled the inodes the data disk spent and added a `mkdir` and a
+//! directory fsync to every new file) and a hole costs nothing.
 //!
-//! Durability: a shard directory (`<root>/<xx>`) is made durable (root
-//! fsync) as soon as it is created, since every inode in it depends on it.
-//! New inode directories, new chunk files and removed chunks are made
-//! durable (directory fsync) by `sync` of their inode.
+//! Stores made before that layout kept the first chunk in the inode
+//! directory too. A store records its layout in `<root>/layout` when it
+//! is created; a non-empty root without that file is an older store and
+//! keeps the older layout.
+//!
+//! Durability: a shard directory is made durable (root fsync) as soon as
+//! it is created, since every inode in it depends on it. New inode
+//! directories, new chunk files and removed chunks are made durable
+//! (fsync of the directory holding their entry) by `sync` of their inode.
 //!
 //! Sharing: [`ChunkStore::share`] hard-links a chunk file under another
 //! name (a snapshot's copy, a clone's file) without copying. A chunk whose
@@ -40,11 +50,24 @@ const OPEN_FILE_CACHE: usize = 512;
 /// Shard directories under the root.
 const SHARDS: usize = 256;
 
+/// The file naming the layout of a store (see the module notes).
+const LAYOUT_FILE: &str = "layout";
+
+/// Contents of [`LAYOUT_FILE`] for the layout with first chunks beside the
+/// inode directories.
+const LAYOUT_FIRST_CHUNK_BESIDE: &[u8] = b"first-chunk-beside-inode-dir 1\n";
+
+/// Suffix of a first chunk's file name beside its inode directory.
+const FIRST_CHUNK_SUFFIX: &str = ".0";
+
+/// Suffix of a private copy of a shared chunk being made.
+const COW_SUFFIX: &str = ".cow";
+
 /// What `sync` of one inode still has to make durable.
 #[derive(Debug, Default)]
 struct Dirty {
     /// Chunks written since the last sync; `true` if the chunk file was
-    /// created or removed (the inode directory must be fsynced).
+    /// created or removed (the directory holding it must be fsynced).
     chunks: HashMap<u64, bool>,
     /// The inode directory was created (the shard directory must be
     /// fsynced).
@@ -74,12 +97,15 @@ pub struct LocalChunkStore {
     shards: Vec<AtomicBool>,
     /// Chunks whose file may have other links: copied before a change.
     shared: Mutex<HashSet<ChunkId>>,
+    /// First chunks live beside the inode directories (not in them).
+    first_beside: bool,
 }
 
 impl LocalChunkStore {
     /// Opens (creating if missing) a chunk store rooted at `root`.
     pub fn open(root: &Path) -> ChunkResult<Self> {
         crashsafe::create_dir_all_durable(root).map_err(ChunkError::from_io)?;
+        let first_beside = Self::layout(root).map_err(ChunkError::from_io)?;
         Ok(Self {
             root: root.to_path_buf(),
             open: Mutex::new(HashMap::new()),
@@ -87,7 +113,41 @@ impl LocalChunkStore {
             sync_locks: Mutex::new(HashMap::new()),
             shards: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
             shared: Mutex::new(HashSet::new()),
+            first_beside,
         })
+    }
+
+    /// Whether the store at `root` keeps first chunks beside the inode
+    /// directories: recorded in its layout file, written (durably) when
+    /// the root is still empty; a non-empty root without one is a store
+    /// from before that layout.
+    fn layout(root: &Path) -> io::Result<bool> {
+        let path = root.join(LAYOUT_FILE);
+        match fs::read(&path) {
+            Ok(found) if found == LAYOUT_FIRST_CHUNK_BESIDE => return Ok(true),
+            Ok(found) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: unknown chunk store layout {:?}",
+                        path.display(),
+                        String::from_utf8_lossy(&found).trim_end()
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if fs::read_dir(root)?.next().is_some() {
+            return Ok(false);
+        }
+        crashsafe::write_file_atomic(&path, LAYOUT_FIRST_CHUNK_BESIDE, 0o644)?;
+        Ok(true)
+    }
+
+    /// Whether chunk `index` of an inode lives beside its directory.
+    fn beside(&self, index: u64) -> bool {
+        self.first_beside && index == 0
     }
 
     fn shard_dir(&self, ino: u64) -> PathBuf {
@@ -99,7 +159,40 @@ impl LocalChunkStore {
     }
 
     fn chunk_path(&self, id: ChunkId) -> PathBuf {
+        if self.beside(id.index) {
+            return self
+                .shard_dir(id.ino)
+                .join(format!("{:016x}{FIRST_CHUNK_SUFFIX}", id.ino));
+        }
         self.inode_dir(id.ino).join(format!("{:016x}", id.index))
+    }
+
+    /// Where a private copy of shared chunk `id` is made before it is
+    /// renamed over the chunk.
+    fn cow_path(&self, id: ChunkId) -> PathBuf {
+        let mut p = self.chunk_path(id).into_os_string();
+        p.push(COW_SUFFIX);
+        PathBuf::from(p)
+    }
+
+    /// Creates `ino`'s directory if missing, recording a creation for the
+    /// next `sync`. Call under `ino`'s sync lock.
+    fn ensure_inode_dir(&self, ino: u64) -> ChunkResult<()> {
+        match fs::create_dir(self.inode_dir(ino)) {
+            Ok(()) => self.dirty.lock().entry(ino).or_default().dir_created = true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ChunkError::from_io(e)),
+        }
+        Ok(())
+    }
+
+    /// Removes a file that may already be gone.
+    fn remove_if_present(path: &Path) -> ChunkResult<bool> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ChunkError::from_io(e)),
+        }
     }
 
     fn cached(&self, id: ChunkId) -> Option<Arc<File>> {
@@ -196,10 +289,8 @@ impl LocalChunkStore {
                 return Ok(f);
             }
             self.ensure_shard(id.ino)?;
-            match fs::create_dir(self.inode_dir(id.ino)) {
-                Ok(()) => self.dirty.lock().entry(id.ino).or_default().dir_created = true,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ChunkError::from_io(e)),
+            if !self.beside(id.index) {
+                self.ensure_inode_dir(id.ino)?;
             }
             let f = OpenOptions::new()
                 .read(true)
@@ -231,7 +322,7 @@ impl LocalChunkStore {
             };
             if f.metadata().map_err(ChunkError::from_io)?.nlink() > 1 {
                 let path = self.chunk_path(id);
-                let tmp = path.with_extension("cow");
+                let tmp = self.cow_path(id);
                 fs::copy(&path, &tmp).map_err(ChunkError::from_io)?;
                 let own = OpenOptions::new()
                     .read(true)
@@ -263,14 +354,19 @@ impl LocalChunkStore {
 
     /// The fsyncs of one inode's dirty set.
     fn flush(&self, ino: u64, dirty: &Dirty) -> ChunkResult<()> {
-        let mut created_any = false;
+        let mut in_dir_changed = false;
+        let mut shard_changed = dirty.dir_created;
         for (&index, &created) in &dirty.chunks {
             if let Some(f) = self.open_existing(ChunkId { ino, index })? {
                 f.sync_data().map_err(ChunkError::from_io)?;
             }
-            created_any |= created;
+            if self.beside(index) {
+                shard_changed |= created;
+            } else {
+                in_dir_changed |= created;
+            }
         }
-        if created_any {
+        if in_dir_changed {
             match crashsafe::fsync_dir(&self.inode_dir(ino)) {
                 Ok(()) => {}
                 // Removed meanwhile by `remove_from`: nothing left to sync
@@ -279,7 +375,7 @@ impl LocalChunkStore {
                 Err(e) => return Err(ChunkError::from_io(e)),
             }
         }
-        if dirty.dir_created {
+        if shard_changed {
             crashsafe::fsync_dir(&self.shard_dir(ino)).map_err(ChunkError::from_io)?;
         }
         Ok(())
@@ -340,10 +436,21 @@ impl ChunkStore for LocalChunkStore {
         if let Some(d) = self.dirty.lock().get_mut(&ino) {
             d.chunks.retain(|idx, _| *idx < from_index);
         }
+        if self.beside(from_index) {
+            let first = ChunkId { ino, index: 0 };
+            // A copy interrupted by a crash goes with the chunk.
+            Self::remove_if_present(&self.cow_path(first))?;
+            Self::remove_if_present(&self.chunk_path(first))?;
+        }
         let dir = self.inode_dir(ino);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if from_index == 0 {
+                    self.dirty.lock().remove(&ino);
+                }
+                return Ok(());
+            }
             Err(e) => return Err(ChunkError::from_io(e)),
         };
         let mut remaining = 0usize;
@@ -352,15 +459,13 @@ impl ChunkStore for LocalChunkStore {
             let name = entry.file_name();
             let index = name.to_str().and_then(|n| {
                 // A copy interrupted by a crash goes with the chunks.
-                let n = n.strip_suffix(".cow").unwrap_or(n);
+                let n = n.strip_suffix(COW_SUFFIX).unwrap_or(n);
                 u64::from_str_radix(n, 16).ok()
             });
             match index {
-                Some(i) if i >= from_index => match fs::remove_file(entry.path()) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(ChunkError::from_io(e)),
-                },
+                Some(i) if i >= from_index => {
+                    Self::remove_if_present(&entry.path())?;
+                }
                 _ => remaining += 1,
             }
         }
@@ -380,10 +485,8 @@ impl ChunkStore for LocalChunkStore {
         let src_path = self.chunk_path(src);
         self.with_sync_lock(dst.ino, || {
             self.ensure_shard(dst.ino)?;
-            match fs::create_dir(self.inode_dir(dst.ino)) {
-                Ok(()) => self.dirty.lock().entry(dst.ino).or_default().dir_created = true,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ChunkError::from_io(e)),
+            if !self.beside(dst.index) {
+                self.ensure_inode_dir(dst.ino)?;
             }
             // Marked before the link exists: a writer of `src` that gets
             // past `own` before this copies nothing and writes in place
@@ -403,10 +506,8 @@ impl ChunkStore for LocalChunkStore {
     fn remove(&self, id: ChunkId) -> ChunkResult<()> {
         self.shared.lock().remove(&id);
         self.open.lock().remove(&id);
-        match fs::remove_file(self.chunk_path(id)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(ChunkError::from_io(e)),
+        if !Self::remove_if_present(&self.chunk_path(id))? {
+            return Ok(());
         }
         // `true`: the directory's entry list changed, so `sync` fsyncs it
         // (and `sync` skips the file itself, which is gone).
@@ -415,12 +516,19 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn indexes(&self, ino: u64) -> ChunkResult<Vec<u64>> {
+        let mut out = Vec::new();
+        if self.first_beside {
+            match fs::symlink_metadata(self.chunk_path(ChunkId { ino, index: 0 })) {
+                Ok(_) => out.push(0),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
+        }
         let entries = match fs::read_dir(self.inode_dir(ino)) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(ChunkError::from_io(e)),
         };
-        let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(ChunkError::from_io)?;
             if let Some(index) = entry
@@ -466,16 +574,19 @@ impl ChunkStore for LocalChunkStore {
             }
             for d in fs::read_dir(shard.path()).map_err(ChunkError::from_io)? {
                 let d = d.map_err(ChunkError::from_io)?;
-                if let Some(ino) = d
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| u64::from_str_radix(n, 16).ok())
-                {
+                // An inode directory, a first chunk beside it, or a copy of
+                // that chunk a crash interrupted.
+                if let Some(ino) = d.file_name().to_str().and_then(|n| {
+                    let n = n.strip_suffix(COW_SUFFIX).unwrap_or(n);
+                    let n = n.strip_suffix(FIRST_CHUNK_SUFFIX).unwrap_or(n);
+                    u64::from_str_radix(n, 16).ok()
+                }) {
                     out.push(ino);
                 }
             }
         }
         out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
@@ -671,13 +782,13 @@ mod tests {
     fn new_shards_are_durable_at_once_and_new_inode_directories_at_sync() {
         let (_d, s) = store();
         assert!(!s.shards[3].load(Ordering::Acquire));
-        s.write(ChunkId { ino: 3, index: 0 }, 0, b"x")
+        s.write(ChunkId { ino: 3, index: 1 }, 0, b"x")
             .expect("write");
         assert!(s.shards[3].load(Ordering::Acquire), "shard 03 fsynced");
         assert!(s.dirty.lock().get(&3).is_some_and(|d| d.dir_created));
         s.sync(3).expect("sync");
         // Same shard, another inode: its own directory is new.
-        s.write(ChunkId { ino: 259, index: 0 }, 0, b"y")
+        s.write(ChunkId { ino: 259, index: 3 }, 0, b"y")
             .expect("write");
         assert!(s.dirty.lock().get(&259).is_some_and(|d| d.dir_created));
         // A new chunk in an existing directory: no directory creation.
@@ -688,6 +799,74 @@ mod tests {
         let d = dirty.get(&259).expect("dirty");
         assert!(!d.dir_created);
         assert_eq!(d.chunks.get(&1), Some(&true));
+    }
+
+    #[test]
+    fn a_file_of_one_chunk_needs_no_directory_of_its_own() {
+        let (_d, s) = store();
+        let first = ChunkId {
+            ino: 0x105,
+            index: 0,
+        };
+        s.write(first, 0, b"small file").expect("write");
+        let beside = s.shard_dir(0x105).join("0000000000000105.0");
+        assert_eq!(fs::read(&beside).expect("first chunk file"), b"small file");
+        assert!(!s.inode_dir(0x105).exists(), "no inode directory");
+        {
+            let dirty = s.dirty.lock();
+            let d = dirty.get(&0x105).expect("dirty");
+            assert!(!d.dir_created);
+            assert_eq!(d.chunks.get(&0), Some(&true), "shard entry to fsync");
+        }
+        s.sync(0x105).expect("sync");
+        // A second chunk brings the directory; both are the inode's.
+        s.write(
+            ChunkId {
+                ino: 0x105,
+                index: 2,
+            },
+            0,
+            b"more",
+        )
+        .expect("write");
+        assert!(s.inode_dir(0x105).is_dir());
+        assert_eq!(s.indexes(0x105).expect("indexes"), vec![0, 2]);
+        assert_eq!(s.inodes().expect("inodes"), vec![0x105]);
+        s.remove_from(0x105, 1).expect("cut");
+        assert_eq!(s.indexes(0x105).expect("indexes"), vec![0]);
+        assert_eq!(&s.read(first, 0, 64).expect("read")[..], b"small file");
+        s.remove_from(0x105, 0).expect("remove all");
+        assert!(!beside.exists());
+        assert!(s.inodes().expect("inodes").is_empty());
+        assert!(s.indexes(0x105).expect("indexes").is_empty());
+    }
+
+    #[test]
+    fn a_store_from_before_the_layout_file_keeps_its_layout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("chunks");
+        // A first chunk where older stores put it, inside the inode dir.
+        let old = root.join("07").join("0000000000000007");
+        fs::create_dir_all(&old).expect("mkdir");
+        fs::write(old.join("0000000000000000"), b"old data").expect("chunk");
+        let s = LocalChunkStore::open(&root).expect("open");
+        assert!(!s.first_beside);
+        assert!(!root.join(LAYOUT_FILE).exists(), "layout left as found");
+        let id = ChunkId { ino: 7, index: 0 };
+        assert_eq!(&s.read(id, 0, 64).expect("read")[..], b"old data");
+        s.write(ChunkId { ino: 8, index: 0 }, 0, b"new")
+            .expect("write");
+        assert!(s.inode_dir(8).join("0000000000000000").is_file());
+        assert_eq!(s.inodes().expect("inodes"), vec![7, 8]);
+        // A new store records its layout; an unknown one is refused.
+        let fresh = dir.path().join("fresh");
+        assert!(LocalChunkStore::open(&fresh).expect("open").first_beside);
+        assert_eq!(
+            fs::read(fresh.join(LAYOUT_FILE)).expect("layout"),
+            LAYOUT_FIRST_CHUNK_BESIDE
+        );
+        fs::write(fresh.join(LAYOUT_FILE), b"from the future 9\n").expect("write");
+        assert!(LocalChunkStore::open(&fresh).is_err());
     }
 
     #[test]
@@ -738,10 +917,12 @@ mod tests {
         s.write(b, 0, b"S").expect("write");
         assert_eq!(&s.read(a, 0, 64).expect("read")[..], b"shared");
         assert_eq!(&s.read(b, 0, 64).expect("read")[..], b"Shared");
-        std::fs::write(s.chunk_path(a).with_extension("cow"), b"torn").expect("leftover");
+        std::fs::write(s.cow_path(a), b"torn").expect("leftover");
         assert_eq!(s.indexes(1).expect("indexes"), vec![0]);
+        assert_eq!(s.inodes().expect("inodes"), vec![1, 2]);
         s.remove_from(1, 0).expect("remove");
-        assert!(!s.inode_dir(1).exists());
+        assert!(!s.cow_path(a).exists() && !s.chunk_path(a).exists());
+        assert_eq!(s.inodes().expect("inodes"), vec![2]);
     }
 
     #[test]
