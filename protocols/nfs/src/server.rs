@@ -171,25 +171,27 @@ impl NfsServer {
                     break;
                 }
             };
+            if answered_inline(&record) {
+                // A quick read of metadata: answered on this task, so the
+                // call costs no thread hop at all (the writer task wakes on
+                // this worker).
+                let reply = run_call(&self, peer.ip(), local_port, &record);
+                drop(permit);
+                if let Some(reply) = reply {
+                    if tx.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
             let server = self.clone();
             let tx = tx.clone();
             let conn_span = tracing::Span::current();
-            // The call runs on the blocking pool and hands its reply
-            // straight to the writer: one thread hop per call, not two.
+            // Anything that may wait for the disk runs on the blocking pool
+            // and hands its reply straight to the writer: one thread hop.
             tokio::task::spawn_blocking(move || {
                 let _conn = conn_span.enter();
-                let xid = record.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok());
-                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    server.handle_record(peer.ip(), local_port, &record)
-                }));
-                let reply = match handled {
-                    Ok(reply) => reply,
-                    Err(_) => {
-                        tracing::error!("request handler panicked");
-                        xid.map(|x| Reply::head(rpc::system_err(u32::from_be_bytes(x))))
-                    }
-                };
-                if let Some(reply) = reply {
+                if let Some(reply) = run_call(&server, peer.ip(), local_port, &record) {
                     // A send error means the connection is closing.
                     let _ = tx.blocking_send(reply);
                 }
@@ -286,6 +288,46 @@ impl NfsServer {
         let opts = self.policy.options_for(&volume.name);
         self.volume_names.write().insert(id, volume.name);
         Ok(opts)
+    }
+}
+
+/// NFSv3 procedures answered on the connection's task: GETATTR, LOOKUP,
+/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL). They only read metadata
+/// that the inode cache or RocksDB's block cache nearly always hold, so they
+/// take microseconds; a hop to the blocking pool and back cost more than the
+/// call itself (GETATTR p50 was ~110 µs on loopback, of which the server's
+/// work was ~2 µs). Everything that writes, reads file data or walks a
+/// directory may wait for the disk and goes to the blocking pool.
+const INLINE_PROCS: [u32; 7] = [0, 1, 3, 4, 18, 19, 20];
+
+/// Whether `record` is an NFSv3 call of one of [`INLINE_PROCS`] (read from
+/// its header's fixed words; anything unparsable goes the general way).
+fn answered_inline(record: &[u8]) -> bool {
+    let word = |at: usize| {
+        record
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    // xid, msg_type, rpcvers, prog, vers, proc.
+    word(12) == Some(nfs::PROGRAM)
+        && word(16) == Some(nfs::VERSION)
+        && word(20).is_some_and(|p| INLINE_PROCS.contains(&p))
+}
+
+/// Runs one record and returns its reply; a panicking handler becomes a
+/// SYSTEM_ERR reply instead of a lost connection.
+fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) -> Option<Reply> {
+    let xid = record.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok());
+    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        server.handle_record(peer, local_port, record)
+    }));
+    match handled {
+        Ok(reply) => reply,
+        Err(_) => {
+            tracing::error!("request handler panicked");
+            xid.map(|x| Reply::head(rpc::system_err(u32::from_be_bytes(x))))
+        }
     }
 }
 
