@@ -10,7 +10,7 @@
 //! and fails with [`TransportError::Closed`] without writing a byte (the
 //! pool then opens a new connection).
 
-use super::{discard, write_all_vectored};
+use super::{discard, read_ahead, write_all_vectored};
 use crate::buf::{BufPool, MemoryRegion, PooledBuf};
 use crate::frame::{FrameHeader, FrameKind, Limits, FRAME_LEN};
 use crate::{Connection, Payload, Request, Response, TransportError};
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::oneshot;
@@ -245,7 +245,8 @@ impl Drop for TcpConnection {
     }
 }
 
-async fn read_loop(mut rd: OwnedReadHalf, inner: Arc<Inner>) {
+async fn read_loop(rd: OwnedReadHalf, inner: Arc<Inner>) {
+    let mut rd = read_ahead(rd);
     let why = match read_responses(&mut rd, &inner).await {
         Ok(()) => "closed by the server".to_string(),
         Err(e) => e.to_string(),
@@ -253,7 +254,10 @@ async fn read_loop(mut rd: OwnedReadHalf, inner: Arc<Inner>) {
     inner.close(&why);
 }
 
-async fn read_responses(rd: &mut OwnedReadHalf, inner: &Inner) -> Result<(), TransportError> {
+async fn read_responses<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    inner: &Inner,
+) -> Result<(), TransportError> {
     let mut fixed = [0u8; FRAME_LEN];
     loop {
         match rd.read_exact(&mut fixed).await {

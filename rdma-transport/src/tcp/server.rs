@@ -12,7 +12,7 @@
 //! writer under its lock: the socket is shut down and later responses are
 //! dropped instead of being written after the partial frame.
 
-use super::write_all_vectored;
+use super::{read_ahead, write_all_vectored};
 use crate::buf::{BufPool, PooledBuf};
 use crate::frame::{FrameHeader, FrameKind, Limits, FRAME_LEN};
 use bytes::Bytes;
@@ -312,7 +312,8 @@ struct Conn<S: Service> {
 impl<S: Service> Conn<S> {
     /// Reads frames until the peer leaves (Ok) or misbehaves (Err); each
     /// request runs as a task in `tasks`.
-    async fn run(&self, mut rd: OwnedReadHalf, tasks: &mut JoinSet<()>) -> Result<(), String> {
+    async fn run(&self, rd: OwnedReadHalf, tasks: &mut JoinSet<()>) -> Result<(), String> {
+        let mut rd = read_ahead(rd);
         let mut fixed = [0u8; FRAME_LEN];
         loop {
             // Reap answered requests so the set holds only running ones.
