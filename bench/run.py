@@ -350,7 +350,10 @@ def small_files(report, sizes, reps, nitro, ganesha, seaweed, rclone):
                 for ph, label in (("create", "create+write"), ("stat", "stat"), ("read", "read"), ("list", "list (entries/s)"))}
 
         def measure(name, target, rep, mod=mod, n=n, workers=workers, rows=rows, proto=proto):
-            r = mod.small_files(target, n, dirs, workers, fsize, f"r{rep}")
+            # NitroFS serves NFS and S3 from one namespace: each protocol
+            # gets a tree of its own, or S3 would overwrite and list the
+            # NFS run's files (which the peers, separate stores, never see).
+            r = mod.small_files(target, n, dirs, workers, fsize, f"{proto.lower()}-r{rep}")
             log(f"small files {proto} {name} rep {rep}: " + " ".join(f"{k} {v:.0f}/s" for k, v in r.items()))
             return [(rows[ph], r[ph]) for ph in rows]
 
