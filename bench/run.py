@@ -239,6 +239,26 @@ def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, base):
     interleave(report, reps, systems, lambda: [rw, rr], measure)
 
 
+def checkpoint_s5cmd(report, sizes, reps, nitro, seaweed, rclone, base):
+    import s5load
+
+    w, s = sizes.ckpt_writers, sizes.ckpt_size
+    cmd = (f"s5cmd --numworkers {w} run: {w} × `cp --concurrency 4 --part-size 16` of {s // MiB} MiB from /dev/shm, "
+           "then the same back into /dev/shm (bench/s5load.py)")
+    rw = report.row("checkpoint S3 (s5cmd)", f"multipart PUT {w}×{s // MiB} MiB", "B/s", True, cmd,
+                    limit_of(base, "loopback", "disk_write"))
+    rr = report.row("checkpoint S3 (s5cmd)", f"ranged GET {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback"))
+    systems = [("NitroFS", nitro.s3 if nitro else None), ("SeaweedFS", seaweed.s3 if seaweed else None),
+               ("rclone serve s3", rclone.s3 if rclone else None)]
+
+    def measure(name, target, rep):
+        r = s5load.checkpoint(target, w, s, f"r{rep}")
+        log(f"checkpoint S3 (s5cmd) {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
+        return [(rw, r["write"]), (rr, r["read"])]
+
+    interleave(report, reps, systems, lambda: [rw, rr], measure)
+
+
 def checkpoint_native(report, sizes, reps, nitro, base):
     """No native file client exists yet: KV put/get of 4 MiB values in a `disk` space stands in."""
     if nitro is None:
@@ -530,7 +550,7 @@ def machine_info(report, work, binary):
                                  else "host loopback")
     versions = {}
     for tool, cmd in (("ganesha", ["dpkg-query", "-W", "-f=${Version}", "nfs-ganesha"]), ("redis", ["redis-server", "--version"]),
-                      ("weed", ["weed", "version"]), ("rclone", ["rclone", "version"])):
+                      ("weed", ["weed", "version"]), ("rclone", ["rclone", "version"]), ("s5cmd", ["s5cmd", "version"])):
         try:
             versions[tool] = run(cmd, timeout=20).stdout.strip().splitlines()[0][:60]
         except (RuntimeError, IndexError, FileNotFoundError, OSError):
@@ -601,6 +621,7 @@ def main():
             checkpoint_nfs(report, sizes, args.reps, nitro, ganesha, base)
         if "s3" in only:
             checkpoint_s3(report, sizes, args.reps, nitro, seaweed, rclone, base)
+            checkpoint_s5cmd(report, sizes, args.reps, nitro, seaweed, rclone, base)
         if "kv" in only:
             checkpoint_native(report, sizes, args.reps, nitro, base)
             kvcache(report, sizes, args.reps, nitro, redis, mooncake, base)

