@@ -32,6 +32,7 @@
 //! that lock and records the creation before releasing it: whoever sees the
 //! new file and then syncs finds the directory fsync it needs.
 
+use crate::bufs::ReadBufs;
 use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
 use bytes::{Bytes, BytesMut};
 use nitrofs_common::crashsafe;
@@ -49,6 +50,9 @@ const OPEN_FILE_CACHE: usize = 512;
 
 /// Shard directories under the root.
 const SHARDS: usize = 256;
+
+/// Idle read buffers kept for reuse (see [`crate::bufs`]).
+const IDLE_READ_BUFFERS: usize = 64 << 20;
 
 /// The file naming the layout of a store (see the module notes).
 const LAYOUT_FILE: &str = "layout";
@@ -99,6 +103,8 @@ pub struct LocalChunkStore {
     shared: Mutex<HashSet<ChunkId>>,
     /// First chunks live beside the inode directories (not in them).
     first_beside: bool,
+    /// Buffers that reads fill without zeroing them first.
+    read_bufs: Arc<ReadBufs>,
 }
 
 impl LocalChunkStore {
@@ -114,6 +120,7 @@ impl LocalChunkStore {
             shards: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
             shared: Mutex::new(HashSet::new()),
             first_beside,
+            read_bufs: ReadBufs::new(IDLE_READ_BUFFERS),
         })
     }
 
@@ -400,6 +407,11 @@ impl ChunkStore for LocalChunkStore {
         let Some(f) = self.open_existing(id)? else {
             return Ok(Bytes::new());
         };
+        if let Some(mut buf) = self.read_bufs.take(len) {
+            let n = read_full_at(&f, buf.space(len), offset).map_err(ChunkError::from_io)?;
+            buf.set_filled(n);
+            return Ok(Bytes::from_owner(buf));
+        }
         let mut buf = BytesMut::zeroed(len);
         let n = read_full_at(&f, &mut buf, offset).map_err(ChunkError::from_io)?;
         buf.truncate(n);
@@ -623,6 +635,22 @@ mod tests {
         assert_eq!(&s.read(id, 0, 16).expect("read")[..], b"\0\0\0hello");
         assert_eq!(&s.read(id, 4, 2).expect("read")[..], b"el");
         s.sync(5).expect("sync");
+    }
+
+    #[test]
+    fn a_large_read_shows_only_its_own_bytes_even_in_a_reused_buffer() {
+        let (_d, s) = store();
+        let big = ChunkId { ino: 11, index: 0 };
+        s.write(big, 0, &vec![b'a'; 200_000]).expect("write");
+        let first = s.read(big, 0, 200_000).expect("read");
+        assert!(first.len() == 200_000 && first.iter().all(|&b| b == b'a'));
+        drop(first);
+        // The next read of that size class gets the same buffer back: a
+        // short chunk must not show the earlier read's bytes after its end.
+        let small = ChunkId { ino: 12, index: 0 };
+        s.write(small, 0, b"tiny").expect("write");
+        assert_eq!(&s.read(small, 0, 150_000).expect("read")[..], b"tiny");
+        assert_eq!(&s.read(big, 199_998, 150_000).expect("read")[..], b"aa");
     }
 
     #[test]
