@@ -50,10 +50,12 @@ impl Routing {
 
     /// The node serving `key` of `space`.
     pub fn node_for(&self, space: &str, key: &[u8]) -> Option<&Node> {
-        if self.chains.is_empty() {
-            return None;
-        }
-        let chain = (key_hash(space, key) % self.chains.len() as u64) as usize;
+        let chain = match self.chains.len() {
+            0 => return None,
+            // Every key is on the one chain: no need to hash it.
+            1 => 0,
+            n => (key_hash(space, key) % n as u64) as usize,
+        };
         let id = self.chains[chain];
         self.nodes.iter().find(|n| n.id == id)
     }
