@@ -27,7 +27,17 @@ pub(crate) struct ReadBufs {
     limit: usize,
 }
 
+/// Idle read buffers kept for reuse in the whole process (every chunk
+/// store shares them: a server may open one store per KV space).
+const SHARED_IDLE_LIMIT: usize = 64 << 20;
+
 impl ReadBufs {
+    /// The process's pool.
+    pub(crate) fn shared() -> Arc<Self> {
+        static SHARED: std::sync::OnceLock<Arc<ReadBufs>> = std::sync::OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| ReadBufs::new(SHARED_IDLE_LIMIT)))
+    }
+
     /// A pool keeping at most `limit` bytes of idle buffers.
     pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {

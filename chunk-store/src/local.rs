@@ -11,8 +11,8 @@
 //!
 //! Stores made before that layout kept the first chunk in the inode
 //! directory too. A store records its layout in `<root>/layout` when it
-//! is created; a non-empty root without that file is an older store and
-//! keeps the older layout.
+//! is created; a root with shard directories and without that file is an
+//! older store and keeps the older layout.
 //!
 //! Durability: a shard directory is made durable (root fsync) as soon as
 //! it is created, since every inode in it depends on it. New inode
@@ -50,9 +50,6 @@ const OPEN_FILE_CACHE: usize = 512;
 
 /// Shard directories under the root.
 const SHARDS: usize = 256;
-
-/// Idle read buffers kept for reuse (see [`crate::bufs`]).
-const IDLE_READ_BUFFERS: usize = 64 << 20;
 
 /// The file naming the layout of a store (see the module notes).
 const LAYOUT_FILE: &str = "layout";
@@ -120,14 +117,14 @@ impl LocalChunkStore {
             shards: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
             shared: Mutex::new(HashSet::new()),
             first_beside,
-            read_bufs: ReadBufs::new(IDLE_READ_BUFFERS),
+            read_bufs: ReadBufs::shared(),
         })
     }
 
     /// Whether the store at `root` keeps first chunks beside the inode
     /// directories: recorded in its layout file, written (durably) when
-    /// the root is still empty; a non-empty root without one is a store
-    /// from before that layout.
+    /// the root holds no shard directory yet; a root with shard
+    /// directories and no layout file is a store from before that layout.
     fn layout(root: &Path) -> io::Result<bool> {
         let path = root.join(LAYOUT_FILE);
         match fs::read(&path) {
@@ -145,11 +142,38 @@ impl LocalChunkStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        if fs::read_dir(root)?.next().is_some() {
-            return Ok(false);
+        // Older stores are recognised by their shard directories; other
+        // names (a file system's lost+found, a layout file a crash left
+        // half written) do not make a store old.
+        for entry in fs::read_dir(root)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let is_shard = name.len() == 2
+                && name
+                    .to_str()
+                    .is_some_and(|n| u8::from_str_radix(n, 16).is_ok());
+            if is_shard && entry.file_type()?.is_dir() {
+                return Ok(false);
+            }
         }
         crashsafe::write_file_atomic(&path, LAYOUT_FIRST_CHUNK_BESIDE, 0o644)?;
         Ok(true)
+    }
+
+    /// After `remove_from(ino, from_index)` emptied or found no inode
+    /// directory: nothing in it is left to sync. A first chunk kept beside
+    /// the directory is still there when `from_index > 0`, and so is what
+    /// its next sync owes (its data, its entry in the shard directory).
+    fn forget_dirty_dir(&self, ino: u64, from_index: u64) {
+        let mut dirty = self.dirty.lock();
+        if from_index == 0 || !self.first_beside {
+            dirty.remove(&ino);
+        } else if let Some(d) = dirty.get_mut(&ino) {
+            d.dir_created = false;
+            if d.chunks.is_empty() {
+                dirty.remove(&ino);
+            }
+        }
     }
 
     /// Whether chunk `index` of an inode lives beside its directory.
@@ -458,9 +482,7 @@ impl ChunkStore for LocalChunkStore {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if from_index == 0 {
-                    self.dirty.lock().remove(&ino);
-                }
+                self.forget_dirty_dir(ino, from_index);
                 return Ok(());
             }
             Err(e) => return Err(ChunkError::from_io(e)),
@@ -487,7 +509,7 @@ impl ChunkStore for LocalChunkStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(ChunkError::from_io(e)),
             }
-            self.dirty.lock().remove(&ino);
+            self.forget_dirty_dir(ino, from_index);
         }
         Ok(())
     }
@@ -870,6 +892,38 @@ mod tests {
     }
 
     #[test]
+    fn cutting_a_file_back_to_its_first_chunk_keeps_that_chunk_owed_to_the_next_sync() {
+        let (_d, s) = store();
+        let first = ChunkId {
+            ino: 0x21,
+            index: 0,
+        };
+        s.write(first, 0, b"head").expect("write");
+        s.write(
+            ChunkId {
+                ino: 0x21,
+                index: 1,
+            },
+            0,
+            b"tail",
+        )
+        .expect("write");
+        // Truncation into the first chunk: the directory goes, the first
+        // chunk's unsynced write and new entry must not.
+        s.remove_from(0x21, 1).expect("cut");
+        assert!(!s.inode_dir(0x21).exists());
+        {
+            let dirty = s.dirty.lock();
+            let d = dirty.get(&0x21).expect("first chunk still dirty");
+            assert_eq!(d.chunks.get(&0), Some(&true));
+            assert!(!d.chunks.contains_key(&1) && !d.dir_created);
+        }
+        s.sync(0x21).expect("sync");
+        assert!(s.dirty.lock().get(&0x21).is_none());
+        assert_eq!(&s.read(first, 0, 16).expect("read")[..], b"head");
+    }
+
+    #[test]
     fn a_store_from_before_the_layout_file_keeps_its_layout() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("chunks");
@@ -886,7 +940,11 @@ mod tests {
             .expect("write");
         assert!(s.inode_dir(8).join("0000000000000000").is_file());
         assert_eq!(s.inodes().expect("inodes"), vec![7, 8]);
-        // A new store records its layout; an unknown one is refused.
+        // A new store records its layout, even on a file system root with
+        // its lost+found; an unknown layout is refused.
+        let mount = dir.path().join("mount");
+        fs::create_dir_all(mount.join("lost+found")).expect("mkdir");
+        assert!(LocalChunkStore::open(&mount).expect("open").first_beside);
         let fresh = dir.path().join("fresh");
         assert!(LocalChunkStore::open(&fresh).expect("open").first_beside);
         assert_eq!(
