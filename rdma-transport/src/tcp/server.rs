@@ -414,8 +414,17 @@ impl<S: Service> Conn<S> {
             // waits was polled with a no-op waker; its task polls it again
             // with its own waker first thing.
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if job.as_mut().poll(&mut cx).is_pending() {
-                tasks.spawn(job);
+            // A panicking request ends itself, as it did in a task of its
+            // own, not the connection and the other requests on it.
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                job.as_mut().poll(&mut cx)
+            }));
+            match polled {
+                Ok(std::task::Poll::Pending) => {
+                    tasks.spawn(job);
+                }
+                Ok(std::task::Poll::Ready(())) => {}
+                Err(_) => tracing::error!("request handler panicked"),
             }
         }
     }
