@@ -234,16 +234,23 @@ impl FileSystem {
         // instead of their sum. Neither order protects more than the other:
         // any concurrent durable metadata commit already syncs the size an
         // unstable write recorded, whatever this call does.
-        let (chunks, meta) = std::thread::scope(|s| {
-            let meta = s.spawn(|| self.kv.sync());
-            let chunks = rec
-                .data_inodes()
+        let sync_chunks = || {
+            rec.data_inodes()
                 .into_iter()
-                .try_for_each(|d| self.chunks.sync(d));
-            let meta = meta
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (chunks, meta)
+                .try_for_each(|d| self.chunks.sync(d))
+        };
+        let (chunks, meta) = std::thread::scope(|s| {
+            match std::thread::Builder::new().spawn_scoped(s, || self.kv.sync()) {
+                Ok(meta) => {
+                    let chunks = sync_chunks();
+                    let meta = meta
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (chunks, meta)
+                }
+                // No thread to be had (EAGAIN): one after the other.
+                Err(_) => (sync_chunks(), self.kv.sync()),
+            }
         });
         chunks?;
         meta?;
