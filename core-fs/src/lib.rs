@@ -23,6 +23,10 @@ mod types;
 pub use acl::{Acl, AclEdit, AclEntry, AclError, AclKind, AclSpec, AclTag};
 pub use error::{FsError, FsResult};
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
+/// Reads that must not wait for the disk: see [`nitrofs_metadata::memory_only`].
+/// Every read of a [`FileSystem`] call made inside it comes from memory
+/// (the inode cache, RocksDB's memtable and block cache) or misses.
+pub use nitrofs_metadata::{memory_only, memory_read_missed};
 pub use ops::acl::AclListing;
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};

@@ -27,6 +27,9 @@ pub enum KvError {
     /// The engine failed (I/O, corruption, shutdown).
     #[error("metadata engine: {0}")]
     Engine(String),
+    /// Inside [`memory_only`]: answering needs a read from disk.
+    #[error("the record is not in memory")]
+    NotInMemory,
 }
 
 impl KvError {
@@ -38,6 +41,57 @@ impl KvError {
 
 /// Result of a metadata call.
 pub type KvResult<T> = Result<T, KvError>;
+
+/// Where [`memory_only`] stands on this thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemoryOnly {
+    Off,
+    On,
+    Missed,
+}
+
+thread_local! {
+    static MEMORY_ONLY: std::cell::Cell<MemoryOnly> = const { std::cell::Cell::new(MemoryOnly::Off) };
+}
+
+/// Runs `f` answering reads outside transactions ([`MetaKv::get`],
+/// [`MetaKv::scan`]) only from memory (the memtable and the block cache):
+/// a read that would wait for the disk fails with
+/// [`KvError::NotInMemory`] at once. Returns `None` if any read did (run
+/// the work again where it may wait), else `Some` of `f`'s result.
+///
+/// For callers on an async executor: a quick metadata read can run there
+/// without a hop to a blocking thread, and only a cold one pays the hop.
+pub fn memory_only<T>(f: impl FnOnce() -> T) -> Option<T> {
+    struct Restore(MemoryOnly);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MEMORY_ONLY.with(|m| m.set(self.0));
+        }
+    }
+    let restore = Restore(MEMORY_ONLY.with(|m| m.replace(MemoryOnly::On)));
+    let out = f();
+    let missed = MEMORY_ONLY.with(|m| m.get()) == MemoryOnly::Missed;
+    drop(restore);
+    (!missed).then_some(out)
+}
+
+/// Whether this thread is inside [`memory_only`] and a read there missed
+/// (its error is not worth reporting: the work will run again).
+pub fn memory_read_missed() -> bool {
+    MEMORY_ONLY.with(|m| m.get()) == MemoryOnly::Missed
+}
+
+/// Whether reads on this thread must come from memory.
+pub(crate) fn reads_from_memory_only() -> bool {
+    MEMORY_ONLY.with(|m| m.get()) != MemoryOnly::Off
+}
+
+/// Records that a read inside [`memory_only`] needed the disk.
+pub(crate) fn note_memory_miss() -> KvError {
+    MEMORY_ONLY.with(|m| m.set(MemoryOnly::Missed));
+    KvError::NotInMemory
+}
 
 /// A key-value pair returned by a scan.
 pub type KvPair = (Vec<u8>, Vec<u8>);

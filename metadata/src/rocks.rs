@@ -31,6 +31,39 @@ fn engine(e: rocksdb::Error) -> KvError {
     KvError::Engine(e.into_string())
 }
 
+/// `rocksdb::ReadTier::BlockCache` (reads from the memtable and block
+/// cache only). rocksdb 0.20 takes a `ReadTier` in
+/// `ReadOptions::set_read_tier` but does not export the type, so it is
+/// named through its serde form; later versions export it, and this goes
+/// when the crate is upgraded. `None` would mean the variant was renamed:
+/// the test `memory_only_reads_answer_from_memory…` then fails.
+fn block_cache_tier<T: serde::de::DeserializeOwned>() -> Option<T> {
+    serde_json::from_str("\"BlockCache\"").ok()
+}
+
+/// Read options that answer from memory only, or an error if this build
+/// of the crate cannot say so.
+fn memory_read_options(mut ro: ReadOptions) -> KvResult<ReadOptions> {
+    let tier = block_cache_tier().ok_or_else(|| {
+        KvError::Engine("this rocksdb crate cannot limit a read to memory".into())
+    })?;
+    ro.set_read_tier(tier);
+    Ok(ro)
+}
+
+/// How RocksDB's messages for `Status::Incomplete` start: a read with
+/// `ReadTier::BlockCache` that would need the disk.
+const INCOMPLETE: &str = "Result incomplete";
+
+/// An error of a memory-only read: a miss, or a real failure.
+fn memory_error(e: rocksdb::Error) -> KvError {
+    if e.kind() == rocksdb::ErrorKind::Incomplete {
+        crate::note_memory_miss()
+    } else {
+        engine(e)
+    }
+}
+
 fn commit_error(e: rocksdb::Error) -> KvError {
     // Optimistic conflict detection reports Busy (write conflict) or
     // TryAgain (history too short to decide); both mean "run again".
@@ -67,6 +100,12 @@ impl RocksKv {
             committed: AtomicU64::new(0),
             synced: Mutex::new(0),
         })
+    }
+
+    /// Writes the memtables out to table files (tests and tools: the
+    /// engine does this by itself as they fill).
+    pub fn flush_memtables(&self) -> KvResult<()> {
+        self.db.flush().map_err(engine)
     }
 
     /// Makes the first `upto` commits durable with one WAL fsync shared
@@ -140,13 +179,29 @@ impl MetaKv for RocksKv {
     }
 
     fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        self.db.get(key).map_err(engine)
+        if !crate::reads_from_memory_only() {
+            return self.db.get(key).map_err(engine);
+        }
+        let ro = memory_read_options(ReadOptions::default())?;
+        self.db.get_opt(key, &ro).map_err(memory_error)
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
-        let mut it = self.db.raw_iterator_opt(bounded(end));
+        let memory_only = crate::reads_from_memory_only();
+        let ro = if memory_only {
+            memory_read_options(bounded(end))?
+        } else {
+            bounded(end)
+        };
+        let mut it = self.db.raw_iterator_opt(ro);
         it.seek(start);
-        collect(it, limit)
+        let out = collect(it, limit);
+        match out {
+            Err(KvError::Engine(msg)) if memory_only && msg.starts_with(INCOMPLETE) => {
+                Err(crate::note_memory_miss())
+            }
+            out => out,
+        }
     }
 
     fn sync(&self) -> KvResult<()> {
@@ -189,5 +244,43 @@ impl Txn for RocksTxn<'_> {
             this.kv.sync_upto(seq)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{memory_only, memory_read_missed, MetaKv};
+
+    #[test]
+    fn memory_only_reads_answer_from_memory_and_report_a_read_that_needs_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let kv = RocksKv::open(dir.path()).expect("open");
+            crate::transact(&kv, true, |t| t.put(b"k1", b"v1")).expect("put");
+            // In the memtable: answered from memory.
+            let got = memory_only(|| kv.get(b"k1")).expect("in memory");
+            assert_eq!(got.expect("get").as_deref(), Some(&b"v1"[..]));
+            kv.flush_memtables().expect("flush");
+        }
+        // Reopened: the value is in a table file, its block not cached yet.
+        let kv = RocksKv::open(dir.path()).expect("reopen");
+        let missed = memory_only(|| {
+            let r = kv.get(b"k1");
+            assert!(matches!(r, Err(KvError::NotInMemory)), "got {r:?}");
+            assert!(memory_read_missed());
+        });
+        assert!(missed.is_none());
+        assert!(!memory_read_missed(), "the scope ended");
+        let scanned = memory_only(|| kv.scan(b"k", b"l", 10));
+        assert!(scanned.is_none(), "a scan needing the disk misses too");
+        // A normal read brings the block into the cache; then memory serves it.
+        assert_eq!(kv.get(b"k1").expect("get").as_deref(), Some(&b"v1"[..]));
+        let got = memory_only(|| kv.get(b"k1")).expect("cached now");
+        assert_eq!(got.expect("get").as_deref(), Some(&b"v1"[..]));
+        let pairs = memory_only(|| kv.scan(b"k", b"l", 10))
+            .expect("cached now")
+            .expect("scan");
+        assert_eq!(pairs, vec![(b"k1".to_vec(), b"v1".to_vec())]);
     }
 }

@@ -30,7 +30,8 @@ pub fn nfsstat(err: &FsError) -> nfsstat3 {
         FsError::CrossDevice => nfsstat3::NFS3ERR_XDEV,
         FsError::Io(_) => nfsstat3::NFS3ERR_IO,
     };
-    if matches!(err, FsError::Io(_)) {
+    // A memory-only attempt's miss is not a failure: the call runs again.
+    if matches!(err, FsError::Io(_)) && !nitrofs_core_fs::memory_read_missed() {
         tracing::warn!(error = %err, status = %stat, "storage error");
     } else {
         tracing::debug!(error = %err, status = %stat, "request failed");

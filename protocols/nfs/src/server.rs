@@ -172,17 +172,23 @@ impl NfsServer {
                 }
             };
             if answered_inline(&record) {
-                // A quick read of metadata: answered on this task, so the
-                // call costs no thread hop at all (the writer task wakes on
-                // this worker).
-                let reply = run_call(&self, peer.ip(), local_port, &record);
-                drop(permit);
-                if let Some(reply) = reply {
-                    if tx.send(reply).await.is_err() {
-                        break;
+                // A quick read of metadata: answered on this task if every
+                // record it needs is in memory, so the call costs no thread
+                // hop at all (the writer task wakes on this worker). One
+                // that needs the disk goes to the blocking pool like any
+                // other, and never stalls this executor thread.
+                let inline = nitrofs_core_fs::memory_only(|| {
+                    run_call(&self, peer.ip(), local_port, &record)
+                });
+                if let Some(reply) = inline {
+                    drop(permit);
+                    if let Some(reply) = reply {
+                        if tx.send(reply).await.is_err() {
+                            break;
+                        }
                     }
+                    continue;
                 }
-                continue;
             }
             let server = self.clone();
             let tx = tx.clone();
@@ -258,7 +264,12 @@ impl NfsServer {
             }),
             _ => Err(Fault::ProgUnavail),
         };
+        // A memory-only attempt that missed runs again on the blocking
+        // pool: count the call there only.
+        let counted = !nitrofs_core_fs::memory_read_missed();
         Some(match result {
+            Ok(data) if !counted => Reply { head: out, data },
+            Err(fault) if !counted => Reply::head(fault.reply(header.xid)),
             Ok(data) => {
                 if header.prog == nfs::PROGRAM {
                     self.metrics.nfs_call(header.proc_num, started.elapsed());
@@ -291,13 +302,15 @@ impl NfsServer {
     }
 }
 
-/// NFSv3 procedures answered on the connection's task: GETATTR, LOOKUP,
-/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL). They only read metadata
-/// that the inode cache or RocksDB's block cache nearly always hold, so they
-/// take microseconds; a hop to the blocking pool and back cost more than the
-/// call itself (GETATTR p50 was ~110 µs on loopback, of which the server's
-/// work was ~2 µs). Everything that writes, reads file data or walks a
-/// directory may wait for the disk and goes to the blocking pool.
+/// NFSv3 procedures tried on the connection's task: GETATTR, LOOKUP,
+/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL). They only read metadata,
+/// which the inode cache or RocksDB's memtable and block cache nearly always
+/// hold, so they take microseconds; a hop to the blocking pool and back cost
+/// more than the call itself (GETATTR p50 was ~110 µs on loopback, of which
+/// the server's work was ~2 µs). They run there under
+/// [`nitrofs_core_fs::memory_only`]: a call whose records are on disk only
+/// goes to the blocking pool after all. Everything that writes, reads file
+/// data or walks a directory goes to the blocking pool.
 const INLINE_PROCS: [u32; 7] = [0, 1, 3, 4, 18, 19, 20];
 
 /// Whether `record` is an NFSv3 call of one of [`INLINE_PROCS`] (read from
