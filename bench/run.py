@@ -221,42 +221,32 @@ def checkpoint_nfs(report, sizes, reps, nitro, ganesha, base):
 
 
 def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, base):
+    """The S3 checkpoint through boto3, then through s5cmd (same servers, same sizes)."""
     import s3load
-
-    w, s = sizes.ckpt_writers, sizes.ckpt_size
-    cmd = (f"bench/s3load.py checkpoint: {w} processes × {s // MiB} MiB, boto3 upload_fileobj/download_fileobj, "
-           "16 MiB parts, 4 threads each")
-    rw = report.row("checkpoint S3", f"multipart PUT {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback", "disk_write"))
-    rr = report.row("checkpoint S3", f"ranged GET {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback"))
-    systems = [("NitroFS", nitro.s3 if nitro else None), ("SeaweedFS", seaweed.s3 if seaweed else None),
-               ("rclone serve s3", rclone.s3 if rclone else None)]
-
-    def measure(name, target, rep):
-        r = s3load.checkpoint(target, w, s, f"r{rep}")
-        log(f"checkpoint S3 {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
-        return [(rw, r["write"]), (rr, r["read"])]
-
-    interleave(report, reps, systems, lambda: [rw, rr], measure)
-
-
-def checkpoint_s5cmd(report, sizes, reps, nitro, seaweed, rclone, base):
     import s5load
 
     w, s = sizes.ckpt_writers, sizes.ckpt_size
-    cmd = (f"s5cmd --numworkers {w} run: {w} × `cp --concurrency 4 --part-size 16` of {s // MiB} MiB from /dev/shm, "
-           "then the same back into /dev/shm (bench/s5load.py)")
-    rw = report.row("checkpoint S3 (s5cmd)", f"multipart PUT {w}×{s // MiB} MiB", "B/s", True, cmd,
-                    limit_of(base, "loopback", "disk_write"))
-    rr = report.row("checkpoint S3 (s5cmd)", f"ranged GET {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback"))
+    clients = (
+        ("checkpoint S3", s3load,
+         f"bench/s3load.py checkpoint: {w} processes × {s // MiB} MiB, boto3 upload_fileobj/download_fileobj, "
+         "16 MiB parts, 4 threads each"),
+        ("checkpoint S3 (s5cmd)", s5load,
+         f"s5cmd --numworkers {w} run: {w} × `cp --concurrency 4 --part-size 16` of {s // MiB} MiB from /dev/shm, "
+         "then the same back into /dev/shm (bench/s5load.py)"),
+    )
     systems = [("NitroFS", nitro.s3 if nitro else None), ("SeaweedFS", seaweed.s3 if seaweed else None),
                ("rclone serve s3", rclone.s3 if rclone else None)]
+    for workload, mod, cmd in clients:
+        rw = report.row(workload, f"multipart PUT {w}×{s // MiB} MiB", "B/s", True, cmd,
+                        limit_of(base, "loopback", "disk_write"))
+        rr = report.row(workload, f"ranged GET {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback"))
 
-    def measure(name, target, rep):
-        r = s5load.checkpoint(target, w, s, f"r{rep}")
-        log(f"checkpoint S3 (s5cmd) {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
-        return [(rw, r["write"]), (rr, r["read"])]
+        def measure(name, target, rep, workload=workload, mod=mod, rw=rw, rr=rr):
+            r = mod.checkpoint(target, w, s, f"r{rep}")
+            log(f"{workload} {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
+            return [(rw, r["write"]), (rr, r["read"])]
 
-    interleave(report, reps, systems, lambda: [rw, rr], measure)
+        interleave(report, reps, systems, lambda rw=rw, rr=rr: [rw, rr], measure)
 
 
 def checkpoint_native(report, sizes, reps, nitro, base):
@@ -621,7 +611,6 @@ def main():
             checkpoint_nfs(report, sizes, args.reps, nitro, ganesha, base)
         if "s3" in only:
             checkpoint_s3(report, sizes, args.reps, nitro, seaweed, rclone, base)
-            checkpoint_s5cmd(report, sizes, args.reps, nitro, seaweed, rclone, base)
         if "kv" in only:
             checkpoint_native(report, sizes, args.reps, nitro, base)
             kvcache(report, sizes, args.reps, nitro, redis, mooncake, base)
