@@ -127,6 +127,17 @@ impl FileSystem {
                 phase: Phase::Counting,
             };
             store_quota(txn, &key, &q)?;
+            if !matches!(target, QuotaTarget::Tree(_)) {
+                // Every inode numbered from the counter's value on is made
+                // after this commit: charged as it changes, not scanned.
+                let limit = crate::ops::alloc::read_u64(txn, &keys::system(keys::SYS_NEXT_INODE))?
+                    .unwrap_or(crate::ops::alloc::FIRST_INODE);
+                let progress = super::record::Progress {
+                    limit,
+                    ..Default::default()
+                };
+                super::record::store_progress(txn, &key, &progress)?;
+            }
             let mut vq = load_volume(txn, volume)?;
             match target {
                 QuotaTarget::Tree(_) => vq.trees += 1,

@@ -137,7 +137,8 @@ fn chain(txn: &mut dyn Txn, start: Option<Member>) -> FsResult<Vec<Vec<u8>>> {
 
 /// Whether the user or group quota `key` charges inode `ino` now: a ready
 /// quota charges everything; one still counting only inodes its scan has
-/// passed (the scan counts the rest as it reaches them). A new inode the
+/// passed and inodes made after the quota (numbered from its limit on);
+/// the scan counts the rest as it reaches them. A new inode the
 /// scan has not passed "touches" the progress record, so a scan batch that
 /// began before it was created (and cannot see it) retries.
 fn owner_charges(txn: &mut dyn Txn, key: &[u8], ino: u64, creating: bool) -> FsResult<bool> {
@@ -149,7 +150,7 @@ fn owner_charges(txn: &mut dyn Txn, key: &[u8], ino: u64, creating: bool) -> FsR
         Phase::Removing => Ok(false),
         Phase::Counting => {
             let p = load_progress(txn, key)?;
-            if ino < p.cursor {
+            if ino < p.cursor || ino >= p.limit {
                 return Ok(true);
             }
             if creating {

@@ -114,14 +114,40 @@ pub(crate) struct QuotaRecord {
 }
 
 /// Progress of counting a new quota's existing usage (`QUOTA_COUNT` key).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Progress {
     /// User and group quotas: inodes below this number are counted (the
     /// scan goes in inode order); `u64::MAX` when the scan is complete.
     pub cursor: u64,
     /// Usage found by the walk so far, added to the quota when it ends.
     pub counted: Count,
+    /// User and group quotas: no inode numbered from here on existed when
+    /// the quota was made (the inode counter's value then). Such inodes
+    /// are charged as they change and the scan stops here, so files
+    /// created faster than the scan advances cannot keep it from ending.
+    /// `u64::MAX` for a scan begun by a version without the bound.
+    pub limit: u64,
 }
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            cursor: 0,
+            counted: Count::default(),
+            limit: u64::MAX,
+        }
+    }
+}
+
+/// [`Progress`] as version 1 stored it (before `limit`).
+#[derive(Deserialize)]
+struct ProgressV1 {
+    cursor: u64,
+    counted: Count,
+}
+
+/// Version of stored [`Progress`] records since `limit`.
+const PROGRESS_V2: u8 = 2;
 
 /// The tree quota an inode is charged to (`QUOTA_MEMBER` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -174,11 +200,26 @@ pub(crate) fn decode_quota(bytes: &[u8]) -> FsResult<QuotaRecord> {
 }
 
 pub(crate) fn load_progress(txn: &mut dyn Txn, quota_key: &[u8]) -> FsResult<Progress> {
-    Ok(load(txn, &keys::quota_count(quota_key), "quota progress")?.unwrap_or_default())
+    let Some(b) = txn.get(&keys::quota_count(quota_key))? else {
+        return Ok(Progress::default());
+    };
+    if b.first() == Some(&V1) {
+        let old: ProgressV1 = decode_versioned("quota progress", V1, &b)?;
+        return Ok(Progress {
+            cursor: old.cursor,
+            counted: old.counted,
+            limit: u64::MAX,
+        });
+    }
+    decode_versioned("quota progress", PROGRESS_V2, &b)
 }
 
 pub(crate) fn store_progress(txn: &mut dyn Txn, quota_key: &[u8], p: &Progress) -> FsResult<()> {
-    store(txn, &keys::quota_count(quota_key), p)
+    txn.put(
+        &keys::quota_count(quota_key),
+        &encode_versioned(PROGRESS_V2, p)?,
+    )?;
+    Ok(())
 }
 
 pub(crate) fn load_member(txn: &mut dyn Txn, ino: u64) -> FsResult<Option<Member>> {
@@ -208,6 +249,47 @@ pub(crate) fn store_volume(txn: &mut dyn Txn, volume: u32, v: &VolumeQuotas) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_written_before_the_limit_reads_as_unbounded_and_new_progress_round_trips() {
+        #[derive(Serialize)]
+        struct Old {
+            cursor: u64,
+            counted: Count,
+        }
+        let kv = nitrofs_metadata::MemKv::new();
+        let key = b"q";
+        let counted = Count {
+            bytes: 7,
+            inodes: 2,
+        };
+        let mut txn = nitrofs_metadata::MetaKv::begin(&kv);
+        txn.put(
+            &keys::quota_count(key),
+            &encode_versioned(
+                V1,
+                &Old {
+                    cursor: 40,
+                    counted,
+                },
+            )
+            .expect("encode"),
+        )
+        .expect("put");
+        let p = load_progress(txn.as_mut(), key).expect("load");
+        assert_eq!((p.cursor, p.counted, p.limit), (40, counted, u64::MAX));
+        let new = Progress {
+            cursor: 5,
+            counted,
+            limit: 1000,
+        };
+        store_progress(txn.as_mut(), key, &new).expect("store");
+        assert_eq!(load_progress(txn.as_mut(), key).expect("load"), new);
+        assert_eq!(
+            load_progress(txn.as_mut(), b"none").expect("load").limit,
+            u64::MAX
+        );
+    }
 
     #[test]
     fn quota_record_round_trips_with_negative_usage_and_open_limits() {

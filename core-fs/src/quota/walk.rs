@@ -244,11 +244,12 @@ impl FileSystem {
                 if p.cursor == u64::MAX {
                     return Ok(Step::finished());
                 }
-                let rows = txn.scan(
-                    &keys::inode(p.cursor),
-                    &prefix_end(&keys::inode_prefix()),
-                    BATCH,
-                )?;
+                let end = if p.limit == u64::MAX {
+                    prefix_end(&keys::inode_prefix())
+                } else {
+                    keys::inode(p.limit)
+                };
+                let rows = txn.scan(&keys::inode(p.cursor), &end, BATCH)?;
                 let mut next = u64::MAX;
                 for (k, _) in &rows {
                     let Some(ino) = keys::ino_of(k) else { continue };
