@@ -658,14 +658,16 @@ pub(crate) fn inherit(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn acl(text: &str) -> Acl {
+    /// The access ACL of `text` (setfacl syntax); perm.rs's tests use it too.
+    pub(crate) fn acl(text: &str) -> Acl {
         Acl::new(AclSpec::parse(text).expect("parse").access).expect("valid")
     }
 
-    fn who(uid: u32, gid: u32, groups: &[u32]) -> Credentials {
+    /// A caller; perm.rs's tests use it too.
+    pub(crate) fn who(uid: u32, gid: u32, groups: &[u32]) -> Credentials {
         Credentials {
             uid,
             gid,

@@ -90,33 +90,9 @@ impl InodeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::FileType;
-    use nitrofs_common::Timestamp;
 
     fn rec(ino: u64, size: u64) -> InodeRecord {
-        InodeRecord {
-            ino,
-            generation: 1,
-            volume: 1,
-            kind: FileType::Regular,
-            mode: 0o644,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size,
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            rdev: (0, 0),
-            chunk_size: 1 << 20,
-            parent: 0,
-            next_cookie: 0,
-            entries: 0,
-            target: None,
-            create_verf: None,
-            epoch: 0,
-            segments: Vec::new(),
-        }
+        crate::record::test_file(ino, size)
     }
 
     #[test]

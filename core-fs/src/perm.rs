@@ -211,19 +211,7 @@ pub fn access_mask<S: AclSource + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::AclSpec;
-
-    fn acl(text: &str) -> Acl {
-        Acl::new(AclSpec::parse(text).expect("parse").access).expect("valid")
-    }
-
-    fn who(uid: u32, gid: u32, groups: &[u32]) -> Credentials {
-        Credentials {
-            uid,
-            gid,
-            groups: groups.to_vec(),
-        }
-    }
+    use crate::acl::tests::{acl, who};
 
     #[test]
     fn without_an_acl_the_mode_class_of_the_caller_decides() {

@@ -334,33 +334,49 @@ pub fn decode_cookie_value(v: &[u8]) -> FsResult<(u64, &[u8])> {
 /// First cookie given to a real entry; 1 and 2 are `.` and `..`.
 pub const FIRST_COOKIE: u64 = 3;
 
+/// A regular file's record with plain values (root's, 1 MiB chunks, no
+/// segments), for tests to adjust with struct update syntax.
+#[cfg(test)]
+pub(crate) fn test_file(ino: u64, size: u64) -> InodeRecord {
+    InodeRecord {
+        ino,
+        generation: 1,
+        volume: 1,
+        kind: FileType::Regular,
+        mode: 0o644,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        size,
+        atime: Timestamp::default(),
+        mtime: Timestamp::default(),
+        ctime: Timestamp::default(),
+        rdev: (0, 0),
+        chunk_size: 1 << 20,
+        parent: 0,
+        next_cookie: 0,
+        entries: 0,
+        target: None,
+        create_verf: None,
+        epoch: 0,
+        segments: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sample() -> InodeRecord {
         InodeRecord {
-            ino: 42,
             generation: 7,
-            volume: 1,
-            kind: FileType::Regular,
-            mode: 0o644,
-            nlink: 1,
             uid: 1000,
             gid: 1000,
-            size: 5,
             atime: Timestamp::new(1, 2),
             mtime: Timestamp::new(3, 4),
             ctime: Timestamp::new(5, 6),
-            rdev: (0, 0),
             chunk_size: 4 << 20,
-            parent: 0,
-            next_cookie: 0,
-            entries: 0,
-            target: None,
-            create_verf: None,
-            epoch: 0,
-            segments: Vec::new(),
+            ..test_file(42, 5)
         }
     }
 

@@ -356,31 +356,10 @@ pub(crate) fn trim_segments(rec: &mut InodeRecord, size: u64) -> Vec<u64> {
 mod tests {
     use super::{extents, pieces, trim_segments};
     use crate::record::{InodeRecord, Segment};
-    use crate::types::FileType;
-    use nitrofs_common::Timestamp;
 
     fn segmented(lens: &[u64]) -> InodeRecord {
         InodeRecord {
-            ino: 1,
-            generation: 1,
-            volume: 1,
-            kind: FileType::Regular,
-            mode: 0o644,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: lens.iter().sum(),
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            rdev: (0, 0),
             chunk_size: 16,
-            parent: 0,
-            next_cookie: 0,
-            entries: 0,
-            target: None,
-            create_verf: None,
-            epoch: 0,
             segments: lens
                 .iter()
                 .enumerate()
@@ -390,6 +369,7 @@ mod tests {
                     chunk_size: 16,
                 })
                 .collect(),
+            ..crate::record::test_file(1, lens.iter().sum())
         }
     }
 
