@@ -7,7 +7,6 @@
 //! the caller. It knows nothing of names, permissions or metadata: the
 //! caller decides which chunks exist.
 
-mod bufs;
 mod local;
 
 pub use local::LocalChunkStore;
