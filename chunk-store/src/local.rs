@@ -34,6 +34,7 @@
 
 use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
 use bytes::Bytes;
+use nitrofs_common::beside;
 use nitrofs_common::buf::BufPool;
 use nitrofs_common::crashsafe;
 use parking_lot::Mutex;
@@ -329,26 +330,39 @@ impl LocalChunkStore {
         if let Some(f) = self.open_existing(id)? {
             return Ok(f);
         }
+        self.create_for_write(id)
+    }
+
+    /// [`Self::open_for_write`] for a chunk just found missing.
+    fn create_for_write(&self, id: ChunkId) -> ChunkResult<Arc<File>> {
         self.with_sync_lock(id.ino, || {
-            // Created by another writer while we waited for the lock.
-            if let Some(f) = self.open_existing(id)? {
-                return Ok(f);
-            }
             self.ensure_shard(id.ino)?;
             if !self.beside(id.index) {
                 self.ensure_inode_dir(id.ino)?;
             }
-            let f = OpenOptions::new()
+            match OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create(true)
-                .truncate(false)
+                .create_new(true)
                 .open(self.chunk_path(id))
-                .map_err(ChunkError::from_io)?;
-            self.mark(id, true);
-            let f = Arc::new(f);
-            self.remember(id, f.clone());
-            Ok(f)
+            {
+                Ok(f) => {
+                    self.mark(id, true);
+                    let f = Arc::new(f);
+                    self.remember(id, f.clone());
+                    Ok(f)
+                }
+                // Created by another writer while we waited for the lock.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    self.open_existing(id)?.ok_or_else(|| {
+                        ChunkError::from_io(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            "chunk file removed while being opened for a write",
+                        ))
+                    })
+                }
+                Err(e) => Err(ChunkError::from_io(e)),
+            }
         })
     }
 
@@ -398,34 +412,43 @@ impl LocalChunkStore {
             .or_insert(false) |= created;
     }
 
-    /// The fsyncs of one inode's dirty set.
+    /// The fsyncs of one inode's dirty set. The directories whose entry
+    /// lists changed are fsynced beside the chunk files (the entries exist
+    /// already, so no order between those fsyncs matters, and the caller
+    /// returns only when all are done): a new small file waits for the
+    /// slower of its data and its directory entry, not for their sum.
     fn flush(&self, ino: u64, dirty: &Dirty) -> ChunkResult<()> {
         let mut in_dir_changed = false;
         let mut shard_changed = dirty.dir_created;
         for (&index, &created) in &dirty.chunks {
-            if let Some(f) = self.open_existing(ChunkId { ino, index })? {
-                f.sync_data().map_err(ChunkError::from_io)?;
-            }
             if self.beside(index) {
                 shard_changed |= created;
             } else {
                 in_dir_changed |= created;
             }
         }
-        if in_dir_changed {
-            match crashsafe::fsync_dir(&self.inode_dir(ino)) {
-                Ok(()) => {}
-                // Removed meanwhile by `remove_from`: nothing left to sync
-                // in it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ChunkError::from_io(e)),
+        // Removed meanwhile by `remove_from`: nothing left to sync in it.
+        let in_dir = in_dir_changed.then(|| fsync_dir_beside(self.inode_dir(ino), true));
+        let shard = shard_changed.then(|| fsync_dir_beside(self.shard_dir(ino), false));
+        let files = dirty.chunks.keys().try_for_each(|&index| {
+            if let Some(f) = self.open_existing(ChunkId { ino, index })? {
+                f.sync_data().map_err(ChunkError::from_io)?;
             }
-        }
-        if shard_changed {
-            crashsafe::fsync_dir(&self.shard_dir(ino)).map_err(ChunkError::from_io)?;
-        }
-        Ok(())
+            Ok(())
+        });
+        let in_dir = in_dir.map_or(Ok(()), beside::Pending::wait);
+        let shard = shard.map_or(Ok(()), beside::Pending::wait);
+        files.and(in_dir).and(shard)
     }
+}
+
+/// Starts an fsync of `dir` beside the caller's work; `gone_ok`: a
+/// directory removed meanwhile has nothing left to sync.
+fn fsync_dir_beside(dir: PathBuf, gone_ok: bool) -> beside::Pending<ChunkResult<()>> {
+    beside::run(move || match crashsafe::fsync_dir(&dir) {
+        Err(e) if gone_ok && e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r.map_err(ChunkError::from_io),
+    })
 }
 
 fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -454,9 +477,13 @@ impl ChunkStore for LocalChunkStore {
 
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()> {
         // Opening learns whether the file is shared (its link count).
-        self.open_existing(id)?;
+        let existing = self.open_existing(id)?;
         self.own(id)?;
-        let f = self.open_for_write(id)?;
+        let f = match existing {
+            // `own` may have replaced the file: open again (from the cache).
+            Some(_) => self.open_for_write(id)?,
+            None => self.create_for_write(id)?,
+        };
         f.write_all_at(data, offset).map_err(ChunkError::from_io)?;
         self.mark(id, false);
         Ok(())

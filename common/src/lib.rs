@@ -4,6 +4,7 @@
 //! This crate owns no behaviour and depends on nothing heavy; it must never
 //! learn about a protocol or a storage engine.
 
+pub mod beside;
 pub mod buf;
 pub mod crashsafe;
 

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use nitrofs_chunk_store::ChunkId;
 use nitrofs_common::{Credentials, InodeId, Timestamp};
 use nitrofs_metadata::{keys, Txn};
+use std::sync::Arc;
 
 /// atime is refreshed on read when older than mtime or than this (relatime).
 const RELATIME_SECS: i64 = 24 * 3600;
@@ -234,24 +235,13 @@ impl FileSystem {
         // instead of their sum. Neither order protects more than the other:
         // any concurrent durable metadata commit already syncs the size an
         // unstable write recorded, whatever this call does.
-        let sync_chunks = || {
-            rec.data_inodes()
-                .into_iter()
-                .try_for_each(|d| self.chunks.sync(d))
-        };
-        let (chunks, meta) = std::thread::scope(|s| {
-            match std::thread::Builder::new().spawn_scoped(s, || self.kv.sync()) {
-                Ok(meta) => {
-                    let chunks = sync_chunks();
-                    let meta = meta
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (chunks, meta)
-                }
-                // No thread to be had (EAGAIN): one after the other.
-                Err(_) => (sync_chunks(), self.kv.sync()),
-            }
-        });
+        let kv = Arc::clone(&self.kv);
+        let meta = nitrofs_common::beside::run(move || kv.sync());
+        let chunks = rec
+            .data_inodes()
+            .into_iter()
+            .try_for_each(|d| self.chunks.sync(d));
+        let meta = meta.wait();
         chunks?;
         meta?;
         let attr = rec.attr();
