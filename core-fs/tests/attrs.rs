@@ -271,6 +271,25 @@ both_backends! {
         assert!(a.ctime > before.ctime);
     }
 
+    fn truncate_to_the_current_size_changes_nothing(fx) {
+        // ftruncate(2): the times change only when the size does.
+        let f = fx.file(fx.root(), "f");
+        fx.write(f.ino, 0, b"abcdef");
+        let before = fx.attr(f.ino);
+        tick();
+        let w = fx.fs.setattr(&root_cred(), f.ino, &set_size(6), None).expect("truncate");
+        assert_eq!(w.after, before);
+        assert_eq!(fx.attr(f.ino), before);
+        let stale = Some(Timestamp::new(1, 0));
+        assert_err!(fx.fs.setattr(&root_cred(), f.ino, &set_size(6), stale), FsError::GuardFailed);
+    }
+
+    fn truncate_to_the_current_size_still_needs_write_permission(fx) {
+        let f = fx.file_with(fx.root(), "f", 0o644, 1000, 1000);
+        assert_err!(fx.fs.setattr(&user(1001), f.ino, &set_size(0), None), FsError::Access);
+        fx.fs.setattr(&user(1000), f.ino, &set_size(0), None).expect("the owner may");
+    }
+
     fn set_time_exact_stores_the_given_times(fx) {
         let f = fx.file(fx.root(), "f");
         tick();
