@@ -1,80 +1,118 @@
-//! A cache of inode records for reads outside transactions (getattr,
-//! lookup, READ, ACCESS, listings): most metadata reads are of a few hot
-//! inodes, and each saved engine lookup is a skiplist or SST search.
+//! Caches of metadata records for reads outside transactions: inode
+//! records (getattr, lookup, READ, ACCESS, listings) and directory entries
+//! (lookup). Most metadata reads are of a few hot records, and each saved
+//! engine lookup is a skiplist or SST search; a record the engine has
+//! flushed to a table file and not read since is not even in its block
+//! cache, so an NFS call needing it would leave the connection's task for
+//! the blocking pool (`nitrofs_metadata::memory_only`).
 //!
-//! Coherence: every committed change of an inode record invalidates its
+//! Filling: a read that missed puts what it read; a committed transaction
+//! puts what it wrote (write-through), so a file just created is looked up
+//! and stat'ed from memory, as a kernel server's dentry and inode caches
+//! would.
+//!
+//! Coherence: every committed change of a cached key updates or drops its
 //! entry before the operation returns (`FileSystem::transact` knows the
-//! inodes its transaction wrote), so a read that starts after a change was
-//! acknowledged never sees the old record. A reader that raced a change
-//! must not put back what it read before it: each stripe has a generation
-//! that invalidation bumps, and a reader inserts only if the generation it
-//! saw before reading the engine is unchanged. Transactions never read
-//! through the cache (their reads are conflict-tracked).
+//! keys its transaction wrote), so a read that starts after a change was
+//! acknowledged never sees the old value. Nobody may put back an older
+//! value than the engine holds: each stripe has a generation that every
+//! change bumps, a reader fills only if the generation it saw before
+//! reading the engine is unchanged, and a writer stores its value only if
+//! the generation it saw before committing is unchanged (otherwise another
+//! change raced it, and the entry is dropped instead). Transactions never
+//! read through the caches (their reads are conflict-tracked).
 
-use crate::record::InodeRecord;
+use crate::record::{DentryRecord, InodeRecord};
+use nitrofs_metadata::keys;
 use parking_lot::Mutex;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
 
-/// Independent stripes (fewer lock collisions between threads).
-const STRIPES: usize = 64;
-/// Entries per stripe before half of it is dropped.
-const PER_STRIPE: usize = 4096;
+/// Independent stripes: fewer lock collisions between threads, and fewer
+/// write-through stores dropped because another change bumped the same
+/// stripe meanwhile.
+const STRIPES: usize = 1024;
 
-#[derive(Default)]
-struct Stripe {
-    map: HashMap<u64, InodeRecord>,
+struct Stripe<K, V> {
+    map: HashMap<K, V>,
     generation: u64,
 }
 
-/// Striped inode-record cache; see the module notes.
-pub(crate) struct InodeCache {
-    stripes: Vec<Mutex<Stripe>>,
+/// A striped, coherent cache; see the module notes.
+pub(crate) struct Cache<K, V> {
+    stripes: Vec<Mutex<Stripe<K, V>>>,
+    /// Entries per stripe before half of it is dropped.
+    per_stripe: usize,
+    hasher: RandomState,
 }
 
-impl InodeCache {
-    pub(crate) fn new() -> Self {
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// A cache of at most `capacity` entries.
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             stripes: (0..STRIPES)
-                .map(|_| Mutex::new(Stripe::default()))
+                .map(|_| {
+                    Mutex::new(Stripe {
+                        map: HashMap::new(),
+                        generation: 0,
+                    })
+                })
                 .collect(),
+            per_stripe: (capacity / STRIPES).max(2),
+            hasher: RandomState::new(),
         }
     }
 
-    fn stripe(&self, ino: u64) -> &Mutex<Stripe> {
-        &self.stripes[(ino % STRIPES as u64) as usize]
+    fn stripe(&self, key: &K) -> &Mutex<Stripe<K, V>> {
+        &self.stripes[(self.hasher.hash_one(key) % STRIPES as u64) as usize]
     }
 
-    /// The cached record, or the generation to pass to [`InodeCache::fill`]
+    /// The cached value, or the generation to pass to [`Cache::fill`]
     /// after reading it from the engine.
-    pub(crate) fn get(&self, ino: u64) -> Result<InodeRecord, u64> {
-        let s = self.stripe(ino).lock();
-        match s.map.get(&ino) {
-            Some(r) => Ok(r.clone()),
+    pub(crate) fn get(&self, key: &K) -> Result<V, u64> {
+        let s = self.stripe(key).lock();
+        match s.map.get(key) {
+            Some(v) => Ok(v.clone()),
             None => Err(s.generation),
         }
     }
 
-    /// Caches `rec`, read from the engine after [`InodeCache::get`]
-    /// returned `generation`, unless a change was invalidated since.
-    pub(crate) fn fill(&self, rec: &InodeRecord, generation: u64) {
-        let mut s = self.stripe(rec.ino).lock();
-        if s.generation != generation {
-            return;
+    /// Caches `value`, read from the engine after [`Cache::get`] returned
+    /// `generation`, unless a change was made since.
+    pub(crate) fn fill(&self, key: K, value: V, generation: u64) {
+        let mut s = self.stripe(&key).lock();
+        if s.generation == generation {
+            self.insert(&mut s, key, value);
         }
-        if s.map.len() >= PER_STRIPE {
-            let victims: Vec<u64> = s.map.keys().take(PER_STRIPE / 2).copied().collect();
-            for v in victims {
-                s.map.remove(&v);
-            }
-        }
-        s.map.insert(rec.ino, rec.clone());
     }
 
-    /// Forgets `ino` after a committed change.
-    pub(crate) fn invalidate(&self, ino: u64) {
-        let mut s = self.stripe(ino).lock();
+    /// The generation to pass to [`Cache::store_committed`], read before
+    /// the transaction that writes `key` commits.
+    pub(crate) fn generation(&self, key: &K) -> u64 {
+        self.stripe(key).lock().generation
+    }
+
+    /// After a commit that wrote `key`: caches `value` (what the engine
+    /// now holds; `None` drops the entry) if nothing changed since
+    /// [`Cache::generation`] returned `generation`, else drops the entry.
+    pub(crate) fn store_committed(&self, key: K, value: Option<V>, generation: u64) {
+        let mut s = self.stripe(&key).lock();
+        let unchanged = s.generation == generation;
         s.generation = s.generation.wrapping_add(1);
-        s.map.remove(&ino);
+        match value {
+            Some(v) if unchanged => self.insert(&mut s, key, v),
+            _ => {
+                s.map.remove(&key);
+            }
+        }
+    }
+
+    /// Forgets `key` after a change whose new value is unknown.
+    pub(crate) fn invalidate(&self, key: &K) {
+        let mut s = self.stripe(key).lock();
+        s.generation = s.generation.wrapping_add(1);
+        s.map.remove(key);
     }
 
     /// Forgets everything (after bulk changes such as a restore).
@@ -85,41 +123,159 @@ impl InodeCache {
             s.map.clear();
         }
     }
+
+    fn insert(&self, s: &mut Stripe<K, V>, key: K, value: V) {
+        if s.map.len() >= self.per_stripe && !s.map.contains_key(&key) {
+            let victims: Vec<K> = s.map.keys().take(self.per_stripe / 2).cloned().collect();
+            for v in victims {
+                s.map.remove(&v);
+            }
+        }
+        s.map.insert(key, value);
+    }
+}
+
+/// Most inode records kept (about 300 bytes each).
+const INODE_ENTRIES: usize = 256 * 1024;
+/// Most directory entries kept (about 100 bytes each).
+const DENTRY_ENTRIES: usize = 256 * 1024;
+
+/// The caches of one file system: inode records by number, and directory
+/// entries (`None`: the name is absent) by their `DENTRY` key.
+pub(crate) struct MetaCaches {
+    pub(crate) inodes: Cache<u64, InodeRecord>,
+    pub(crate) dentries: Cache<Vec<u8>, Option<DentryRecord>>,
+}
+
+/// What a transaction wrote, with the generations seen before its commit.
+pub(crate) struct Written(Vec<(Vec<u8>, Option<Vec<u8>>, u64)>);
+
+impl MetaCaches {
+    pub(crate) fn new() -> Self {
+        Self {
+            inodes: Cache::new(INODE_ENTRIES),
+            dentries: Cache::new(DENTRY_ENTRIES),
+        }
+    }
+
+    /// Notes the generations of the keys in `written` (a transaction's
+    /// writes, see `CowTxn::take_written`); call just before it commits.
+    pub(crate) fn before_commit(&self, written: HashMap<Vec<u8>, Option<Vec<u8>>>) -> Written {
+        Written(
+            written
+                .into_iter()
+                .map(|(key, value)| {
+                    let generation = match key.first() {
+                        Some(&keys::INODE) => {
+                            keys::ino_of(&key).map(|i| self.inodes.generation(&i))
+                        }
+                        _ => Some(self.dentries.generation(&key)),
+                    };
+                    (key, value, generation.unwrap_or(0))
+                })
+                .collect(),
+        )
+    }
+
+    /// The transaction committed: its writes are what the engine holds.
+    pub(crate) fn committed(&self, w: Written) {
+        for (key, value, generation) in w.0 {
+            match key.first() {
+                Some(&keys::INODE) => {
+                    let Some(ino) = keys::ino_of(&key) else {
+                        continue;
+                    };
+                    let rec = value.and_then(|v| InodeRecord::decode(&v).ok());
+                    self.inodes.store_committed(ino, rec, generation);
+                }
+                _ => {
+                    let entry = match value {
+                        None => Some(None),
+                        Some(v) => DentryRecord::decode(&v).ok().map(Some),
+                    };
+                    self.dentries.store_committed(key, entry, generation);
+                }
+            }
+        }
+    }
+
+    /// The commit failed, perhaps after the engine took the writes (a log
+    /// sync that failed): drop every key it wrote.
+    pub(crate) fn failed(&self, w: Written) {
+        for (key, ..) in w.0 {
+            match key.first() {
+                Some(&keys::INODE) => {
+                    if let Some(ino) = keys::ino_of(&key) {
+                        self.inodes.invalidate(&ino);
+                    }
+                }
+                _ => self.dentries.invalidate(&key),
+            }
+        }
+    }
+
+    /// Forgets everything (after bulk changes such as a restore).
+    pub(crate) fn clear(&self) {
+        self.inodes.clear();
+        self.dentries.clear();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rec(ino: u64, size: u64) -> InodeRecord {
-        crate::record::test_file(ino, size)
+    #[test]
+    fn a_read_that_raced_a_change_is_not_cached() {
+        let c: Cache<u64, u32> = Cache::new(1024);
+        let g = c.get(&7).expect_err("empty");
+        // A change commits and invalidates while the reader holds the old value.
+        c.invalidate(&7);
+        c.fill(7, 1, g);
+        assert!(c.get(&7).is_err(), "the stale value must not be cached");
+        let g = c.get(&7).expect_err("still empty");
+        c.fill(7, 2, g);
+        assert_eq!(c.get(&7), Ok(2));
+        c.invalidate(&7);
+        assert!(c.get(&7).is_err());
     }
 
     #[test]
-    fn a_read_that_raced_an_invalidation_is_not_cached() {
-        let c = InodeCache::new();
-        let g = c.get(7).expect_err("empty");
-        // A change commits and invalidates while the reader holds the old record.
-        c.invalidate(7);
-        c.fill(&rec(7, 1), g);
-        assert!(c.get(7).is_err(), "the stale record must not be cached");
-        let g = c.get(7).expect_err("still empty");
-        c.fill(&rec(7, 2), g);
-        assert_eq!(c.get(7).expect("cached").size, 2);
-        c.invalidate(7);
-        assert!(c.get(7).is_err());
+    fn a_committed_write_is_cached_unless_another_change_raced_it() {
+        let c: Cache<u64, u32> = Cache::new(1024);
+        let g = c.generation(&7);
+        c.store_committed(7, Some(1), g);
+        assert_eq!(c.get(&7), Ok(1));
+        // Two writers saw the same generation; the first to store wins the
+        // race only to be dropped by the second: no older value survives.
+        let g1 = c.generation(&7);
+        let g2 = c.generation(&7);
+        c.store_committed(7, Some(3), g2);
+        c.store_committed(7, Some(2), g1);
+        assert!(c.get(&7).is_err(), "a raced store drops the entry");
+        // A reader that read before a store does not put its value back.
+        let g = c.get(&7).expect_err("dropped");
+        let w = c.generation(&7);
+        c.store_committed(7, Some(4), w);
+        c.fill(7, 3, g);
+        assert_eq!(c.get(&7), Ok(4));
+        // A delete drops the entry.
+        let w = c.generation(&7);
+        c.store_committed(7, None, w);
+        assert!(c.get(&7).is_err());
     }
 
     #[test]
     fn a_full_stripe_drops_entries_instead_of_growing() {
-        let c = InodeCache::new();
-        for i in 0..(PER_STRIPE as u64 * 3) {
-            let ino = i * STRIPES as u64;
-            let g = c.get(ino).expect_err("new");
-            c.fill(&rec(ino, i), g);
+        let c: Cache<u64, u64> = Cache::new(STRIPES * 16);
+        for i in 0..10_000u64 {
+            let g = c.get(&i).expect_err("new");
+            c.fill(i, i, g);
         }
-        assert!(c.stripes[0].lock().map.len() <= PER_STRIPE);
+        for s in &c.stripes {
+            assert!(s.lock().map.len() <= 16);
+        }
         c.clear();
-        assert!(c.get(0).is_err());
+        assert!((0..10_000u64).all(|i| c.get(&i).is_err()));
     }
 }

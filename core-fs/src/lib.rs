@@ -80,8 +80,9 @@ pub struct FileSystem {
     /// Data writes hold it shared; taking or restoring a snapshot holds it
     /// exclusively, so no write straddles the instant a snapshot is taken.
     snap_barrier: parking_lot::RwLock<()>,
-    /// Inode records for reads outside transactions (see `cache`).
-    inode_cache: cache::InodeCache,
+    /// Inode records and directory entries for reads outside
+    /// transactions (see `cache`).
+    caches: cache::MetaCaches,
     /// Snapshot epoch → (volume id, snapshot record), filled on demand.
     snap_cache: Mutex<std::collections::HashMap<u64, (u32, snapshot::state::SnapshotRecord)>>,
     /// One snapshot collection at a time.
@@ -139,19 +140,21 @@ impl FileSystem {
                 Ok(v) => v,
                 Err(e) => return Err(txn.take_refusal().unwrap_or(e)),
             };
-            let touched = txn.touched_inodes();
+            let written = self.caches.before_commit(txn.take_written());
             match txn.commit(durable) {
                 Ok(()) => {
-                    for ino in touched {
-                        self.inode_cache.invalidate(ino);
-                    }
+                    self.caches.committed(written);
                     return Ok(value);
                 }
+                // A conflict committed nothing: the caches still hold.
                 Err(e) if e.is_retryable() && attempt < nitrofs_metadata::MAX_TXN_ATTEMPTS => {
                     tracing::debug!(attempt, "metadata transaction conflict, retrying");
                     std::thread::yield_now();
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    self.caches.failed(written);
+                    return Err(e.into());
+                }
             }
         }
     }

@@ -39,6 +39,28 @@ both_backends! {
         assert_err!(fx.lookup(fx.root(), "nope"), FsError::NotFound);
     }
 
+    fn lookups_follow_every_change_of_a_name_at_once(fx) {
+        // Lookups are answered from a cache of entries that changes fill
+        // and replace: absent, created, renamed away, replaced, removed.
+        let root = fx.root();
+        assert_err!(fx.lookup(root, "a"), FsError::NotFound);
+        let a = fx.file(root, "a");
+        assert_eq!(fx.lookup(root, "a").expect("created").ino, a.ino);
+        assert_err!(fx.lookup(root, "b"), FsError::NotFound);
+        fx.fs.rename(&root_cred(), root, b"a", root, b"b").expect("rename");
+        assert_err!(fx.lookup(root, "a"), FsError::NotFound);
+        assert_eq!(fx.lookup(root, "b").expect("renamed").ino, a.ino);
+        let c = fx.file(root, "c");
+        fx.fs.rename(&root_cred(), root, b"c", root, b"b").expect("replace");
+        assert_eq!(fx.lookup(root, "b").expect("replaced").ino, c.ino);
+        assert_err!(fx.fs.getattr(a.ino), FsError::Stale);
+        fx.fs.remove(&root_cred(), root, b"b").expect("remove");
+        assert_err!(fx.lookup(root, "b"), FsError::NotFound);
+        let again = fx.file(root, "b");
+        assert_ne!(again.ino, c.ino);
+        assert_eq!(fx.lookup(root, "b").expect("created again").ino, again.ino);
+    }
+
     fn lookup_of_dot_and_dotdot(fx) {
         let root = fx.root();
         let d = fx.dir(root, "d");

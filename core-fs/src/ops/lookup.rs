@@ -35,18 +35,33 @@ impl FileSystem {
             // Inside a snapshot: callers that get here want to change it.
             return Err(FsError::ReadOnly);
         }
-        let generation = match self.inode_cache.get(ino) {
+        let generation = match self.caches.inodes.get(&ino) {
             Ok(rec) => return Ok(rec),
             Err(g) => g,
         };
         match self.kv.get(&keys::inode(ino))? {
             Some(b) => {
                 let rec = InodeRecord::decode(&b)?;
-                self.inode_cache.fill(&rec, generation);
+                self.caches.inodes.fill(ino, rec.clone(), generation);
                 Ok(rec)
             }
             None => Err(FsError::Stale),
         }
+    }
+
+    /// Reads the entry `name` of directory `dir` outside a transaction.
+    fn read_dentry(&self, dir: InodeId, name: &[u8]) -> FsResult<Option<record::DentryRecord>> {
+        let key = keys::dentry(dir, name);
+        let generation = match self.caches.dentries.get(&key) {
+            Ok(entry) => return Ok(entry),
+            Err(g) => g,
+        };
+        let entry = match self.kv.get(&key)? {
+            Some(b) => Some(record::DentryRecord::decode(&b)?),
+            None => None,
+        };
+        self.caches.dentries.fill(key, entry, generation);
+        Ok(entry)
     }
 
     /// Attributes of an inode.
@@ -94,9 +109,8 @@ impl FileSystem {
             });
         }
         validate_name(name)?;
-        let entry = match self.kv.get(&keys::dentry(dir, name))? {
-            Some(b) => record::DentryRecord::decode(&b)?,
-            None => return Err(FsError::NotFound),
+        let Some(entry) = self.read_dentry(dir, name)? else {
+            return Err(FsError::NotFound);
         };
         // A concurrent remove may have deleted the inode since: not found.
         self.read_inode(entry.ino)

@@ -42,7 +42,7 @@ pub(crate) fn open(
             .map(|_| Mutex::new(()))
             .collect(),
         snap_barrier: parking_lot::RwLock::new(()),
-        inode_cache: crate::cache::InodeCache::new(),
+        caches: crate::cache::MetaCaches::new(),
         snap_cache: Mutex::new(Default::default()),
         snap_collector: Mutex::new(()),
         quota_gate: Default::default(),

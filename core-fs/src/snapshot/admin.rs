@@ -323,7 +323,7 @@ impl FileSystem {
                 }
                 Ok(gc)
             })?;
-            self.inode_cache.clear();
+            self.caches.clear();
             self.run_gc_keys(&gc);
         }
         // Inodes numbered after the snapshot's mark did not exist then.
@@ -359,7 +359,7 @@ impl FileSystem {
                     }
                     Ok(gc)
                 })?;
-                self.inode_cache.clear();
+                self.caches.clear();
                 self.run_gc_keys(&gc);
             }
             if rows.len() < BATCH {

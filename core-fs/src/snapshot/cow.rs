@@ -32,8 +32,9 @@ pub(crate) struct CowTxn<'a> {
     primary: Option<u32>,
     /// Why a change was refused (reported instead of the engine error).
     refused: Option<FsError>,
-    /// Inodes whose record this transaction wrote or deleted.
-    touched: Vec<u64>,
+    /// Inode records and directory entries this transaction wrote (the
+    /// value) or deleted (`None`), last write of each key.
+    written: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<'a> CowTxn<'a> {
@@ -44,7 +45,7 @@ impl<'a> CowTxn<'a> {
             states: HashMap::new(),
             primary: None,
             refused: None,
-            touched: Vec::new(),
+            written: HashMap::new(),
         }
     }
 
@@ -52,10 +53,19 @@ impl<'a> CowTxn<'a> {
         self.inner.commit(durable)
     }
 
-    /// The inodes whose records this transaction changed (their cached
-    /// copies go once it commits).
-    pub(crate) fn touched_inodes(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.touched)
+    /// The inode records and directory entries this transaction wrote
+    /// (`None`: deleted), for the caches once it commits.
+    pub(crate) fn take_written(&mut self) -> HashMap<Vec<u8>, Option<Vec<u8>>> {
+        std::mem::take(&mut self.written)
+    }
+
+    /// Whether the caches hold records under `key`.
+    fn cached_kind(key: &[u8]) -> bool {
+        match key.first() {
+            Some(&keys::INODE) => key.len() == 9,
+            Some(&keys::DENTRY) => true,
+            _ => false,
+        }
     }
 
     /// The error to report when a change failed because it was refused
@@ -170,7 +180,6 @@ impl Txn for CowTxn<'_> {
         match key.first() {
             Some(&keys::INODE) => {
                 if let Some(ino) = keys::ino_of(key) {
-                    self.touched.push(ino);
                     if !self.volumes.contains_key(&ino) {
                         // Maybe a new inode: its record names its volume.
                         // One numbered below a snapshot's mark (reserved
@@ -192,17 +201,20 @@ impl Txn for CowTxn<'_> {
             _ => {}
         }
         self.preserve(key)?;
-        self.inner.put(key, value)
+        self.inner.put(key, value)?;
+        if Self::cached_kind(key) {
+            self.written.insert(key.to_vec(), Some(value.to_vec()));
+        }
+        Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> KvResult<()> {
-        if key.first() == Some(&keys::INODE) {
-            if let Some(ino) = keys::ino_of(key) {
-                self.touched.push(ino);
-            }
-        }
         self.preserve(key)?;
-        self.inner.delete(key)
+        self.inner.delete(key)?;
+        if Self::cached_kind(key) {
+            self.written.insert(key.to_vec(), None);
+        }
+        Ok(())
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
