@@ -55,10 +55,6 @@ const SHARDS: usize = 256;
 /// The file naming the layout of a store (see the module notes).
 const LAYOUT_FILE: &str = "layout";
 
-/// Idle read buffers kept for reuse by all the chunk stores of a process
-/// (a server opens one store per KV disk space).
-const IDLE_READ_BUFFERS: usize = 64 << 20;
-
 /// The process's read buffers. A chunk read needs an initialized buffer
 /// (the std read API fills a `&mut [u8]`), and zeroing a fresh MiB for
 /// every read was ~15% of the server's CPU during S3 downloads (perf:
@@ -66,8 +62,7 @@ const IDLE_READ_BUFFERS: usize = 64 << 20;
 /// inside the returned `Bytes` and given back when the last handle drops.
 /// Only the bytes a read filled are visible.
 fn read_buffers() -> Arc<BufPool> {
-    static POOL: std::sync::OnceLock<Arc<BufPool>> = std::sync::OnceLock::new();
-    Arc::clone(POOL.get_or_init(|| BufPool::new(IDLE_READ_BUFFERS)))
+    nitrofs_common::buf::process_pool()
 }
 
 /// Contents of [`LAYOUT_FILE`] for the layout with first chunks beside the

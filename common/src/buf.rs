@@ -13,6 +13,17 @@ const MIN_CLASS: usize = 12; // 4 KiB
 /// Size classes: 4 KiB .. 128 MiB, powers of two.
 const CLASSES: usize = 16;
 
+/// Idle bytes the process-wide pool keeps.
+const PROCESS_POOL_BYTES: usize = 64 << 20;
+
+/// The process's pool for payloads that no connection owns a pool for:
+/// chunk reads and NFS records. A buffer filled by a read need not be
+/// zeroed first, and one used over and over is not faulted in again.
+pub fn process_pool() -> Arc<BufPool> {
+    static POOL: std::sync::OnceLock<Arc<BufPool>> = std::sync::OnceLock::new();
+    Arc::clone(POOL.get_or_init(|| BufPool::new(PROCESS_POOL_BYTES)))
+}
+
 /// Reusable payload buffers by power-of-two size class. Buffers come back
 /// on drop; the pool keeps at most `max_pooled_bytes` idle.
 #[derive(Debug)]
