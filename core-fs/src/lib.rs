@@ -112,8 +112,12 @@ impl FileSystem {
         self.boot_count
     }
 
+    fn inode_stripe(ino: InodeId) -> usize {
+        (ino % INODE_LOCK_STRIPES as u64) as usize
+    }
+
     fn lock_inode(&self, ino: InodeId) -> parking_lot::MutexGuard<'_, ()> {
-        self.inode_locks[(ino % INODE_LOCK_STRIPES as u64) as usize].lock()
+        self.inode_locks[Self::inode_stripe(ino)].lock()
     }
 
     /// Makes every write so far durable (all chunks, all metadata). Call
@@ -157,6 +161,36 @@ impl FileSystem {
                 }
             }
         }
+    }
+
+    /// [`FileSystem::transact`] for a change of the entries of `dirs`,
+    /// holding their stripe locks while the transaction runs and commits:
+    /// concurrent changes of one directory queue here instead of failing
+    /// each other's optimistic commit on its record (filling a directory
+    /// with 32 CREATEs in flight retried 1.35 transactions per CREATE).
+    /// A durable change syncs after the locks are released, so changes of
+    /// one directory still share a log sync (group commit).
+    pub(crate) fn transact_in_dirs<T>(
+        &self,
+        dirs: &[InodeId],
+        durable: bool,
+        body: impl FnMut(&mut dyn nitrofs_metadata::Txn) -> FsResult<T>,
+    ) -> FsResult<T> {
+        let mut stripes: Vec<usize> = dirs.iter().map(|&d| Self::inode_stripe(d)).collect();
+        // One order for every caller, so two renames cannot deadlock.
+        stripes.sort_unstable();
+        stripes.dedup();
+        let value = {
+            let _held: Vec<_> = stripes
+                .iter()
+                .map(|&i| self.inode_locks[i].lock())
+                .collect();
+            self.transact(false, body)?
+        };
+        if durable {
+            self.kv.sync()?;
+        }
+        Ok(value)
     }
 
     /// The chunk size new files get.

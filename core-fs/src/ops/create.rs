@@ -191,7 +191,7 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        self.transact(true, |txn| -> FsResult<(Attr, Wcc)> {
+        self.transact_in_dirs(&[dir], true, |txn| -> FsResult<(Attr, Wcc)> {
             let mut file = record::load_inode(txn, ino)?;
             let mut d = record::load_inode(txn, dir)?;
             if file.kind == FileType::Directory {
@@ -244,7 +244,7 @@ impl FileSystem {
         validate_name(name)?;
         let ino = self.alloc_inode()?;
         let now = Timestamp::now();
-        self.transact(true, |txn| {
+        self.transact_in_dirs(&[dir], true, |txn| {
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(txn, &d, cred)?;
             let before = (&d.attr()).into();

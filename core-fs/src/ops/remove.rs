@@ -56,29 +56,30 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        let (wcc, gc) = self.transact(true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
-            let mut d = record::load_inode(txn, dir)?;
-            perm::check_modify_dir(txn, &d, cred)?;
-            let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
-            let mut victim = record::load_inode(txn, entry.ino)?;
-            if victim.kind == FileType::Directory {
-                return Err(FsError::IsDir);
-            }
-            perm::check_sticky(&d, &victim, cred)?;
-            let before = (&d.attr()).into();
-            record::remove_dentry(txn, &mut d, name, &entry)?;
-            d.mtime = now;
-            d.ctime = now;
-            record::put_inode(txn, &d)?;
-            let gc = drop_link(txn, &mut victim, now)?;
-            Ok((
-                Wcc {
-                    before,
-                    after: d.attr(),
-                },
-                gc,
-            ))
-        })?;
+        let (wcc, gc) =
+            self.transact_in_dirs(&[dir], true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
+                let mut d = record::load_inode(txn, dir)?;
+                perm::check_modify_dir(txn, &d, cred)?;
+                let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
+                let mut victim = record::load_inode(txn, entry.ino)?;
+                if victim.kind == FileType::Directory {
+                    return Err(FsError::IsDir);
+                }
+                perm::check_sticky(&d, &victim, cred)?;
+                let before = (&d.attr()).into();
+                record::remove_dentry(txn, &mut d, name, &entry)?;
+                d.mtime = now;
+                d.ctime = now;
+                record::put_inode(txn, &d)?;
+                let gc = drop_link(txn, &mut victim, now)?;
+                Ok((
+                    Wcc {
+                        before,
+                        after: d.attr(),
+                    },
+                    gc,
+                ))
+            })?;
         for ino in gc {
             self.delete_chunks(ino);
         }
@@ -95,7 +96,7 @@ impl FileSystem {
         }
         validate_name(name)?;
         let now = Timestamp::now();
-        self.transact(true, |txn| -> FsResult<Wcc> {
+        self.transact_in_dirs(&[dir], true, |txn| -> FsResult<Wcc> {
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(txn, &d, cred)?;
             let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
