@@ -42,7 +42,7 @@ struct Stripe<K, V> {
 /// A striped, coherent cache; see the module notes.
 pub(crate) struct Cache<K, V> {
     stripes: Vec<Mutex<Stripe<K, V>>>,
-    /// Entries per stripe before half of it is dropped.
+    /// Entries per stripe before one is dropped for each new one.
     per_stripe: usize,
     hasher: RandomState,
 }
@@ -124,21 +124,25 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         }
     }
 
+    /// Inserts, making room in a full stripe by dropping one entry (the
+    /// first the map yields, in effect a random one). Dropping half a
+    /// stripe at a time, as this cache first did, threw away thousands of
+    /// entries whenever a few stripes of a nearly full cache overflowed:
+    /// LOOKUP p99 at 200,000 files stayed at 0.64x ganesha.
     fn insert(&self, s: &mut Stripe<K, V>, key: K, value: V) {
         if s.map.len() >= self.per_stripe && !s.map.contains_key(&key) {
-            let victims: Vec<K> = s.map.keys().take(self.per_stripe / 2).cloned().collect();
-            for v in victims {
-                s.map.remove(&v);
+            if let Some(victim) = s.map.keys().next().cloned() {
+                s.map.remove(&victim);
             }
         }
         s.map.insert(key, value);
     }
 }
 
-/// Most inode records kept (about 300 bytes each).
-const INODE_ENTRIES: usize = 256 * 1024;
+/// Most inode records kept (a few hundred bytes each).
+const INODE_ENTRIES: usize = 512 * 1024;
 /// Most directory entries kept (about 100 bytes each).
-const DENTRY_ENTRIES: usize = 256 * 1024;
+const DENTRY_ENTRIES: usize = 512 * 1024;
 
 /// The caches of one file system: inode records by number, and directory
 /// entries (`None`: the name is absent) by their `DENTRY` key.
