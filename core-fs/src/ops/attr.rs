@@ -112,6 +112,25 @@ impl FileSystem {
             && set.mtime == SetTime::Keep
     }
 
+    /// What `set` would make of `current`, with every check a SETATTR
+    /// makes (nothing is written).
+    fn setattr_probe(
+        &self,
+        current: &InodeRecord,
+        cred: &Credentials,
+        set: &SetAttr,
+    ) -> FsResult<InodeRecord> {
+        let mut probe = current.clone();
+        apply_setattr(
+            &mut self.store_acls(),
+            &mut probe,
+            cred,
+            set,
+            Timestamp::now(),
+        )?;
+        Ok(probe)
+    }
+
     /// The NFSv3 ACCESS bits of `want` that `cred` holds on `ino`.
     pub fn access(&self, cred: &Credentials, ino: InodeId, want: u32) -> FsResult<(Attr, u32)> {
         if ino >= crate::snapshot::LIVE_INO_LIMIT {
@@ -144,14 +163,7 @@ impl FileSystem {
                 // sends one of these after every O_TRUNC create, and a
                 // durable commit of nothing cost a log sync per file). The
                 // checks still run: refusals are reported as for a change.
-                let mut probe = current.clone();
-                apply_setattr(
-                    &mut self.store_acls(),
-                    &mut probe,
-                    cred,
-                    set,
-                    Timestamp::now(),
-                )?;
+                self.setattr_probe(&current, cred, set)?;
                 // A transaction would have been refused during a restore.
                 let state = self.kv.get(&keys::snap_state(current.volume))?;
                 if SnapState::decode(state.as_deref())?.restoring {
@@ -167,14 +179,7 @@ impl FileSystem {
                 // Drop the data first: a crash after this and before the
                 // metadata commit leaves a file whose tail reads as zeros,
                 // never a shorter file that later grows back stale bytes.
-                let mut probe = current.clone();
-                apply_setattr(
-                    &mut self.store_acls(),
-                    &mut probe,
-                    cred,
-                    set,
-                    Timestamp::now(),
-                )?;
+                let probe = self.setattr_probe(&current, cred, set)?;
                 // Nor a cut file whose size a quota then refuses to change.
                 self.quota_precheck(&current, &probe)?;
                 self.truncate_chunks(&current, size)?;
