@@ -169,7 +169,9 @@ impl FileSystem {
     /// each other's optimistic commit on its record (filling a directory
     /// with 32 CREATEs in flight retried 1.35 transactions per CREATE).
     /// A durable change syncs after the locks are released, so changes of
-    /// one directory still share a log sync (group commit).
+    /// one directory still share a log sync (group commit). `body` takes
+    /// its timestamps itself: stamped under the locks, queued changes keep
+    /// a directory's times in order.
     pub(crate) fn transact_in_dirs<T>(
         &self,
         dirs: &[InodeId],

@@ -190,8 +190,8 @@ impl FileSystem {
             return Err(FsError::Exists);
         }
         validate_name(name)?;
-        let now = Timestamp::now();
         self.transact_in_dirs(&[dir], true, |txn| -> FsResult<(Attr, Wcc)> {
+            let now = Timestamp::now();
             let mut file = record::load_inode(txn, ino)?;
             let mut d = record::load_inode(txn, dir)?;
             if file.kind == FileType::Directory {
@@ -243,8 +243,8 @@ impl FileSystem {
         }
         validate_name(name)?;
         let ino = self.alloc_inode()?;
-        let now = Timestamp::now();
         self.transact_in_dirs(&[dir], true, |txn| {
+            let now = Timestamp::now();
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(txn, &d, cred)?;
             let before = (&d.attr()).into();

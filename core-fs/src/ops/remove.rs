@@ -55,9 +55,9 @@ impl FileSystem {
             return Err(FsError::Invalid("cannot remove '.' or '..'"));
         }
         validate_name(name)?;
-        let now = Timestamp::now();
         let (wcc, gc) =
             self.transact_in_dirs(&[dir], true, |txn| -> FsResult<(Wcc, Vec<u64>)> {
+                let now = Timestamp::now();
                 let mut d = record::load_inode(txn, dir)?;
                 perm::check_modify_dir(txn, &d, cred)?;
                 let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;
@@ -95,8 +95,8 @@ impl FileSystem {
             return Err(FsError::NotEmpty);
         }
         validate_name(name)?;
-        let now = Timestamp::now();
         self.transact_in_dirs(&[dir], true, |txn| -> FsResult<Wcc> {
+            let now = Timestamp::now();
             let mut d = record::load_inode(txn, dir)?;
             perm::check_modify_dir(txn, &d, cred)?;
             let entry = record::get_dentry(txn, dir, name)?.ok_or(FsError::NotFound)?;

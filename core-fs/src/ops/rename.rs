@@ -45,8 +45,8 @@ impl FileSystem {
         }
         validate_name(from)?;
         validate_name(to)?;
-        let now = Timestamp::now();
         let (wccs, gc) = self.transact_in_dirs(&[from_dir, to_dir], true, |txn| {
+            let now = Timestamp::now();
             self.rename_txn(txn, cred, from_dir, from, to_dir, to, now)
         })?;
         for ino in gc {
