@@ -3,13 +3,11 @@
 use crate::acl::AclSource;
 use crate::perm::{self, W};
 use crate::record::{self, InodeRecord};
-use crate::snapshot::state::SnapState;
 use crate::types::{
     Attr, FileType, SetAttr, SetTime, Wcc, FILE_SIZE_MAX, MODE_MASK, S_ISGID, S_ISUID,
 };
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
-use nitrofs_metadata::keys;
 
 /// Applies `set` to `rec` with POSIX permission rules, stamping `now`.
 /// Returns whether the size changed.
@@ -165,8 +163,7 @@ impl FileSystem {
                 // checks still run: refusals are reported as for a change.
                 self.setattr_probe(&current, cred, set)?;
                 // A transaction would have been refused during a restore.
-                let state = self.kv.get(&keys::snap_state(current.volume))?;
-                if SnapState::decode(state.as_deref())?.restoring {
+                if self.snap_state(current.volume)?.restoring {
                     return Err(FsError::ReadOnly);
                 }
                 let attr = current.attr();
