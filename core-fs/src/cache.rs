@@ -151,8 +151,28 @@ pub(crate) struct MetaCaches {
     pub(crate) dentries: Cache<Vec<u8>, Option<DentryRecord>>,
 }
 
+/// An engine key that one of the caches holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum CachedKey {
+    /// `INODE ‖ ino`.
+    Inode(u64),
+    /// `DENTRY ‖ parent ‖ name`, whole.
+    Dentry(Vec<u8>),
+}
+
+impl CachedKey {
+    /// Which cache holds `key`, if any.
+    pub(crate) fn of(key: &[u8]) -> Option<Self> {
+        match key.first() {
+            Some(&keys::INODE) if key.len() == 9 => keys::ino_of(key).map(Self::Inode),
+            Some(&keys::DENTRY) => Some(Self::Dentry(key.to_vec())),
+            _ => None,
+        }
+    }
+}
+
 /// What a transaction wrote, with the generations seen before its commit.
-pub(crate) struct Written(Vec<(Vec<u8>, Option<Vec<u8>>, u64)>);
+pub(crate) struct Written(Vec<(CachedKey, Option<Vec<u8>>, u64)>);
 
 impl MetaCaches {
     pub(crate) fn new() -> Self {
@@ -164,18 +184,16 @@ impl MetaCaches {
 
     /// Notes the generations of the keys in `written` (a transaction's
     /// writes, see `CowTxn::take_written`); call just before it commits.
-    pub(crate) fn before_commit(&self, written: HashMap<Vec<u8>, Option<Vec<u8>>>) -> Written {
+    pub(crate) fn before_commit(&self, written: HashMap<CachedKey, Option<Vec<u8>>>) -> Written {
         Written(
             written
                 .into_iter()
                 .map(|(key, value)| {
-                    let generation = match key.first() {
-                        Some(&keys::INODE) => {
-                            keys::ino_of(&key).map(|i| self.inodes.generation(&i))
-                        }
-                        _ => Some(self.dentries.generation(&key)),
+                    let generation = match &key {
+                        CachedKey::Inode(ino) => self.inodes.generation(ino),
+                        CachedKey::Dentry(k) => self.dentries.generation(k),
                     };
-                    (key, value, generation.unwrap_or(0))
+                    (key, value, generation)
                 })
                 .collect(),
         )
@@ -184,20 +202,17 @@ impl MetaCaches {
     /// The transaction committed: its writes are what the engine holds.
     pub(crate) fn committed(&self, w: Written) {
         for (key, value, generation) in w.0 {
-            match key.first() {
-                Some(&keys::INODE) => {
-                    let Some(ino) = keys::ino_of(&key) else {
-                        continue;
-                    };
+            match key {
+                CachedKey::Inode(ino) => {
                     let rec = value.and_then(|v| InodeRecord::decode(&v).ok());
                     self.inodes.store_committed(ino, rec, generation);
                 }
-                _ => {
+                CachedKey::Dentry(k) => {
                     let entry = match value {
                         None => Some(None),
                         Some(v) => DentryRecord::decode(&v).ok().map(Some),
                     };
-                    self.dentries.store_committed(key, entry, generation);
+                    self.dentries.store_committed(k, entry, generation);
                 }
             }
         }
@@ -207,13 +222,9 @@ impl MetaCaches {
     /// sync that failed): drop every key it wrote.
     pub(crate) fn failed(&self, w: Written) {
         for (key, ..) in w.0 {
-            match key.first() {
-                Some(&keys::INODE) => {
-                    if let Some(ino) = keys::ino_of(&key) {
-                        self.inodes.invalidate(&ino);
-                    }
-                }
-                _ => self.dentries.invalidate(&key),
+            match key {
+                CachedKey::Inode(ino) => self.inodes.invalidate(&ino),
+                CachedKey::Dentry(k) => self.dentries.invalidate(&k),
             }
         }
     }

@@ -15,6 +15,7 @@
 //! one of the two retry: each change lands wholly before or after it.
 
 use super::state::{encode_history, owner_of, take_over, SnapState, LIVE_INO_LIMIT};
+use crate::cache::CachedKey;
 use crate::record::InodeRecord;
 use crate::FsError;
 use nitrofs_metadata::{keys, KvError, KvPair, KvResult, Txn};
@@ -34,7 +35,7 @@ pub(crate) struct CowTxn<'a> {
     refused: Option<FsError>,
     /// Inode records and directory entries this transaction wrote (the
     /// value) or deleted (`None`), last write of each key.
-    written: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    written: HashMap<CachedKey, Option<Vec<u8>>>,
 }
 
 impl<'a> CowTxn<'a> {
@@ -55,17 +56,8 @@ impl<'a> CowTxn<'a> {
 
     /// The inode records and directory entries this transaction wrote
     /// (`None`: deleted), for the caches once it commits.
-    pub(crate) fn take_written(&mut self) -> HashMap<Vec<u8>, Option<Vec<u8>>> {
+    pub(crate) fn take_written(&mut self) -> HashMap<CachedKey, Option<Vec<u8>>> {
         std::mem::take(&mut self.written)
-    }
-
-    /// Whether the caches hold records under `key`.
-    fn cached_kind(key: &[u8]) -> bool {
-        match key.first() {
-            Some(&keys::INODE) => key.len() == 9,
-            Some(&keys::DENTRY) => true,
-            _ => false,
-        }
     }
 
     /// The error to report when a change failed because it was refused
@@ -202,8 +194,8 @@ impl Txn for CowTxn<'_> {
         }
         self.preserve(key)?;
         self.inner.put(key, value)?;
-        if Self::cached_kind(key) {
-            self.written.insert(key.to_vec(), Some(value.to_vec()));
+        if let Some(k) = CachedKey::of(key) {
+            self.written.insert(k, Some(value.to_vec()));
         }
         Ok(())
     }
@@ -211,8 +203,8 @@ impl Txn for CowTxn<'_> {
     fn delete(&mut self, key: &[u8]) -> KvResult<()> {
         self.preserve(key)?;
         self.inner.delete(key)?;
-        if Self::cached_kind(key) {
-            self.written.insert(key.to_vec(), None);
+        if let Some(k) = CachedKey::of(key) {
+            self.written.insert(k, None);
         }
         Ok(())
     }
