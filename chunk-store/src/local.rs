@@ -55,16 +55,6 @@ const SHARDS: usize = 256;
 /// The file naming the layout of a store (see the module notes).
 const LAYOUT_FILE: &str = "layout";
 
-/// The process's read buffers. A chunk read needs an initialized buffer
-/// (the std read API fills a `&mut [u8]`), and zeroing a fresh MiB for
-/// every read was ~15% of the server's CPU during S3 downloads (perf:
-/// `__memset_avx2_unaligned_erms`): reads fill pooled buffers, handed out
-/// inside the returned `Bytes` and given back when the last handle drops.
-/// Only the bytes a read filled are visible.
-fn read_buffers() -> Arc<BufPool> {
-    nitrofs_common::buf::process_pool()
-}
-
 /// Contents of [`LAYOUT_FILE`] for the layout with first chunks beside the
 /// inode directories.
 const LAYOUT_FIRST_CHUNK_BESIDE: &[u8] = b"first-chunk-beside-inode-dir 1\n";
@@ -111,7 +101,12 @@ pub struct LocalChunkStore {
     shared: Mutex<HashSet<ChunkId>>,
     /// First chunks live beside the inode directories (not in them).
     first_beside: bool,
-    /// Buffers that reads fill without zeroing them first.
+    /// The process's pooled buffers that reads fill. A chunk read needs an
+    /// initialized buffer (the std read API fills a `&mut [u8]`), and
+    /// zeroing a fresh MiB for every read was ~15% of the server's CPU during S3 downloads (perf:
+    /// `__memset_avx2_unaligned_erms`): reads fill pooled buffers, handed out
+    /// inside the returned `Bytes` and given back when the last handle drops.
+    /// Only the bytes a read filled are visible.
     read_bufs: Arc<BufPool>,
 }
 
@@ -128,7 +123,7 @@ impl LocalChunkStore {
             shards: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
             shared: Mutex::new(HashSet::new()),
             first_beside,
-            read_bufs: read_buffers(),
+            read_bufs: nitrofs_common::buf::process_pool(),
         })
     }
 
