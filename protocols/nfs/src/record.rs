@@ -39,7 +39,6 @@ pub async fn read_record<R: AsyncRead + Unpin>(
 ) -> Result<Option<Bytes>, RecordError> {
     let mut record = BytesMut::new();
     let mut first = true;
-    let mut first_fragment = true;
     loop {
         let mut header = [0u8; 4];
         if first {
@@ -61,15 +60,15 @@ pub async fn read_record<R: AsyncRead + Unpin>(
         if total > max {
             return Err(RecordError::TooLarge(total));
         }
-        if first_fragment && word & LAST_FRAGMENT != 0 && len >= POOLED_RECORD {
-            // A WRITE's payload: read into a reused buffer (no zeroing, no
-            // fresh pages) that the WRITE hands on without a copy and that
-            // returns to the pool when the call is done with it.
+        if record.is_empty() && word & LAST_FRAGMENT != 0 && len >= POOLED_RECORD {
+            // The whole record in this fragment (a WRITE's payload): read
+            // into a reused buffer (no zeroing, no fresh pages) that the
+            // WRITE hands on without a copy and that returns to the pool
+            // when the call is done with it.
             let mut buf = nitrofs_common::buf::process_pool().take(len);
             r.read_exact(&mut buf).await?;
             return Ok(Some(Bytes::from_owner(buf)));
         }
-        first_fragment = false;
         let start = record.len();
         record.resize(total, 0);
         if let Some(dst) = record.get_mut(start..) {
