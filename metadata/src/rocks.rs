@@ -56,10 +56,6 @@ fn memory_read_options(mut ro: ReadOptions) -> KvResult<ReadOptions> {
     Ok(ro)
 }
 
-/// How RocksDB's messages for `Status::Incomplete` start: a read with
-/// `ReadTier::BlockCache` that would need the disk.
-const INCOMPLETE: &str = "Result incomplete";
-
 /// An error of a memory-only read: a miss, or a real failure.
 fn memory_error(e: rocksdb::Error) -> KvError {
     if e.kind() == rocksdb::ErrorKind::Incomplete {
@@ -129,7 +125,12 @@ impl RocksKv {
     }
 }
 
-fn collect(mut it: impl RawIter, limit: usize) -> KvResult<Vec<KvPair>> {
+/// Up to `limit` pairs from `it`; `error` maps the iterator's failure.
+fn collect(
+    mut it: impl RawIter,
+    limit: usize,
+    error: fn(rocksdb::Error) -> KvError,
+) -> KvResult<Vec<KvPair>> {
     let mut out = Vec::new();
     while out.len() < limit {
         match it.pair() {
@@ -138,7 +139,7 @@ fn collect(mut it: impl RawIter, limit: usize) -> KvResult<Vec<KvPair>> {
         }
         it.advance();
     }
-    it.status()?;
+    it.status().map_err(error)?;
     Ok(out)
 }
 
@@ -147,7 +148,7 @@ fn collect(mut it: impl RawIter, limit: usize) -> KvResult<Vec<KvPair>> {
 trait RawIter {
     fn pair(&self) -> Option<KvPair>;
     fn advance(&mut self);
-    fn status(&self) -> KvResult<()>;
+    fn status(&self) -> Result<(), rocksdb::Error>;
 }
 
 impl<D: rocksdb::DBAccess> RawIter for rocksdb::DBRawIteratorWithThreadMode<'_, D> {
@@ -160,8 +161,8 @@ impl<D: rocksdb::DBAccess> RawIter for rocksdb::DBRawIteratorWithThreadMode<'_, 
     fn advance(&mut self) {
         self.next();
     }
-    fn status(&self) -> KvResult<()> {
-        rocksdb::DBRawIteratorWithThreadMode::status(self).map_err(engine)
+    fn status(&self) -> Result<(), rocksdb::Error> {
+        rocksdb::DBRawIteratorWithThreadMode::status(self)
     }
 }
 
@@ -192,21 +193,14 @@ impl MetaKv for RocksKv {
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
-        let memory_only = crate::reads_from_memory_only();
-        let ro = if memory_only {
-            memory_read_options(bounded(end))?
+        let (ro, error): (_, fn(rocksdb::Error) -> KvError) = if crate::reads_from_memory_only() {
+            (memory_read_options(bounded(end))?, memory_error)
         } else {
-            bounded(end)
+            (bounded(end), engine)
         };
         let mut it = self.db.raw_iterator_opt(ro);
         it.seek(start);
-        let out = collect(it, limit);
-        match out {
-            Err(KvError::Engine(msg)) if memory_only && msg.starts_with(INCOMPLETE) => {
-                Err(crate::note_memory_miss())
-            }
-            out => out,
-        }
+        collect(it, limit, error)
     }
 
     fn sync(&self) -> KvResult<()> {
@@ -235,7 +229,7 @@ impl Txn for RocksTxn<'_> {
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
         let mut it = self.txn.raw_iterator_opt(bounded(end));
         it.seek(start);
-        collect(it, limit)
+        collect(it, limit, engine)
     }
 
     fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
