@@ -7,9 +7,10 @@
 //! the caller. It knows nothing of names, permissions or metadata: the
 //! caller decides which chunks exist.
 
+mod journal;
 mod local;
 
-pub use local::LocalChunkStore;
+pub use local::{LocalChunkStore, DEFAULT_JOURNAL_BYTES};
 
 use bytes::Bytes;
 

@@ -18,6 +18,13 @@
 //! it is created, since every inode in it depends on it. New inode
 //! directories, new chunk files and removed chunks are made durable
 //! (fsync of the directory holding their entry) by `sync` of their inode.
+//! A store opened with a journal ([`LocalChunkStore::open_journaled`])
+//! makes a sync that changed at most [`JOURNAL_SYNC_MAX`] bytes durable
+//! as records in `<root>/journal` instead (see `journal.rs`): one shared
+//! sequential write in place of an fsync of every chunk file and
+//! directory. A checkpoint (`syncfs` of the chunk file system) later makes
+//! the chunk files durable and frees the records; opening the store
+//! replays the records a crash left.
 //!
 //! Sharing: [`ChunkStore::share`] hard-links a chunk file under another
 //! name (a snapshot's copy, a clone's file) without copying. A chunk whose
@@ -32,6 +39,7 @@
 //! that lock and records the creation before releasing it: whoever sees the
 //! new file and then syncs finds the directory fsync it needs.
 
+use crate::journal::{Journal, Op, Record};
 use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
 use bytes::Bytes;
 use nitrofs_common::beside;
@@ -41,6 +49,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,12 +74,62 @@ const FIRST_CHUNK_SUFFIX: &str = ".0";
 /// Suffix of a private copy of a shared chunk being made.
 const COW_SUFFIX: &str = ".cow";
 
+/// What changed in one chunk since its last sync.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct ChunkDirty {
+    /// The chunk file was created or removed: the directory holding its
+    /// entry must be fsynced.
+    entry: bool,
+    /// The chunk file became a link of another chunk's file (`share`):
+    /// only the file system's own entries can make that durable.
+    linked: bool,
+    /// The shortest length the chunk was cut to (0: created or removed).
+    cut: Option<u64>,
+    /// The bytes writes covered, `lo..hi` (none when `lo >= hi`).
+    lo: u64,
+    hi: u64,
+}
+
+impl ChunkDirty {
+    /// Folds in a write of `len` bytes at `offset`.
+    fn wrote(&mut self, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        if self.lo >= self.hi {
+            (self.lo, self.hi) = (offset, offset + len);
+        } else {
+            self.lo = self.lo.min(offset);
+            self.hi = self.hi.max(offset + len);
+        }
+    }
+
+    /// Folds in a cut to `len` bytes.
+    fn cut_to(&mut self, len: u64) {
+        self.cut = Some(self.cut.map_or(len, |c| c.min(len)));
+    }
+
+    /// Folds in what an earlier period changed (`self` is the later one).
+    fn merge_earlier(&mut self, earlier: ChunkDirty) {
+        self.entry |= earlier.entry;
+        self.linked |= earlier.linked;
+        if let Some(c) = earlier.cut {
+            self.cut_to(c);
+        }
+        self.wrote(earlier.lo, earlier.hi.saturating_sub(earlier.lo));
+    }
+
+    /// Bytes a journal record of this change would carry at most.
+    fn span(&self) -> u64 {
+        self.hi.saturating_sub(self.lo)
+    }
+}
+
 /// What `sync` of one inode still has to make durable.
 #[derive(Debug, Default)]
 struct Dirty {
-    /// Chunks written since the last sync; `true` if the chunk file was
-    /// created or removed (the directory holding it must be fsynced).
-    chunks: HashMap<u64, bool>,
+    /// Chunks changed since the last sync.
+    chunks: HashMap<u64, ChunkDirty>,
     /// The inode directory was created (the shard directory must be
     /// fsynced).
     dir_created: bool,
@@ -79,8 +138,8 @@ struct Dirty {
 impl Dirty {
     /// Folds `other` (taken by a sync that failed) back in.
     fn merge(&mut self, other: Dirty) {
-        for (index, created) in other.chunks {
-            *self.chunks.entry(index).or_insert(false) |= created;
+        for (index, earlier) in other.chunks {
+            self.chunks.entry(index).or_default().merge_earlier(earlier);
         }
         self.dir_created |= other.dir_created;
     }
@@ -108,14 +167,146 @@ pub struct LocalChunkStore {
     /// inside the returned `Bytes` and given back when the last handle drops.
     /// Only the bytes a read filled are visible.
     read_bufs: Arc<BufPool>,
+    /// The journal of small syncs, if the store keeps one.
+    deferred: Option<Arc<Deferred>>,
+}
+
+/// The file of the journal of small syncs under the root.
+const JOURNAL_FILE: &str = "journal";
+
+/// A sync whose chunks changed at most this many bytes writes them to the
+/// journal (when the store has one) instead of fsyncing the chunk files:
+/// small files and small overwrites. Larger ones are cheaper written once,
+/// in place.
+const JOURNAL_SYNC_MAX: u64 = 128 << 10;
+
+/// Default size of the journal file: room for about 4,000 records of
+/// 16 KiB between checkpoints.
+pub const DEFAULT_JOURNAL_BYTES: u64 = 64 << 20;
+
+/// The journal of small syncs and what it holds (see [`crate::journal`]).
+///
+/// The rule that keeps replay right: once a record about an inode is in the
+/// live journal, a change of that inode is made durable only by another
+/// record or after a checkpoint that covers the record. (A record replayed
+/// over a chunk that was fsynced in place later would bring back older
+/// bytes.) So `sync` of an inode in the journal that is too large for a
+/// record checkpoints first, and removals of such an inode are recorded
+/// too. A shared chunk needs nothing more: its link is made durable in
+/// place (a `linked` change never goes to the journal), and a record
+/// replayed onto a name that is still a link goes through the same
+/// copy-on-write as any write, so the other name keeps its bytes.
+struct Deferred {
+    journal: Journal,
+    /// The root directory, to `syncfs` the file system holding the chunks.
+    root: File,
+    /// Per inode, the sequence number of its last record.
+    inodes: Mutex<HashMap<u64, u64>>,
+    /// Held by the one checkpoint running.
+    checkpointing: Mutex<()>,
+    /// A background checkpoint is queued or running.
+    background: AtomicBool,
+}
+
+impl Deferred {
+    /// Makes every chunk change so far durable in the chunk files (one
+    /// `syncfs`), then drops the records that described them.
+    fn checkpoint(&self) -> ChunkResult<()> {
+        let _one = self.checkpointing.lock();
+        let cut = self.journal.cut();
+        if cut.seq() <= self.journal.start_seq() {
+            return Ok(());
+        }
+        nix::unistd::syncfs(self.root.as_raw_fd())
+            .map_err(|e| ChunkError::from_io(io::Error::from(e)))?;
+        self.journal
+            .checkpointed(cut)
+            .map_err(ChunkError::from_io)?;
+        self.inodes.lock().retain(|_, seq| *seq >= cut.seq());
+        Ok(())
+    }
+
+    /// Whether `ino` has records in the live journal.
+    fn holds(&self, ino: u64) -> bool {
+        let Some(&seq) = self.inodes.lock().get(&ino) else {
+            return false;
+        };
+        seq >= self.journal.start_seq()
+    }
+
+    /// Makes sure no live record describes `ino` (see the type's notes).
+    fn release(&self, ino: u64) -> ChunkResult<()> {
+        if self.holds(ino) {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Records that `ino`'s last record is `seq`.
+    fn noted(&self, ino: u64, seq: u64) {
+        let mut inodes = self.inodes.lock();
+        let last = inodes.entry(ino).or_insert(seq);
+        *last = (*last).max(seq);
+    }
+
+    /// Appends `ops` about `ino`, checkpointing first if the journal is
+    /// full; `None` if they do not fit even in an empty journal.
+    fn append(&self, ino: u64, ops: &[Op<'_>]) -> ChunkResult<Option<u64>> {
+        let mut seq = self.journal.append(ops).map_err(ChunkError::from_io)?;
+        if seq.is_none() {
+            self.checkpoint()?;
+            seq = self.journal.append(ops).map_err(ChunkError::from_io)?;
+        }
+        if let Some(seq) = seq {
+            self.noted(ino, seq);
+        }
+        Ok(seq)
+    }
+
+    /// Starts a checkpoint in the background once half the journal is
+    /// used, so that writers rarely find it full.
+    fn checkpoint_soon(self: &Arc<Self>) {
+        if self.journal.used() < self.journal.area() / 2
+            || self.background.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        let started = std::thread::Builder::new()
+            .name("chunk-checkpoint".into())
+            .spawn(move || {
+                if let Err(e) = this.checkpoint() {
+                    tracing::warn!(error = %e, "chunk journal checkpoint failed; retried when needed");
+                }
+                this.background.store(false, Ordering::Release);
+            });
+        if started.is_err() {
+            // A writer that finds the journal full checkpoints itself.
+            self.background.store(false, Ordering::Release);
+        }
+    }
 }
 
 impl LocalChunkStore {
-    /// Opens (creating if missing) a chunk store rooted at `root`.
+    /// Opens (creating if missing) a chunk store rooted at `root`. A
+    /// journal of small syncs that the store was given (see
+    /// [`Self::open_journaled`]) is replayed and kept.
     pub fn open(root: &Path) -> ChunkResult<Self> {
+        Self::open_with(root, None)
+    }
+
+    /// [`Self::open`], keeping a journal of small syncs of `journal_bytes`
+    /// (created if missing; an existing journal keeps its size). A sync
+    /// that changed few bytes then costs one shared sequential write
+    /// instead of fsyncs of each chunk file and its directory.
+    pub fn open_journaled(root: &Path, journal_bytes: u64) -> ChunkResult<Self> {
+        Self::open_with(root, Some(journal_bytes))
+    }
+
+    fn open_with(root: &Path, journal_bytes: Option<u64>) -> ChunkResult<Self> {
         crashsafe::create_dir_all_durable(root).map_err(ChunkError::from_io)?;
         let first_beside = Self::layout(root).map_err(ChunkError::from_io)?;
-        Ok(Self {
+        let mut store = Self {
             root: root.to_path_buf(),
             open: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashMap::new()),
@@ -124,7 +315,58 @@ impl LocalChunkStore {
             shared: Mutex::new(HashSet::new()),
             first_beside,
             read_bufs: nitrofs_common::buf::process_pool(),
-        })
+            deferred: None,
+        };
+        let path = root.join(JOURNAL_FILE);
+        let capacity = match journal_bytes {
+            Some(bytes) => bytes,
+            None if path.try_exists().map_err(ChunkError::from_io)? => DEFAULT_JOURNAL_BYTES,
+            None => return Ok(store),
+        };
+        let (journal, records) = Journal::open(&path, capacity).map_err(ChunkError::from_io)?;
+        let root_dir = File::open(root).map_err(ChunkError::from_io)?;
+        if !records.is_empty() {
+            for record in &records {
+                store.replay(record)?;
+            }
+            nix::unistd::syncfs(root_dir.as_raw_fd())
+                .map_err(|e| ChunkError::from_io(io::Error::from(e)))?;
+            store.dirty.lock().clear();
+            tracing::info!(records = records.len(), "chunk journal replayed");
+        }
+        journal.restart().map_err(ChunkError::from_io)?;
+        store.deferred = Some(Arc::new(Deferred {
+            journal,
+            root: root_dir,
+            inodes: Mutex::new(HashMap::new()),
+            checkpointing: Mutex::new(()),
+            background: AtomicBool::new(false),
+        }));
+        Ok(store)
+    }
+
+    /// Applies one journal record to the chunk files (before the journal
+    /// is in use: nothing here writes records).
+    fn replay(&self, record: &Record<Vec<u8>>) -> ChunkResult<()> {
+        match record {
+            Record::Chunk {
+                id,
+                cut,
+                lo,
+                data,
+                len,
+            } => {
+                if let Some(cut) = cut {
+                    self.truncate(*id, *cut)?;
+                }
+                if !data.is_empty() {
+                    self.write(*id, *lo, data)?;
+                }
+                self.truncate(*id, *len)
+            }
+            Record::Remove(id) => self.remove(*id),
+            Record::RemoveFrom { ino, from } => self.remove_from(*ino, *from),
+        }
     }
 
     /// Whether the store at `root` keeps first chunks beside the inode
@@ -337,7 +579,10 @@ impl LocalChunkStore {
                 .open(self.chunk_path(id))
             {
                 Ok(f) => {
-                    self.mark(id, true);
+                    self.mark(id, |c| {
+                        c.entry = true;
+                        c.cut_to(0);
+                    });
                     let f = Arc::new(f);
                     self.remember(id, f.clone());
                     Ok(f)
@@ -382,24 +627,95 @@ impl LocalChunkStore {
                 own.sync_data().map_err(ChunkError::from_io)?;
                 fs::rename(&tmp, &path).map_err(ChunkError::from_io)?;
                 self.open.lock().insert(id, Arc::new(own));
-                self.mark(id, true);
+                self.mark(id, |c| c.entry = true);
             }
             self.shared.lock().remove(&id);
             Ok(())
         })
     }
 
-    /// Records that chunk `id` must be synced (`created`: its directory
-    /// entry changed too).
-    fn mark(&self, id: ChunkId, created: bool) {
-        *self
-            .dirty
-            .lock()
-            .entry(id.ino)
-            .or_default()
-            .chunks
-            .entry(id.index)
-            .or_insert(false) |= created;
+    /// Records what changed in chunk `id` for its next sync.
+    fn mark(&self, id: ChunkId, change: impl FnOnce(&mut ChunkDirty)) {
+        change(
+            self.dirty
+                .lock()
+                .entry(id.ino)
+                .or_default()
+                .chunks
+                .entry(id.index)
+                .or_default(),
+        );
+    }
+
+    /// Makes `dirty` durable: as a journal record when it is small and the
+    /// store keeps a journal, else in place.
+    fn flush_any(&self, ino: u64, dirty: &Dirty) -> ChunkResult<()> {
+        if let Some(d) = &self.deferred {
+            if self.flush_to_journal(d, ino, dirty)? {
+                return Ok(());
+            }
+            d.release(ino)?;
+        }
+        self.flush(ino, dirty)
+    }
+
+    /// Writes what `dirty` changed, read back from the chunk files, as
+    /// journal records and waits for them to be durable; false if it is
+    /// not a small change the journal takes.
+    fn flush_to_journal(&self, d: &Arc<Deferred>, ino: u64, dirty: &Dirty) -> ChunkResult<bool> {
+        let mut span = 0;
+        for c in dirty.chunks.values() {
+            if c.linked {
+                return Ok(false);
+            }
+            span += c.span();
+        }
+        if span > JOURNAL_SYNC_MAX {
+            return Ok(false);
+        }
+        let mut records = Vec::with_capacity(dirty.chunks.len());
+        for (&index, c) in &dirty.chunks {
+            let id = ChunkId { ino, index };
+            let Some(f) = self.open_existing(id)? else {
+                records.push(Record::Remove(id));
+                continue;
+            };
+            let len = f.metadata().map_err(ChunkError::from_io)?.len();
+            let hi = c.hi.min(len);
+            let lo = c.lo.min(hi);
+            let mut data = vec![0; (hi - lo) as usize];
+            let n = read_full_at(&f, &mut data, lo).map_err(ChunkError::from_io)?;
+            data.truncate(n);
+            records.push(Record::Chunk {
+                id,
+                cut: c.cut,
+                lo,
+                data,
+                len,
+            });
+        }
+        if records.is_empty() {
+            return Ok(true);
+        }
+        let ops: Vec<Op<'_>> = records.iter().map(Record::as_op).collect();
+        let Some(seq) = d.append(ino, &ops)? else {
+            return Ok(false);
+        };
+        d.checkpoint_soon();
+        d.journal.sync_upto(seq).map_err(ChunkError::from_io)?;
+        Ok(true)
+    }
+
+    /// Records `op` about `ino` if the journal holds records about it, so
+    /// that replaying them cannot bring back what `op` removed. Made
+    /// durable with the next record anyone syncs.
+    fn note_removal(&self, ino: u64, op: Op<'_>) -> ChunkResult<()> {
+        if let Some(d) = &self.deferred {
+            if d.holds(ino) {
+                d.append(ino, &[op])?;
+            }
+        }
+        Ok(())
     }
 
     /// The fsyncs of one inode's dirty set. The directories whose entry
@@ -410,11 +726,11 @@ impl LocalChunkStore {
     fn flush(&self, ino: u64, dirty: &Dirty) -> ChunkResult<()> {
         let mut in_dir_changed = false;
         let mut shard_changed = dirty.dir_created;
-        for (&index, &created) in &dirty.chunks {
+        for (&index, c) in &dirty.chunks {
             if self.beside(index) {
-                shard_changed |= created;
+                shard_changed |= c.entry;
             } else {
-                in_dir_changed |= created;
+                in_dir_changed |= c.entry;
             }
         }
         // Removed meanwhile by `remove_from`: nothing left to sync in it.
@@ -424,6 +740,59 @@ impl LocalChunkStore {
         let in_dir = in_dir.map_or(Ok(()), beside::Pending::wait);
         let shard = shard.map_or(Ok(()), beside::Pending::wait);
         files.and(in_dir).and(shard)
+    }
+}
+
+impl LocalChunkStore {
+    /// Deletes the files of every chunk of `ino` from `from_index` on.
+    fn delete_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
+        self.forget_inode(ino, from_index);
+        self.shared
+            .lock()
+            .retain(|id| !(id.ino == ino && id.index >= from_index));
+        if let Some(d) = self.dirty.lock().get_mut(&ino) {
+            d.chunks.retain(|idx, _| *idx < from_index);
+        }
+        if self.beside(from_index) {
+            let first = ChunkId { ino, index: 0 };
+            // A copy interrupted by a crash goes with the chunk.
+            Self::remove_if_present(&self.cow_path(first))?;
+            Self::remove_if_present(&self.chunk_path(first))?;
+        }
+        let dir = self.inode_dir(ino);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.forget_dirty_dir(ino, from_index);
+                return Ok(());
+            }
+            Err(e) => return Err(ChunkError::from_io(e)),
+        };
+        let mut remaining = 0usize;
+        for entry in entries {
+            let entry = entry.map_err(ChunkError::from_io)?;
+            let name = entry.file_name();
+            let index = name.to_str().and_then(|n| {
+                // A copy interrupted by a crash goes with the chunks.
+                let n = n.strip_suffix(COW_SUFFIX).unwrap_or(n);
+                u64::from_str_radix(n, 16).ok()
+            });
+            match index {
+                Some(i) if i >= from_index => {
+                    Self::remove_if_present(&entry.path())?;
+                }
+                _ => remaining += 1,
+            }
+        }
+        if remaining == 0 {
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ChunkError::from_io(e)),
+            }
+            self.forget_dirty_dir(ino, from_index);
+        }
+        Ok(())
     }
 }
 
@@ -505,7 +874,7 @@ impl ChunkStore for LocalChunkStore {
             None => self.create_for_write(id)?,
         };
         f.write_all_at(data, offset).map_err(ChunkError::from_io)?;
-        self.mark(id, false);
+        self.mark(id, |c| c.wrote(offset, data.len() as u64));
         Ok(())
     }
 
@@ -516,59 +885,20 @@ impl ChunkStore for LocalChunkStore {
         self.own(id)?;
         if let Some(f) = self.open_existing(id)? {
             f.set_len(len).map_err(ChunkError::from_io)?;
-            self.mark(id, false);
+            self.mark(id, |c| c.cut_to(len));
         }
         Ok(())
     }
 
     fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
-        self.forget_inode(ino, from_index);
-        self.shared
-            .lock()
-            .retain(|id| !(id.ino == ino && id.index >= from_index));
-        if let Some(d) = self.dirty.lock().get_mut(&ino) {
-            d.chunks.retain(|idx, _| *idx < from_index);
-        }
-        if self.beside(from_index) {
-            let first = ChunkId { ino, index: 0 };
-            // A copy interrupted by a crash goes with the chunk.
-            Self::remove_if_present(&self.cow_path(first))?;
-            Self::remove_if_present(&self.chunk_path(first))?;
-        }
-        let dir = self.inode_dir(ino);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.forget_dirty_dir(ino, from_index);
-                return Ok(());
-            }
-            Err(e) => return Err(ChunkError::from_io(e)),
-        };
-        let mut remaining = 0usize;
-        for entry in entries {
-            let entry = entry.map_err(ChunkError::from_io)?;
-            let name = entry.file_name();
-            let index = name.to_str().and_then(|n| {
-                // A copy interrupted by a crash goes with the chunks.
-                let n = n.strip_suffix(COW_SUFFIX).unwrap_or(n);
-                u64::from_str_radix(n, 16).ok()
-            });
-            match index {
-                Some(i) if i >= from_index => {
-                    Self::remove_if_present(&entry.path())?;
-                }
-                _ => remaining += 1,
-            }
-        }
-        if remaining == 0 {
-            match fs::remove_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ChunkError::from_io(e)),
-            }
-            self.forget_dirty_dir(ino, from_index);
-        }
-        Ok(())
+        self.delete_from(ino, from_index)?;
+        self.note_removal(
+            ino,
+            Record::RemoveFrom {
+                ino,
+                from: from_index,
+            },
+        )
     }
 
     fn share(&self, src: ChunkId, dst: ChunkId, _chunk_size: usize) -> ChunkResult<bool> {
@@ -589,7 +919,10 @@ impl ChunkStore for LocalChunkStore {
                 Err(e) => return Err(ChunkError::from_io(e)),
             }
             self.shared.lock().insert(dst);
-            self.mark(dst, true);
+            self.mark(dst, |c| {
+                c.entry = true;
+                c.linked = true;
+            });
             Ok(true)
         })
     }
@@ -600,9 +933,14 @@ impl ChunkStore for LocalChunkStore {
         if !Self::remove_if_present(&self.chunk_path(id))? {
             return Ok(());
         }
-        // `true`: the directory's entry list changed, so `sync` fsyncs it
-        // (and `sync` skips the file itself, which is gone).
-        self.mark(id, true);
+        self.note_removal(id.ino, Record::Remove(id))?;
+        // The directory's entry list changed, so `sync` fsyncs it (and
+        // skips the file itself, which is gone).
+        self.mark(id, |c| {
+            c.entry = true;
+            c.cut_to(0);
+            (c.lo, c.hi) = (0, 0);
+        });
         Ok(())
     }
 
@@ -639,7 +977,7 @@ impl ChunkStore for LocalChunkStore {
             let Some(dirty) = self.dirty.lock().remove(&ino) else {
                 return Ok(());
             };
-            let result = self.flush(ino, &dirty);
+            let result = self.flush_any(ino, &dirty);
             if result.is_err() {
                 // Not durable: the next sync must try again.
                 self.dirty.lock().entry(ino).or_default().merge(dirty);
@@ -773,7 +1111,7 @@ mod tests {
             .dirty
             .lock()
             .get(&3)
-            .is_some_and(|d| d.chunks.get(&7) == Some(&true)));
+            .is_some_and(|d| d.chunks.get(&7).is_some_and(|c| c.entry)));
         s.sync(3).expect("sync after remove");
         assert!(s.dirty.lock().get(&3).is_none());
         assert!(s
@@ -876,7 +1214,10 @@ mod tests {
         {
             let dirty = s.dirty.lock();
             let d = dirty.get(&7).expect("still dirty");
-            assert_eq!(d.chunks.get(&1), Some(&true), "creation still pending");
+            assert!(
+                d.chunks.get(&1).is_some_and(|c| c.entry),
+                "creation still pending"
+            );
             assert!(d.dir_created);
         }
         fs::remove_dir(&path).expect("rmdir");
@@ -905,7 +1246,7 @@ mod tests {
         let dirty = s.dirty.lock();
         let d = dirty.get(&259).expect("dirty");
         assert!(!d.dir_created);
-        assert_eq!(d.chunks.get(&1), Some(&true));
+        assert!(d.chunks.get(&1).is_some_and(|c| c.entry));
     }
 
     #[test]
@@ -923,7 +1264,10 @@ mod tests {
             let dirty = s.dirty.lock();
             let d = dirty.get(&0x105).expect("dirty");
             assert!(!d.dir_created);
-            assert_eq!(d.chunks.get(&0), Some(&true), "shard entry to fsync");
+            assert!(
+                d.chunks.get(&0).is_some_and(|c| c.entry),
+                "shard entry to fsync"
+            );
         }
         s.sync(0x105).expect("sync");
         // A second chunk brings the directory; both are the inode's.
@@ -972,7 +1316,7 @@ mod tests {
         {
             let dirty = s.dirty.lock();
             let d = dirty.get(&0x21).expect("first chunk still dirty");
-            assert_eq!(d.chunks.get(&0), Some(&true));
+            assert!(d.chunks.get(&0).is_some_and(|c| c.entry));
             assert!(!d.chunks.contains_key(&1) && !d.dir_created);
         }
         s.sync(0x21).expect("sync");
@@ -1073,5 +1417,139 @@ mod tests {
         let (_d, s) = store();
         let sp = s.space().expect("space");
         assert!(sp.total_bytes > 0 && sp.free_bytes <= sp.total_bytes);
+    }
+
+    /// A store with a journal of `bytes`, and its root.
+    fn journaled(bytes: u64) -> (tempfile::TempDir, LocalChunkStore, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("chunks");
+        let s = LocalChunkStore::open_journaled(&root, bytes).expect("open");
+        (dir, s, root)
+    }
+
+    fn read_all(s: &LocalChunkStore, id: ChunkId) -> Vec<u8> {
+        s.read(id, 0, 1 << 21).expect("read").to_vec()
+    }
+
+    /// Puts `data` in `id`'s file behind the store's back: what a power
+    /// loss could leave on the disk where the page cache held newer bytes.
+    fn on_disk(s: &LocalChunkStore, id: ChunkId, data: Option<&[u8]>) {
+        let path = s.chunk_path(id);
+        match data {
+            Some(d) => fs::write(&path, d).expect("write behind"),
+            None => fs::remove_file(&path).expect("remove behind"),
+        }
+    }
+
+    #[test]
+    fn a_small_sync_is_replayed_onto_chunk_files_the_disk_lost() {
+        let (_d, s, root) = journaled(1 << 20);
+        let (first, second) = (ChunkId { ino: 5, index: 0 }, ChunkId { ino: 5, index: 1 });
+        let unsynced = ChunkId { ino: 6, index: 0 };
+        s.write(first, 0, b"hello").expect("write");
+        s.write(second, 10, b"world").expect("write");
+        s.sync(5).expect("sync");
+        s.write(unsynced, 0, b"never synced").expect("write");
+        for id in [first, second, unsynced] {
+            on_disk(&s, id, None);
+        }
+        drop(s);
+        let s = LocalChunkStore::open(&root).expect("reopen");
+        assert_eq!(read_all(&s, first), b"hello");
+        assert_eq!(read_all(&s, second), b"\0\0\0\0\0\0\0\0\0\0world");
+        assert!(read_all(&s, unsynced).is_empty(), "nothing synced it");
+        assert!(s.deferred.is_some(), "the journal is kept");
+    }
+
+    #[test]
+    fn replay_does_not_bring_back_removed_chunks_or_cut_bytes() {
+        let (_d, s, root) = journaled(1 << 20);
+        let removed = ChunkId { ino: 7, index: 0 };
+        let cut = ChunkId { ino: 8, index: 0 };
+        s.write(removed, 0, &[b'a'; 16384]).expect("write");
+        s.write(cut, 0, &[b'b'; 16384]).expect("write");
+        s.sync(7).expect("sync");
+        s.sync(8).expect("sync");
+        // Deleted, and cut to nothing then extended to 8 KiB of zeros.
+        s.remove_from(7, 0).expect("remove_from");
+        s.truncate(cut, 0).expect("cut");
+        s.truncate(cut, 8192).expect("extend");
+        s.sync(8).expect("sync");
+        // The disk kept the old bytes of both.
+        fs::write(s.chunk_path(removed), [b'a'; 16384]).expect("write behind");
+        on_disk(&s, cut, Some(&[b'b'; 16384]));
+        drop(s);
+        let s = LocalChunkStore::open(&root).expect("reopen");
+        assert!(
+            s.indexes(7).expect("indexes").is_empty(),
+            "removed stays removed"
+        );
+        assert_eq!(read_all(&s, cut), vec![0u8; 8192], "a cut is replayed");
+    }
+
+    #[test]
+    fn a_large_sync_after_a_small_one_is_not_undone_by_replay() {
+        let (_d, s, root) = journaled(1 << 20);
+        let id = ChunkId { ino: 9, index: 0 };
+        s.write(id, 0, &[b'a'; 100]).expect("write");
+        s.sync(9).expect("small sync");
+        s.write(id, 0, &vec![b'c'; 1 << 20]).expect("write");
+        s.sync(9).expect("large sync");
+        drop(s);
+        let s = LocalChunkStore::open(&root).expect("reopen");
+        let back = read_all(&s, id);
+        assert_eq!(back.len(), 1 << 20);
+        assert!(
+            back.iter().all(|&b| b == b'c'),
+            "an older record was replayed over newer bytes"
+        );
+    }
+
+    #[test]
+    fn a_full_journal_checkpoints_and_loses_no_sync() {
+        let (_d, s, root) = journaled(4096 + 64 * 1024);
+        for ino in 100..140u64 {
+            s.write(ChunkId { ino, index: 0 }, 0, &[ino as u8; 5000])
+                .expect("write");
+            s.sync(ino).expect("sync");
+        }
+        let d = s.deferred.as_ref().expect("journal");
+        assert!(d.journal.used() <= d.journal.area());
+        assert!(d.journal.start_seq() > 2, "a checkpoint made room");
+        drop(s);
+        let s = LocalChunkStore::open(&root).expect("reopen");
+        for ino in 100..140u64 {
+            assert_eq!(
+                read_all(&s, ChunkId { ino, index: 0 }),
+                vec![ino as u8; 5000]
+            );
+        }
+    }
+
+    #[test]
+    fn replaying_a_write_to_a_shared_chunk_leaves_the_other_name_alone() {
+        let (_d, s, root) = journaled(1 << 20);
+        let src = ChunkId { ino: 10, index: 0 };
+        let dst = ChunkId { ino: 11, index: 0 };
+        s.write(src, 0, &[b'a'; 100]).expect("write");
+        s.sync(10).expect("sync");
+        // `dst` held other bytes, journaled, before it became the copy.
+        s.write(dst, 0, &[b'z'; 50]).expect("write");
+        s.sync(11).expect("sync");
+        assert!(s.share(src, dst, 1 << 20).expect("share"));
+        s.sync(11).expect("sync share");
+        s.write(src, 0, &[b'b'; 100]).expect("write after share");
+        s.sync(10).expect("sync");
+        // The disk lost the private copy's rename: `src` is still a link.
+        fs::remove_file(s.chunk_path(src)).expect("remove");
+        fs::hard_link(s.chunk_path(dst), s.chunk_path(src)).expect("link");
+        drop(s);
+        let s = LocalChunkStore::open(&root).expect("reopen");
+        assert_eq!(read_all(&s, src), vec![b'b'; 100]);
+        assert_eq!(
+            read_all(&s, dst),
+            vec![b'a'; 100],
+            "the snapshot's name changed"
+        );
     }
 }
