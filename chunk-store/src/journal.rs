@@ -4,7 +4,7 @@
 //! chunk file and an fsync of the directory holding the file's entry:
 //! scattered blocks and two flushes per file (445 µs on the test machine's
 //! ext4, against 150 µs to overwrite 16 KiB of a preallocated file and
-//! fdatasync it; `/tmp/fs.py` in the issue-6 notes). A sync that changed
+//! fdatasync it; `bench/fsync_probe.py`). A sync that changed
 //! few bytes writes them here instead, one sequential write, and syncs
 //! running at the same time share one fdatasync (group commit). The chunk
 //! files get the same bytes through the page cache as always and reach
