@@ -31,6 +31,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where the records start in the file; the header slots sit before it.
 const AREA_START: u64 = 4096;
@@ -127,6 +128,11 @@ pub(crate) struct Journal {
     /// Every record with a lower sequence number is durable. Holding this
     /// lock is being the one thread that fdatasyncs.
     durable: Mutex<u64>,
+    /// A write or sync of the journal (or a checkpoint) failed: what it
+    /// covered may not be on the disk, and a later fdatasync would not say
+    /// so (Linux reports a writeback error once, then the pages are clean).
+    /// Every later call fails until the store is reopened and replays.
+    broken: AtomicBool,
 }
 
 impl Journal {
@@ -181,6 +187,7 @@ impl Journal {
             file,
             area,
             durable: Mutex::new(tail.seq),
+            broken: AtomicBool::new(false),
             tail: Mutex::new(tail),
         }
     }
@@ -276,6 +283,11 @@ impl Journal {
     /// of the last one, or `None` if the area has no room for them until
     /// a checkpoint. Not durable until [`Journal::sync_upto`].
     pub(crate) fn append(&self, ops: &[Op<'_>]) -> io::Result<Option<u64>> {
+        self.usable()?;
+        self.append_records(ops).map_err(|e| self.broke(e))
+    }
+
+    fn append_records(&self, ops: &[Op<'_>]) -> io::Result<Option<u64>> {
         let mut t = self.tail.lock();
         // Room needed, counting a wrap record wherever one is due.
         let mut lsn = t.lsn;
@@ -340,14 +352,37 @@ impl Journal {
     /// fdatasync shared by every caller waiting meanwhile.
     pub(crate) fn sync_upto(&self, seq: u64) -> io::Result<()> {
         let mut durable = self.durable.lock();
+        self.usable()?;
         if *durable > seq {
             return Ok(());
         }
         // Every record appended by now is written: this fdatasync covers it.
         let covered = self.tail.lock().seq;
-        self.file.sync_data()?;
+        self.file.sync_data().map_err(|e| self.broke(e))?;
         *durable = covered;
         Ok(())
+    }
+
+    /// Refuses every later call (see `broken`); returns `e`.
+    pub(crate) fn broke(&self, e: io::Error) -> io::Error {
+        self.broken.store(true, Ordering::Release);
+        tracing::error!(error = %e, "chunk journal failed; syncs fail until the store is reopened");
+        e
+    }
+
+    fn usable(&self) -> io::Result<()> {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(io::Error::other(
+                "the chunk journal failed earlier; restart to replay it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every record below this sequence number is durable.
+    #[cfg(test)]
+    pub(crate) fn durable_below(&self) -> u64 {
+        *self.durable.lock()
     }
 
     /// Bytes of the area live records hold.
@@ -379,13 +414,15 @@ impl Journal {
     /// durable in the chunk files. Their space is reused only once the new
     /// header is durable: until then a crash replays them.
     pub(crate) fn checkpointed(&self, cut: Cut) -> io::Result<()> {
+        self.usable()?;
         let mut next = *self.tail.lock();
         next.gen += 1;
         next.start_lsn = cut.lsn;
         next.start_seq = cut.seq;
         self.file
-            .write_all_at(&encode_header(&next, self.area), header_offset(next.gen))?;
-        self.file.sync_data()?;
+            .write_all_at(&encode_header(&next, self.area), header_offset(next.gen))
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| self.broke(e))?;
         let mut t = self.tail.lock();
         t.gen = next.gen;
         t.start_lsn = cut.lsn;
@@ -724,6 +761,24 @@ mod tests {
         std::fs::write(&path, vec![0u8; 1 << 16]).expect("write");
         let err = Journal::open(&path, 1 << 20).err().expect("refused");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn after_a_failed_write_or_sync_every_call_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let (j, _) = Journal::open(&path, 1 << 20).expect("create");
+        j.restart().expect("restart");
+        let seq = append(&j, &[chunk(1, 10)]).expect("room");
+        j.broke(io::Error::other("injected"));
+        let ops = [chunk(2, 10)];
+        let ops: Vec<Op<'_>> = ops.iter().map(Record::as_op).collect();
+        assert!(j.append(&ops).is_err());
+        assert!(
+            j.sync_upto(seq).is_err(),
+            "a record of the failed run passed for durable"
+        );
+        assert!(j.checkpointed(j.cut()).is_err());
     }
 
     #[test]

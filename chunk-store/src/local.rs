@@ -217,8 +217,10 @@ impl Deferred {
         if cut.seq() <= self.journal.start_seq() {
             return Ok(());
         }
+        // A failed syncfs leaves the journal broken: the next one would
+        // report success over pages that never reached the disk.
         nix::unistd::syncfs(self.root.as_raw_fd())
-            .map_err(|e| ChunkError::from_io(io::Error::from(e)))?;
+            .map_err(|e| ChunkError::from_io(self.journal.broke(io::Error::from(e))))?;
         self.journal
             .checkpointed(cut)
             .map_err(ChunkError::from_io)?;
@@ -626,6 +628,13 @@ impl LocalChunkStore {
                     .map_err(ChunkError::from_io)?;
                 own.sync_data().map_err(ChunkError::from_io)?;
                 fs::rename(&tmp, &path).map_err(ChunkError::from_io)?;
+                // The rename is made durable now, not at the next sync: a
+                // journaled sync writes no directory, and a record replayed
+                // onto the old link would copy what the other name holds
+                // by then.
+                if let Some(dir) = path.parent() {
+                    crashsafe::fsync_dir(dir).map_err(ChunkError::from_io)?;
+                }
                 self.open.lock().insert(id, Arc::new(own));
                 self.mark(id, |c| c.entry = true);
             }
@@ -704,6 +713,18 @@ impl LocalChunkStore {
         d.checkpoint_soon();
         d.journal.sync_upto(seq).map_err(ChunkError::from_io)?;
         Ok(true)
+    }
+
+    /// Makes the records about `ino` appended so far durable.
+    fn sync_records(&self, ino: u64) -> ChunkResult<()> {
+        let Some(d) = &self.deferred else {
+            return Ok(());
+        };
+        let last = d.inodes.lock().get(&ino).copied();
+        match last {
+            Some(seq) => d.journal.sync_upto(seq).map_err(ChunkError::from_io),
+            None => Ok(()),
+        }
     }
 
     /// Records `op` about `ino` if the journal holds records about it, so
@@ -891,14 +912,18 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
-        self.delete_from(ino, from_index)?;
-        self.note_removal(
-            ino,
-            Record::RemoveFrom {
+        // Under the sync lock: a sync of `ino` that read a chunk before it
+        // went must not append its record after the removal's.
+        self.with_sync_lock(ino, || {
+            self.delete_from(ino, from_index)?;
+            self.note_removal(
                 ino,
-                from: from_index,
-            },
-        )
+                Record::RemoveFrom {
+                    ino,
+                    from: from_index,
+                },
+            )
+        })
     }
 
     fn share(&self, src: ChunkId, dst: ChunkId, _chunk_size: usize) -> ChunkResult<bool> {
@@ -930,18 +955,21 @@ impl ChunkStore for LocalChunkStore {
     fn remove(&self, id: ChunkId) -> ChunkResult<()> {
         self.shared.lock().remove(&id);
         self.open.lock().remove(&id);
-        if !Self::remove_if_present(&self.chunk_path(id))? {
-            return Ok(());
-        }
-        self.note_removal(id.ino, Record::Remove(id))?;
-        // The directory's entry list changed, so `sync` fsyncs it (and
-        // skips the file itself, which is gone).
-        self.mark(id, |c| {
-            c.entry = true;
-            c.cut_to(0);
-            (c.lo, c.hi) = (0, 0);
-        });
-        Ok(())
+        // Under the sync lock, as `remove_from`.
+        self.with_sync_lock(id.ino, || {
+            if !Self::remove_if_present(&self.chunk_path(id))? {
+                return Ok(());
+            }
+            self.note_removal(id.ino, Record::Remove(id))?;
+            // The directory's entry list changed, so `sync` fsyncs it (and
+            // skips the file itself, which is gone).
+            self.mark(id, |c| {
+                c.entry = true;
+                c.cut_to(0);
+                (c.lo, c.hi) = (0, 0);
+            });
+            Ok(())
+        })
     }
 
     fn indexes(&self, ino: u64) -> ChunkResult<Vec<u64>> {
@@ -975,7 +1003,9 @@ impl ChunkStore for LocalChunkStore {
     fn sync(&self, ino: u64) -> ChunkResult<()> {
         self.with_sync_lock(ino, || {
             let Some(dirty) = self.dirty.lock().remove(&ino) else {
-                return Ok(());
+                // Nothing left to write, but a removal may have been
+                // recorded (`remove_from` forgets the chunks it deleted).
+                return self.sync_records(ino);
             };
             let result = self.flush_any(ino, &dirty);
             if result.is_err() {
@@ -1551,5 +1581,54 @@ mod tests {
             vec![b'a'; 100],
             "the snapshot's name changed"
         );
+    }
+
+    #[test]
+    fn a_sync_after_remove_from_makes_the_removal_record_durable() {
+        let (_d, s, _root) = journaled(1 << 20);
+        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 16384])
+            .expect("write");
+        s.sync(7).expect("sync");
+        s.remove_from(7, 0).expect("remove_from");
+        let j = &s.deferred.as_ref().expect("journal").journal;
+        let appended = j.cut().seq();
+        assert!(
+            j.durable_below() < appended,
+            "the removal is not synced yet"
+        );
+        // Nothing of inode 7 is dirty any more, but its removal record
+        // must be durable before the caller commits the new size.
+        s.sync(7).expect("sync after the removal");
+        assert!(
+            j.durable_below() >= appended,
+            "the removal record was left unsynced"
+        );
+    }
+
+    #[test]
+    fn removals_wait_for_a_sync_of_their_inode_in_progress() {
+        let (_d, s, _root) = journaled(1 << 20);
+        let id = ChunkId { ino: 8, index: 0 };
+        s.write(id, 0, b"x").expect("write");
+        s.sync(8).expect("sync");
+        // Stand in for a sync of inode 8 between reading its chunk and
+        // appending the record.
+        let lock = s.sync_locks.lock().entry(8).or_default().clone();
+        let held = lock.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                s.remove_from(8, 0).expect("remove_from");
+                tx.send("removed").expect("send");
+            });
+            assert!(
+                rx.recv_timeout(std::time::Duration::from_millis(200))
+                    .is_err(),
+                "remove_from ran while a sync of its inode was in progress"
+            );
+            drop(held);
+            assert_eq!(rx.recv().expect("recv"), "removed");
+        });
+        assert!(s.indexes(8).expect("indexes").is_empty());
     }
 }
