@@ -139,11 +139,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     }
 }
 
-/// Most inode records kept (a few hundred bytes each).
-const INODE_ENTRIES: usize = 512 * 1024;
-/// Most directory entries kept (about 100 bytes each).
-const DENTRY_ENTRIES: usize = 512 * 1024;
-
 /// The caches of one file system: inode records by number, and directory
 /// entries (`None`: the name is absent) by their `DENTRY` key.
 pub(crate) struct MetaCaches {
@@ -175,10 +170,12 @@ impl CachedKey {
 pub(crate) struct Written(Vec<(CachedKey, Option<Vec<u8>>, u64)>);
 
 impl MetaCaches {
-    pub(crate) fn new() -> Self {
+    /// Caches of at most `entries` inode records and as many directory
+    /// entries (`FsOptions::cache_entries`).
+    pub(crate) fn new(entries: usize) -> Self {
         Self {
-            inodes: Cache::new(INODE_ENTRIES),
-            dentries: Cache::new(DENTRY_ENTRIES),
+            inodes: Cache::new(entries),
+            dentries: Cache::new(entries),
         }
     }
 

@@ -54,12 +54,20 @@ pub const DEFAULT_VOLUME: &str = "default";
 pub struct FsOptions {
     /// Chunk size for files created from now on (a power of two, 64 KiB to 64 MiB).
     pub chunk_size: u32,
+    /// Most entries each metadata cache (inode records, directory
+    /// entries) keeps in memory: a few hundred bytes per inode record,
+    /// about a hundred per directory entry.
+    pub cache_entries: usize,
 }
+
+/// Default of [`FsOptions::cache_entries`].
+pub const DEFAULT_CACHE_ENTRIES: usize = 512 * 1024;
 
 impl Default for FsOptions {
     fn default() -> Self {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
+            cache_entries: DEFAULT_CACHE_ENTRIES,
         }
     }
 }

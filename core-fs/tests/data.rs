@@ -298,7 +298,10 @@ fn open_refuses_a_chunk_size_that_is_not_a_power_of_two_from_64k_to_64m() {
         let r = FileSystem::open(
             Arc::new(nitrofs_metadata::MemKv::new()),
             chunks,
-            FsOptions { chunk_size: bad },
+            FsOptions {
+                chunk_size: bad,
+                ..FsOptions::default()
+            },
         );
         assert!(
             matches!(r, Err(FsError::Invalid(_))),

@@ -5,7 +5,8 @@
 //! names the offending field. `deploy/nitrofs.example.toml` documents the
 //! same fields with their defaults (a test keeps the two in step).
 
-use nitrofs_core_fs::{FsOptions, DEFAULT_CHUNK_SIZE};
+use nitrofs_chunk_store::DEFAULT_JOURNAL_BYTES;
+use nitrofs_core_fs::{FsOptions, DEFAULT_CACHE_ENTRIES, DEFAULT_CHUNK_SIZE};
 use nitrofs_nfs::ExportPolicy;
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -145,6 +146,12 @@ pub struct CoreConfig {
     /// Chunk size in bytes for files created from now on: a power of two
     /// from 64 KiB to 64 MiB. Existing files keep the size they were created with.
     pub chunk_size: u64,
+    /// Most entries each metadata cache (inode records, directory
+    /// entries) keeps in memory (at least 1024).
+    pub cache_entries: usize,
+    /// Bytes of the chunk store's journal of small syncs, when it is
+    /// created (1 MiB to 1 GiB; an existing journal keeps its size).
+    pub chunk_journal_bytes: u64,
 }
 
 impl Default for Config {
@@ -205,6 +212,8 @@ impl Default for CoreConfig {
     fn default() -> Self {
         Self {
             chunk_size: u64::from(DEFAULT_CHUNK_SIZE),
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+            chunk_journal_bytes: DEFAULT_JOURNAL_BYTES,
         }
     }
 }
@@ -226,6 +235,8 @@ pub struct Settings {
     pub kv: KvSettings,
     /// Core options.
     pub fs: FsOptions,
+    /// Bytes of a new chunk journal.
+    pub chunk_journal_bytes: u64,
 }
 
 /// The validated `[s3]` section.
@@ -394,6 +405,20 @@ impl Config {
         }
         let chunk_size = u32::try_from(chunk_size)
             .map_err(|_| invalid("core.chunk_size", "does not fit in 32 bits"))?;
+        let cache_entries = self.core.cache_entries;
+        if cache_entries < 1024 {
+            return Err(invalid(
+                "core.cache_entries",
+                format!("{cache_entries} is below the least, 1024"),
+            ));
+        }
+        let chunk_journal_bytes = self.core.chunk_journal_bytes;
+        if !(1 << 20..=1 << 30).contains(&chunk_journal_bytes) {
+            return Err(invalid(
+                "core.chunk_journal_bytes",
+                format!("{chunk_journal_bytes} must be from 1048576 (1 MiB) to 1073741824 (1 GiB)"),
+            ));
+        }
         let s3 = self.s3.validate()?;
         let kv = self.kv.validate()?;
         Ok(Settings {
@@ -403,7 +428,11 @@ impl Config {
             exports: self.nfs.exports,
             s3,
             kv,
-            fs: FsOptions { chunk_size },
+            fs: FsOptions {
+                chunk_size,
+                cache_entries,
+            },
+            chunk_journal_bytes,
         })
     }
 }
@@ -560,7 +589,9 @@ mod tests {
                 "s3.{key} is shown (commented out: it has no default)"
             );
         }
-        assert!(get("core", "chunk_size"), "core.chunk_size");
+        for key in ["chunk_size", "cache_entries", "chunk_journal_bytes"] {
+            assert!(get("core", key), "core.{key}");
+        }
         for key in [
             "addr",
             "frame_timeout_secs",
@@ -726,6 +757,28 @@ mod tests {
             let settings = parse(&text).and_then(Config::validate).expect("valid");
             assert_eq!(u64::from(settings.fs.chunk_size), good);
         }
+    }
+
+    #[test]
+    fn cache_and_journal_sizes_are_checked_and_reach_the_settings() {
+        assert_eq!(
+            invalid_field("[core]\ncache_entries = 100"),
+            "core.cache_entries"
+        );
+        for bad in [0, 4096, (1u64 << 30) + 1] {
+            let text = format!("[core]\nchunk_journal_bytes = {bad}");
+            assert_eq!(invalid_field(&text), "core.chunk_journal_bytes", "{bad}");
+        }
+        let text = "[core]\ncache_entries = 2048\nchunk_journal_bytes = 8388608";
+        let settings = parse(text).and_then(Config::validate).expect("valid");
+        assert_eq!(settings.fs.cache_entries, 2048);
+        assert_eq!(settings.chunk_journal_bytes, 8 << 20);
+        let defaults = parse("").and_then(Config::validate).expect("valid");
+        assert_eq!(
+            defaults.fs.cache_entries,
+            nitrofs_core_fs::DEFAULT_CACHE_ENTRIES
+        );
+        assert_eq!(defaults.chunk_journal_bytes, DEFAULT_JOURNAL_BYTES);
     }
 
     #[test]

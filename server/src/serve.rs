@@ -17,7 +17,7 @@ use crate::cli::ServeArgs;
 use crate::config::{self, Config, ConfigError, Settings};
 use crate::metrics::Metrics;
 use crate::s3::{self as s3_wiring, RootKeyError, RootKeySource};
-use nitrofs_chunk_store::{ChunkError, LocalChunkStore, DEFAULT_JOURNAL_BYTES};
+use nitrofs_chunk_store::{ChunkError, LocalChunkStore};
 use nitrofs_common::crashsafe;
 use nitrofs_core_fs::{FileSystem, FsError};
 use nitrofs_metadata::{KvError, RocksKv};
@@ -155,12 +155,10 @@ fn open_fs(settings: &Settings) -> Result<FileSystem, ServeError> {
         source,
     })?;
     let chunk_dir = dir.join("chunks");
-    let chunks =
-        LocalChunkStore::open_journaled(&chunk_dir, DEFAULT_JOURNAL_BYTES).map_err(|source| {
-            ServeError::Chunks {
-                path: chunk_dir,
-                source,
-            }
+    let chunks = LocalChunkStore::open_journaled(&chunk_dir, settings.chunk_journal_bytes)
+        .map_err(|source| ServeError::Chunks {
+            path: chunk_dir,
+            source,
         })?;
     Ok(FileSystem::open(
         Arc::new(kv),

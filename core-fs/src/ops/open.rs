@@ -32,6 +32,7 @@ pub(crate) fn open(
         Ok(())
     })?;
     let boot_count = alloc::reserve(kv.as_ref(), keys::SYS_BOOT_COUNT, 1, 1)?;
+    let caches = crate::cache::MetaCaches::new(opts.cache_entries);
     let fs = FileSystem {
         kv,
         chunks,
@@ -42,7 +43,7 @@ pub(crate) fn open(
             .map(|_| Mutex::new(()))
             .collect(),
         snap_barrier: parking_lot::RwLock::new(()),
-        caches: crate::cache::MetaCaches::new(),
+        caches,
         snap_cache: Mutex::new(Default::default()),
         snap_collector: Mutex::new(()),
         quota_gate: Default::default(),

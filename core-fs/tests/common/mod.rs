@@ -43,7 +43,10 @@ pub const CHUNK: u32 = 64 * 1024;
 
 /// Options every fixture uses unless a test asks otherwise.
 pub fn small_chunks() -> FsOptions {
-    FsOptions { chunk_size: CHUNK }
+    FsOptions {
+        chunk_size: CHUNK,
+        ..FsOptions::default()
+    }
 }
 
 impl Fixture {
