@@ -352,10 +352,11 @@ impl Journal {
     /// fdatasync shared by every caller waiting meanwhile.
     pub(crate) fn sync_upto(&self, seq: u64) -> io::Result<()> {
         let mut durable = self.durable.lock();
-        self.usable()?;
+        // Already durable before anything broke: nothing to ask of the disk.
         if *durable > seq {
             return Ok(());
         }
+        self.usable()?;
         // Every record appended by now is written: this fdatasync covers it.
         let covered = self.tail.lock().seq;
         self.file.sync_data().map_err(|e| self.broke(e))?;
@@ -370,7 +371,8 @@ impl Journal {
         e
     }
 
-    fn usable(&self) -> io::Result<()> {
+    /// Fails if the journal broke (see `broken`).
+    pub(crate) fn usable(&self) -> io::Result<()> {
         if self.broken.load(Ordering::Acquire) {
             return Err(io::Error::other(
                 "the chunk journal failed earlier; restart to replay it",
@@ -391,9 +393,19 @@ impl Journal {
         t.lsn - t.start_lsn
     }
 
+    /// Bytes of the file when the record area is filled.
+    pub(crate) fn capacity(&self) -> u64 {
+        AREA_START + self.area
+    }
+
     /// Bytes of the record area.
     pub(crate) fn area(&self) -> u64 {
         self.area
+    }
+
+    /// The sequence number of the last record appended.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.tail.lock().seq - 1
     }
 
     /// The sequence number of the first live record.

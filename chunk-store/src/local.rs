@@ -212,6 +212,8 @@ impl Deferred {
     /// Makes every chunk change so far durable in the chunk files (one
     /// `syncfs`), then drops the records that described them.
     fn checkpoint(&self) -> ChunkResult<()> {
+        // A broken journal frees nothing: spare the file system a syncfs.
+        self.journal.usable().map_err(ChunkError::from_io)?;
         let _one = self.checkpointing.lock();
         let cut = self.journal.cut();
         if cut.seq() <= self.journal.start_seq() {
@@ -326,6 +328,13 @@ impl LocalChunkStore {
             None => return Ok(store),
         };
         let (journal, records) = Journal::open(&path, capacity).map_err(ChunkError::from_io)?;
+        if journal_bytes.is_some_and(|b| b != journal.capacity()) {
+            tracing::info!(
+                kept = journal.capacity(),
+                asked = capacity,
+                "the chunk journal keeps the size it was created with"
+            );
+        }
         let root_dir = File::open(root).map_err(ChunkError::from_io)?;
         if !records.is_empty() {
             for record in &records {
@@ -704,6 +713,9 @@ impl LocalChunkStore {
             });
         }
         if records.is_empty() {
+            // Nothing but a new directory (replay makes those), yet removal
+            // records of this inode may still wait for a sync.
+            self.sync_records(ino)?;
             return Ok(true);
         }
         let ops: Vec<Op<'_>> = records.iter().map(Record::as_op).collect();
@@ -725,6 +737,23 @@ impl LocalChunkStore {
             Some(seq) => d.journal.sync_upto(seq).map_err(ChunkError::from_io),
             None => Ok(()),
         }
+    }
+
+    /// Runs a removal of `ino`'s chunks: under its sync lock when the store
+    /// keeps a journal (a sync of `ino` that read a chunk before it went
+    /// must not append its record after the removal's), and refused before
+    /// anything is deleted if the removal needs a record the journal can no
+    /// longer take. Without a journal there is nothing to order.
+    fn removing(&self, ino: u64, f: impl FnOnce() -> ChunkResult<()>) -> ChunkResult<()> {
+        let Some(d) = &self.deferred else {
+            return f();
+        };
+        self.with_sync_lock(ino, || {
+            if d.holds(ino) {
+                d.journal.usable().map_err(ChunkError::from_io)?;
+            }
+            f()
+        })
     }
 
     /// Records `op` about `ino` if the journal holds records about it, so
@@ -912,9 +941,7 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
-        // Under the sync lock: a sync of `ino` that read a chunk before it
-        // went must not append its record after the removal's.
-        self.with_sync_lock(ino, || {
+        self.removing(ino, || {
             self.delete_from(ino, from_index)?;
             self.note_removal(
                 ino,
@@ -955,8 +982,7 @@ impl ChunkStore for LocalChunkStore {
     fn remove(&self, id: ChunkId) -> ChunkResult<()> {
         self.shared.lock().remove(&id);
         self.open.lock().remove(&id);
-        // Under the sync lock, as `remove_from`.
-        self.with_sync_lock(id.ino, || {
+        self.removing(id.ino, || {
             if !Self::remove_if_present(&self.chunk_path(id))? {
                 return Ok(());
             }
@@ -1020,6 +1046,12 @@ impl ChunkStore for LocalChunkStore {
         let inodes: Vec<u64> = self.dirty.lock().keys().copied().collect();
         for ino in inodes {
             self.sync(ino)?;
+        }
+        // Removal records of inodes with nothing dirty (what GC removed).
+        if let Some(d) = &self.deferred {
+            d.journal
+                .sync_upto(d.journal.last_seq())
+                .map_err(ChunkError::from_io)?;
         }
         Ok(())
     }
@@ -1630,5 +1662,79 @@ mod tests {
             assert_eq!(rx.recv().expect("recv"), "removed");
         });
         assert!(s.indexes(8).expect("indexes").is_empty());
+    }
+
+    /// Breaks the journal as a failed fdatasync would.
+    fn break_journal(s: &LocalChunkStore) {
+        let j = &s.deferred.as_ref().expect("journal").journal;
+        j.broke(io::Error::other("injected"));
+    }
+
+    #[test]
+    fn a_broken_journal_still_answers_syncs_it_had_made_durable() {
+        let (_d, s, _root) = journaled(1 << 20);
+        s.write(ChunkId { ino: 5, index: 0 }, 0, b"x")
+            .expect("write");
+        s.sync(5).expect("sync");
+        break_journal(&s);
+        s.sync(5).expect("nothing of inode 5 waits for the disk");
+        s.write(ChunkId { ino: 6, index: 0 }, 0, b"y")
+            .expect("write");
+        assert!(s.sync(6).is_err(), "a new sync cannot be made durable");
+    }
+
+    #[test]
+    fn a_broken_journal_refuses_a_removal_before_deleting_anything() {
+        let (_d, s, _root) = journaled(1 << 20);
+        let id = ChunkId { ino: 5, index: 0 };
+        s.write(id, 0, b"x").expect("write");
+        s.sync(5).expect("sync");
+        break_journal(&s);
+        assert!(s.remove_from(5, 0).is_err());
+        assert!(s.remove(id).is_err());
+        assert_eq!(
+            s.indexes(5).expect("indexes"),
+            vec![0],
+            "deleted, then refused"
+        );
+    }
+
+    #[test]
+    fn sync_all_makes_removal_records_durable() {
+        let (_d, s, _root) = journaled(1 << 20);
+        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 100])
+            .expect("write");
+        s.sync(7).expect("sync");
+        // What GC does: remove, and no sync of the inode after.
+        s.remove_from(7, 0).expect("remove_from");
+        let j = &s.deferred.as_ref().expect("journal").journal;
+        let appended = j.cut().seq();
+        s.sync_all().expect("sync_all");
+        assert!(
+            j.durable_below() >= appended,
+            "sync_all left a removal record unsynced"
+        );
+    }
+
+    #[test]
+    fn a_sync_of_only_a_new_directory_still_syncs_removal_records() {
+        let (_d, s, _root) = journaled(1 << 20);
+        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 100])
+            .expect("write");
+        s.sync(7).expect("sync");
+        s.remove_from(7, 0).expect("remove_from");
+        // Sharing from a missing source creates inode 7's directory and
+        // nothing else.
+        let missing = ChunkId { ino: 1, index: 9 };
+        assert!(!s
+            .share(missing, ChunkId { ino: 7, index: 3 }, 64)
+            .expect("share"));
+        let j = &s.deferred.as_ref().expect("journal").journal;
+        let appended = j.cut().seq();
+        s.sync(7).expect("sync");
+        assert!(
+            j.durable_below() >= appended,
+            "the removal record was left unsynced"
+        );
     }
 }

@@ -175,10 +175,29 @@ fn a_small_chunk_journal_wraps_and_checkpoints_without_losing_a_commit() {
             write_file(&mut c, &root, name, data, 16384, stable_how::UNSTABLE).await;
         }
     });
-    let journal = server.data_dir().join("chunks").join("journal");
-    let size = std::fs::metadata(&journal).expect("journal").len();
-    assert!(size <= journal_bytes, "the journal grew to {size} bytes");
     server.kill9();
+    // The journal's newer header (two slots at 0 and 512: magic, generation,
+    // start position, start sequence, area size, CRC) names where the live
+    // records start: past three times the area, the server wrapped and
+    // checkpointed at least three times.
+    let journal = std::fs::read(server.data_dir().join("chunks").join("journal")).expect("journal");
+    assert!(
+        journal.len() as u64 <= journal_bytes,
+        "the journal grew to {} bytes",
+        journal.len()
+    );
+    let word = |at: usize| u64::from_le_bytes(journal[at..at + 8].try_into().expect("8 bytes"));
+    let (start, area) = [0usize, 512]
+        .into_iter()
+        .filter(|&slot| &journal[slot..slot + 8] == b"NFSJRNL1")
+        .max_by_key(|&slot| word(slot + 8))
+        .map(|slot| (word(slot + 16), word(slot + 32)))
+        .expect("a journal header");
+    assert!(area <= journal_bytes, "area {area}");
+    assert!(
+        start > 3 * area,
+        "live records start at {start}: the journal never went round"
+    );
     server.restart();
     block_on(LIMIT, async {
         let mut c = mount(&server, 0, 0).await;
