@@ -296,11 +296,7 @@ impl Journal {
             if len > self.area {
                 return Ok(None);
             }
-            let phys = lsn % self.area;
-            if phys + len > self.area {
-                lsn += self.area - phys;
-            }
-            lsn += len;
+            lsn += self.wrap_pad(lsn, len) + len;
         }
         if lsn - t.start_lsn > self.area {
             return Ok(None);
@@ -316,12 +312,12 @@ impl Journal {
         let mut buf = Vec::new();
         for op in ops {
             let len = record_len(op);
-            let phys = t.lsn % self.area;
-            if phys + len > self.area {
-                let pad = self.area - phys;
+            let pad = self.wrap_pad(t.lsn, len);
+            if pad > 0 {
                 buf.clear();
                 encode_wrap(&mut buf, t.seq, pad);
-                self.file.write_all_at(&buf, AREA_START + phys)?;
+                self.file
+                    .write_all_at(&buf, AREA_START + t.lsn % self.area)?;
                 t.lsn += pad;
                 t.seq += 1;
             }
@@ -333,6 +329,18 @@ impl Journal {
             t.seq += 1;
         }
         Ok(Some(t.seq - 1))
+    }
+
+    /// Bytes of the wrap record due before a record of `len` bytes at
+    /// `lsn`: what is left of the area when the record would straddle its
+    /// end, else none.
+    fn wrap_pad(&self, lsn: u64, len: u64) -> u64 {
+        let phys = lsn % self.area;
+        if phys + len > self.area {
+            self.area - phys
+        } else {
+            0
+        }
     }
 
     /// Writes zeros over `from..to` of the area (beyond the records: their

@@ -221,8 +221,7 @@ impl Deferred {
         }
         // A failed syncfs leaves the journal broken: the next one would
         // report success over pages that never reached the disk.
-        nix::unistd::syncfs(self.root.as_raw_fd())
-            .map_err(|e| ChunkError::from_io(self.journal.broke(io::Error::from(e))))?;
+        syncfs(&self.root).map_err(|e| ChunkError::from_io(self.journal.broke(e)))?;
         self.journal
             .checkpointed(cut)
             .map_err(ChunkError::from_io)?;
@@ -340,8 +339,7 @@ impl LocalChunkStore {
             for record in &records {
                 store.replay(record)?;
             }
-            nix::unistd::syncfs(root_dir.as_raw_fd())
-                .map_err(|e| ChunkError::from_io(io::Error::from(e)))?;
+            syncfs(&root_dir).map_err(ChunkError::from_io)?;
             store.dirty.lock().clear();
             tracing::info!(records = records.len(), "chunk journal replayed");
         }
@@ -879,6 +877,11 @@ fn sync_all_data(files: &[Arc<File>]) -> ChunkResult<()> {
     files
         .iter()
         .try_for_each(|f| f.sync_data().map_err(ChunkError::from_io))
+}
+
+/// Flushes everything the file system holding `dir` has in memory.
+fn syncfs(dir: &File) -> io::Result<()> {
+    nix::unistd::syncfs(dir.as_raw_fd()).map_err(io::Error::from)
 }
 
 /// Starts an fsync of `dir` beside the caller's work; `gone_ok`: a
