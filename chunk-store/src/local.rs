@@ -1618,15 +1618,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_sync_after_remove_from_makes_the_removal_record_durable() {
-        let (_d, s, _root) = journaled(1 << 20);
-        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 16384])
+    fn journal_of(s: &LocalChunkStore) -> &Journal {
+        &s.deferred.as_ref().expect("journal").journal
+    }
+
+    /// A journaled store where inode 7 got a record (written and synced)
+    /// and was then removed, with no sync since (what GC does); and the
+    /// sequence number after the removal's record.
+    fn removed_after_a_record() -> (tempfile::TempDir, LocalChunkStore, u64) {
+        let (d, s, _root) = journaled(1 << 20);
+        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 100])
             .expect("write");
         s.sync(7).expect("sync");
         s.remove_from(7, 0).expect("remove_from");
-        let j = &s.deferred.as_ref().expect("journal").journal;
-        let appended = j.cut().seq();
+        let appended = journal_of(&s).cut().seq();
+        (d, s, appended)
+    }
+
+    #[test]
+    fn a_sync_after_remove_from_makes_the_removal_record_durable() {
+        let (_d, s, appended) = removed_after_a_record();
+        let j = journal_of(&s);
         assert!(
             j.durable_below() < appended,
             "the removal is not synced yet"
@@ -1669,8 +1681,7 @@ mod tests {
 
     /// Breaks the journal as a failed fdatasync would.
     fn break_journal(s: &LocalChunkStore) {
-        let j = &s.deferred.as_ref().expect("journal").journal;
-        j.broke(io::Error::other("injected"));
+        journal_of(s).broke(io::Error::other("injected"));
     }
 
     #[test]
@@ -1704,39 +1715,26 @@ mod tests {
 
     #[test]
     fn sync_all_makes_removal_records_durable() {
-        let (_d, s, _root) = journaled(1 << 20);
-        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 100])
-            .expect("write");
-        s.sync(7).expect("sync");
-        // What GC does: remove, and no sync of the inode after.
-        s.remove_from(7, 0).expect("remove_from");
-        let j = &s.deferred.as_ref().expect("journal").journal;
-        let appended = j.cut().seq();
+        let (_d, s, appended) = removed_after_a_record();
         s.sync_all().expect("sync_all");
         assert!(
-            j.durable_below() >= appended,
+            journal_of(&s).durable_below() >= appended,
             "sync_all left a removal record unsynced"
         );
     }
 
     #[test]
     fn a_sync_of_only_a_new_directory_still_syncs_removal_records() {
-        let (_d, s, _root) = journaled(1 << 20);
-        s.write(ChunkId { ino: 7, index: 0 }, 0, &[b'a'; 100])
-            .expect("write");
-        s.sync(7).expect("sync");
-        s.remove_from(7, 0).expect("remove_from");
+        let (_d, s, appended) = removed_after_a_record();
         // Sharing from a missing source creates inode 7's directory and
         // nothing else.
         let missing = ChunkId { ino: 1, index: 9 };
         assert!(!s
             .share(missing, ChunkId { ino: 7, index: 3 }, 64)
             .expect("share"));
-        let j = &s.deferred.as_ref().expect("journal").journal;
-        let appended = j.cut().seq();
         s.sync(7).expect("sync");
         assert!(
-            j.durable_below() >= appended,
+            journal_of(&s).durable_below() >= appended,
             "the removal record was left unsynced"
         );
     }
