@@ -48,17 +48,25 @@ enum MemoryOnly {
     Off,
     On,
     Missed,
+    /// A transaction committed inside the scope: it cannot be run again,
+    /// so the rest of the scope reads wherever its records are.
+    Committed,
 }
 
 thread_local! {
     static MEMORY_ONLY: std::cell::Cell<MemoryOnly> = const { std::cell::Cell::new(MemoryOnly::Off) };
 }
 
-/// Runs `f` answering reads outside transactions ([`MetaKv::get`],
-/// [`MetaKv::scan`]) only from memory (the memtable and the block cache):
+/// Runs `f` answering reads ([`MetaKv::get`], [`MetaKv::scan`] and those
+/// of transactions) only from memory (the memtable and the block cache):
 /// a read that would wait for the disk fails with
 /// [`KvError::NotInMemory`] at once. Returns `None` if any read did (run
 /// the work again where it may wait), else `Some` of `f`'s result.
+///
+/// Work that changes metadata stays safe to run again: after a miss no
+/// transaction of the scope commits (its commit fails with
+/// `NotInMemory`), and once one has committed, later reads of the scope
+/// may wait for the disk instead of missing.
 ///
 /// For callers on an async executor: a quick metadata read can run there
 /// without a hop to a blocking thread, and only a cold one pays the hop.
@@ -84,13 +92,93 @@ pub fn memory_read_missed() -> bool {
 
 /// Whether reads on this thread must come from memory.
 pub(crate) fn reads_from_memory_only() -> bool {
-    MEMORY_ONLY.with(|m| m.get()) != MemoryOnly::Off
+    matches!(
+        MEMORY_ONLY.with(|m| m.get()),
+        MemoryOnly::On | MemoryOnly::Missed
+    )
+}
+
+/// Backends call this before a transaction commits: inside
+/// [`memory_only`] after a miss the scope will run again, so nothing of it
+/// may commit.
+pub(crate) fn commit_allowed() -> KvResult<()> {
+    if memory_read_missed() {
+        return Err(KvError::NotInMemory);
+    }
+    Ok(())
+}
+
+/// Backends call this after a transaction committed (see [`memory_only`]).
+pub(crate) fn note_committed() {
+    MEMORY_ONLY.with(|m| {
+        if m.get() == MemoryOnly::On {
+            m.set(MemoryOnly::Committed);
+        }
+    });
 }
 
 /// Records that a read inside [`memory_only`] needed the disk.
 pub(crate) fn note_memory_miss() -> KvError {
     MEMORY_ONLY.with(|m| m.set(MemoryOnly::Missed));
     KvError::NotInMemory
+}
+
+/// Fails with [`KvError::NotInMemory`] (and marks the scope missed)
+/// inside [`memory_only`]: work that would wait for a disk other than the
+/// metadata engine's (chunk data, say) calls this first, so it runs again
+/// where waiting is allowed.
+pub fn may_wait() -> KvResult<()> {
+    if reads_from_memory_only() {
+        return Err(note_memory_miss());
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Inside [`deferring_sync`]: whether a durable commit or a sync was
+    /// put off.
+    static SYNC_DEFERRED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with its durable commits ([`Txn::commit`] with `durable`) and
+/// [`MetaKv::sync`] calls written but not yet synced: they are durable
+/// only once a later [`MetaKv::sync`] outside the scope has returned.
+/// Returns `f`'s result and whether such a sync is owed.
+///
+/// For callers on an async executor: the transaction runs there, and the
+/// caller answers after an asynchronous sync that many callers share,
+/// instead of parking a thread on the log's fsync. The caller must not
+/// acknowledge the work, or act on its being durable, before that sync.
+pub fn deferring_sync<T>(f: impl FnOnce() -> T) -> (T, bool) {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SYNC_DEFERRED.with(|d| d.set(self.0));
+        }
+    }
+    let restore = Restore(SYNC_DEFERRED.with(|d| d.replace(Some(false))));
+    let out = f();
+    let owed = SYNC_DEFERRED.with(|d| d.get()) == Some(true);
+    drop(restore);
+    (out, owed)
+}
+
+/// Whether this thread is inside [`deferring_sync`] and owes a sync so far.
+pub fn sync_owed() -> bool {
+    SYNC_DEFERRED.with(|d| d.get()) == Some(true)
+}
+
+/// Whether a sync asked for on this thread is put off (inside
+/// [`deferring_sync`], which then reports it owed). Backends call this
+/// where they would sync.
+pub(crate) fn sync_deferred() -> bool {
+    SYNC_DEFERRED.with(|d| match d.get() {
+        Some(_) => {
+            d.set(Some(true));
+            true
+        }
+        None => false,
+    })
 }
 
 /// A key-value pair returned by a scan.

@@ -70,6 +70,9 @@ impl MetaKv for MemKv {
     }
 
     fn sync(&self) -> KvResult<()> {
+        // Nothing to make durable; inside `deferring_sync` the caller is
+        // still told a sync is owed, as with a real engine.
+        crate::sync_deferred();
         Ok(())
     }
 }
@@ -121,7 +124,8 @@ impl Txn for MemTxn<'_> {
         Ok(merged.into_iter().take(limit).collect())
     }
 
-    fn commit(self: Box<Self>, _durable: bool) -> KvResult<()> {
+    fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
+        crate::commit_allowed()?;
         let mut state = self.kv.state.lock();
         if self.reads.iter().any(|k| state.version(k) > self.start_seq) {
             return Err(KvError::Conflict);
@@ -129,7 +133,11 @@ impl Txn for MemTxn<'_> {
         if self.writes.is_empty() {
             return Ok(());
         }
+        if durable {
+            crate::sync_deferred();
+        }
         state.seq += 1;
+        crate::note_committed();
         let seq = state.seq;
         for (k, w) in self.writes {
             match w {

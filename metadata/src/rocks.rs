@@ -56,6 +56,19 @@ fn memory_read_options(mut ro: ReadOptions) -> KvResult<ReadOptions> {
     Ok(ro)
 }
 
+/// How a read's engine errors become [`KvError`]s.
+type ErrorMap = fn(rocksdb::Error) -> KvError;
+
+/// `ro`, limited to memory inside [`crate::memory_only`], with the error
+/// mapping that goes with it.
+fn read_options_for(ro: ReadOptions) -> KvResult<(ReadOptions, ErrorMap)> {
+    if crate::reads_from_memory_only() {
+        Ok((memory_read_options(ro)?, memory_error))
+    } else {
+        Ok((ro, engine))
+    }
+}
+
 /// An error of a memory-only read: a miss, or a real failure.
 fn memory_error(e: rocksdb::Error) -> KvError {
     if e.kind() == rocksdb::ErrorKind::Incomplete {
@@ -126,11 +139,7 @@ impl RocksKv {
 }
 
 /// Up to `limit` pairs from `it`; `error` maps the iterator's failure.
-fn collect(
-    mut it: impl RawIter,
-    limit: usize,
-    error: fn(rocksdb::Error) -> KvError,
-) -> KvResult<Vec<KvPair>> {
+fn collect(mut it: impl RawIter, limit: usize, error: ErrorMap) -> KvResult<Vec<KvPair>> {
     let mut out = Vec::new();
     while out.len() < limit {
         match it.pair() {
@@ -193,17 +202,16 @@ impl MetaKv for RocksKv {
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
-        let (ro, error): (_, fn(rocksdb::Error) -> KvError) = if crate::reads_from_memory_only() {
-            (memory_read_options(bounded(end))?, memory_error)
-        } else {
-            (bounded(end), engine)
-        };
+        let (ro, error) = read_options_for(bounded(end))?;
         let mut it = self.db.raw_iterator_opt(ro);
         it.seek(start);
         collect(it, limit, error)
     }
 
     fn sync(&self) -> KvResult<()> {
+        if crate::sync_deferred() {
+            return Ok(());
+        }
         self.sync_upto(self.committed.load(Ordering::SeqCst))
     }
 }
@@ -215,7 +223,13 @@ struct RocksTxn<'db> {
 
 impl Txn for RocksTxn<'_> {
     fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        self.txn.get_for_update(key, true).map_err(engine)
+        if !crate::reads_from_memory_only() {
+            return self.txn.get_for_update(key, true).map_err(engine);
+        }
+        let ro = memory_read_options(ReadOptions::default())?;
+        self.txn
+            .get_for_update_opt(key, true, &ro)
+            .map_err(memory_error)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> KvResult<()> {
@@ -227,16 +241,19 @@ impl Txn for RocksTxn<'_> {
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
-        let mut it = self.txn.raw_iterator_opt(bounded(end));
+        let (ro, error) = read_options_for(bounded(end))?;
+        let mut it = self.txn.raw_iterator_opt(ro);
         it.seek(start);
-        collect(it, limit, engine)
+        collect(it, limit, error)
     }
 
     fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
         let this = *self;
+        crate::commit_allowed()?;
         this.txn.commit().map_err(commit_error)?;
+        crate::note_committed();
         let seq = this.kv.committed.fetch_add(1, Ordering::SeqCst) + 1;
-        if durable {
+        if durable && !crate::sync_deferred() {
             // The transaction was written to the WAL without fsync; one
             // synced flush, shared with concurrent committers, makes it
             // (and everything before it) durable.
@@ -281,5 +298,68 @@ mod tests {
             .expect("cached now")
             .expect("scan");
         assert_eq!(pairs, vec![(b"k1".to_vec(), b"v1".to_vec())]);
+    }
+
+    /// A database whose only record, `k1`, is in a table file whose block
+    /// is not cached yet.
+    fn reopened_with_k1_on_disk(dir: &Path) -> RocksKv {
+        {
+            let kv = RocksKv::open(dir).expect("open");
+            crate::transact(&kv, true, |t| t.put(b"k1", b"v1")).expect("put");
+            kv.flush_memtables().expect("flush");
+        }
+        RocksKv::open(dir).expect("reopen")
+    }
+
+    #[test]
+    fn inside_memory_only_a_transaction_misses_too_and_then_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kv = reopened_with_k1_on_disk(dir.path());
+        let tried = memory_only(|| {
+            let mut t = kv.begin();
+            let r = t.get(b"k1");
+            assert!(matches!(r, Err(KvError::NotInMemory)), "got {r:?}");
+            // A caller that ignored the miss still cannot commit: the
+            // scope runs again, and its change must not be made twice.
+            t.put(b"k2", b"v2").expect("put");
+            let c = t.commit(true);
+            assert!(matches!(c, Err(KvError::NotInMemory)), "got {c:?}");
+        });
+        assert!(tried.is_none());
+        assert_eq!(kv.get(b"k2").expect("get"), None);
+    }
+
+    #[test]
+    fn inside_memory_only_reads_after_a_commit_wait_for_the_disk_instead_of_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kv = reopened_with_k1_on_disk(dir.path());
+        let got = memory_only(|| {
+            crate::transact(&kv, false, |t| t.put(b"k2", b"v2")).expect("commit");
+            kv.get(b"k1")
+        })
+        .expect("no miss once something committed");
+        assert_eq!(got.expect("get").as_deref(), Some(&b"v1"[..]));
+    }
+
+    #[test]
+    fn deferring_sync_leaves_durable_commits_unsynced_and_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kv = RocksKv::open(dir.path()).expect("open");
+        let unsynced = |kv: &RocksKv| *kv.synced.lock() < kv.committed.load(Ordering::SeqCst);
+        let (r, owed) = crate::deferring_sync(|| crate::transact(&kv, true, |t| t.put(b"a", b"1")));
+        r.expect("commit");
+        assert!(owed);
+        assert!(unsynced(&kv), "the log must not have been synced");
+        assert!(!crate::sync_owed(), "the scope ended");
+        let (r, owed) = crate::deferring_sync(|| kv.sync());
+        r.expect("sync");
+        assert!(owed, "a sync asked for inside the scope is owed too");
+        assert!(unsynced(&kv));
+        let (r, owed) =
+            crate::deferring_sync(|| crate::transact(&kv, false, |t| t.put(b"b", b"2")));
+        r.expect("commit");
+        assert!(!owed, "a commit that need not be durable owes nothing");
+        kv.sync().expect("sync");
+        assert!(!unsynced(&kv));
     }
 }
