@@ -23,6 +23,10 @@ mod types;
 pub use acl::{Acl, AclEdit, AclEntry, AclError, AclKind, AclSpec, AclTag};
 pub use error::{FsError, FsResult};
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
+/// Durable metadata changes whose log sync is left to the caller: see
+/// [`nitrofs_metadata::deferring_sync`]; the caller makes them durable
+/// with [`FileSystem::sync_metadata`] before it acknowledges them.
+pub use nitrofs_metadata::{deferring_sync, sync_owed};
 /// Reads that must not wait for the disk: see [`nitrofs_metadata::memory_only`].
 /// Every read of a [`FileSystem`] call made inside it comes from memory
 /// (the inode cache, RocksDB's memtable and block cache) or misses.
@@ -134,6 +138,12 @@ impl FileSystem {
         self.chunks.sync_all()?;
         self.kv.sync()?;
         Ok(())
+    }
+
+    /// Makes every metadata change committed so far durable (one log sync,
+    /// shared with concurrent callers).
+    pub fn sync_metadata(&self) -> FsResult<()> {
+        Ok(self.kv.sync()?)
     }
 
     /// Runs `body` in one metadata transaction, retrying on conflicts.

@@ -117,6 +117,38 @@ both_backends! {
         assert!(fx.read_all(f.ino).is_empty());
     }
 
+    fn a_truncating_create_never_runs_where_waiting_for_the_disk_is_refused(fx) {
+        // The NFS server tries CREATE on its executor inside `memory_only`;
+        // one that must cut chunk data misses before changing anything and
+        // runs again where it may wait.
+        let root = fx.root();
+        let cred = root_cred();
+        let f = fx.file(root, "f");
+        fx.write(f.ino, 0, b"hello");
+        let zero = SetAttr { size: Some(0), ..SetAttr::default() };
+        let how = CreateHow::Unchecked(zero);
+        let tried = memory_only(|| fx.fs.create(&cred, root, b"f", &how));
+        assert!(tried.is_none(), "the attempt must miss");
+        assert_eq!(fx.attr(f.ino).size, 5);
+        assert_eq!(fx.read_all(f.ino), b"hello");
+        let (a, _) = fx.fs.create(&cred, root, b"f", &how).expect("create where it may wait");
+        assert_eq!(a.size, 0);
+        assert!(fx.read_all(f.ino).is_empty());
+    }
+
+    fn a_create_inside_deferring_sync_is_committed_and_owes_the_log_sync(fx) {
+        let root = fx.root();
+        let how = CreateHow::Guarded(SetAttr::default());
+        let (made, owed) = deferring_sync(|| fx.fs.create(&root_cred(), root, b"f", &how));
+        let (a, _) = made.expect("create");
+        assert!(owed, "a durable create must leave its sync to the caller");
+        assert_eq!(fx.lookup(root, "f").expect("visible at once").ino, a.ino);
+        fx.fs.sync_metadata().expect("sync");
+        // Reads owe nothing.
+        let (_, owed) = deferring_sync(|| fx.fs.lookup(&root_cred(), root, b"f"));
+        assert!(!owed);
+    }
+
     fn create_unchecked_applies_the_requested_mode_to_a_new_file(fx) {
         let set = SetAttr { mode: Some(0o600), ..SetAttr::default() };
         let (a, _) = fx

@@ -255,6 +255,8 @@ impl FileSystem {
     /// file with segments, data inodes wholly past `size` lose all their
     /// chunks here; [`trim_segments`] drops them from the record.
     pub(crate) fn truncate_chunks(&self, rec: &InodeRecord, size: u64) -> FsResult<()> {
+        // Chunk I/O may wait for the disk: not inside `memory_only`.
+        nitrofs_metadata::may_wait()?;
         let _barrier = self.snap_barrier.read();
         if rec.segments.is_empty() {
             return self.truncate_data(rec.volume, rec.ino, u64::from(rec.chunk_size), size);
