@@ -22,6 +22,7 @@
 mod error;
 mod export;
 mod handle;
+mod logsync;
 mod metrics;
 mod mount;
 mod nfs;

@@ -9,6 +9,7 @@
 //! reader stops reading.
 
 use crate::export::{ExportOptions, ExportPolicy};
+use crate::logsync::LogSyncer;
 use crate::metrics::NfsMetrics;
 use crate::record::{read_record, write_record, MAX_RECORD};
 use crate::rpc::{self, Auth, Fault, Reply};
@@ -53,6 +54,9 @@ pub struct NfsServer {
     connections: Arc<Semaphore>,
     /// How long an idle connection is kept.
     idle_timeout: Duration,
+    /// Log syncs for name-making calls answered on the connection's task
+    /// (without it they run on the blocking pool and sync there).
+    log_sync: Option<LogSyncer>,
 }
 
 /// What a procedure knows about its call.
@@ -71,7 +75,14 @@ impl NfsServer {
     /// A server exporting every volume of `fs` under `policy`.
     pub fn new(fs: Arc<FileSystem>, policy: Arc<ExportPolicy>) -> Self {
         let write_verf = fs.boot_count().to_be_bytes();
+        let syncing = fs.clone();
+        let log_sync = LogSyncer::start(move || syncing.sync_metadata().map_err(|e| e.to_string()))
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "no NFS log sync thread: name-making calls will use the blocking pool");
+            })
+            .ok();
         Self {
+            log_sync,
             fs,
             policy,
             volume_names: RwLock::new(HashMap::new()),
@@ -171,23 +182,38 @@ impl NfsServer {
                     break;
                 }
             };
-            if answered_inline(&record) {
-                // A quick read of metadata: answered on this task if every
+            if let Some(proc_num) = self.inline_proc(&record) {
+                // A quick metadata call: answered on this task if every
                 // record it needs is in memory, so the call costs no thread
                 // hop at all (the writer task wakes on this worker). One
                 // that needs the disk goes to the blocking pool like any
                 // other, and never stalls this executor thread.
+                let started = std::time::Instant::now();
                 let inline = nitrofs_core_fs::memory_only(|| {
-                    run_call(&self, peer.ip(), local_port, &record)
+                    nitrofs_core_fs::deferring_sync(|| {
+                        run_call(&self, peer.ip(), local_port, &record)
+                    })
                 });
-                if let Some(reply) = inline {
-                    drop(permit);
-                    if let Some(reply) = reply {
+                match inline {
+                    None => {}
+                    Some((None, _)) => {
+                        drop(permit);
+                        continue;
+                    }
+                    Some((Some(reply), false)) => {
+                        drop(permit);
                         if tx.send(reply).await.is_err() {
                             break;
                         }
+                        continue;
                     }
-                    continue;
+                    Some((Some(reply), true)) => {
+                        // It changed metadata: answered once a log sync
+                        // shared with other calls has made that durable,
+                        // while this task reads the next call.
+                        self.answer_after_sync(reply, proc_num, started, &record, &tx, permit);
+                        continue;
+                    }
                 }
             }
             let server = self.clone();
@@ -265,8 +291,9 @@ impl NfsServer {
             _ => Err(Fault::ProgUnavail),
         };
         // A memory-only attempt that missed runs again on the blocking
-        // pool: count the call there only.
-        let counted = !nitrofs_core_fs::memory_read_missed();
+        // pool: count the call there only. One whose log sync is owed is
+        // counted when that is done.
+        let counted = !nitrofs_core_fs::memory_read_missed() && !nitrofs_core_fs::sync_owed();
         Some(match result {
             Ok(data) if !counted => Reply { head: out, data },
             Err(fault) if !counted => Reply::head(fault.reply(header.xid)),
@@ -302,6 +329,73 @@ impl NfsServer {
     }
 }
 
+impl NfsServer {
+    /// The NFSv3 procedure of `record` if it is tried on the connection's
+    /// task: one of [`INLINE_PROCS`], or of the name-making procedures
+    /// when a log syncer is running (read from the call header's fixed
+    /// words; anything unparsable goes the general way).
+    fn inline_proc(&self, record: &[u8]) -> Option<u32> {
+        let word = |at: usize| {
+            record
+                .get(at..at + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+        };
+        // xid, msg_type, rpcvers, prog, vers, proc.
+        if word(12) != Some(nfs::PROGRAM) || word(16) != Some(nfs::VERSION) {
+            return None;
+        }
+        let p = word(20)?;
+        let name_making = self.log_sync.is_some() && nfs::NAME_MAKING_PROCS.contains(&p);
+        (INLINE_PROCS.contains(&p) || name_making).then_some(p)
+    }
+
+    /// Sends `reply` (of a call that committed metadata without syncing
+    /// the log) once a log sync has covered it, or NFS3ERR_IO if that sync
+    /// failed; the call's time is counted then.
+    fn answer_after_sync(
+        self: &Arc<Self>,
+        reply: Reply,
+        proc_num: u32,
+        started: std::time::Instant,
+        record: &[u8],
+        tx: &mpsc::Sender<Reply>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let Some(log_sync) = &self.log_sync else {
+            // `inline_proc` only lets these calls run here with a syncer.
+            tracing::error!("metadata changed on the connection task without a log syncer");
+            return;
+        };
+        let synced = log_sync.request();
+        let xid = record
+            .get(..4)
+            .and_then(|x| <[u8; 4]>::try_from(x).ok())
+            .map(u32::from_be_bytes);
+        let server = self.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let reply = match synced.await {
+                Ok(Ok(())) => reply,
+                // The sync failed or its thread is gone: the change may not
+                // be durable, so it is not acknowledged.
+                _ => {
+                    let Some(xid) = xid else { return };
+                    let mut out = rpc::success(xid);
+                    match nfs::not_durable(proc_num, &mut out) {
+                        Ok(data) => Reply { head: out, data },
+                        Err(_) => Reply::head(rpc::system_err(xid)),
+                    }
+                }
+            };
+            server.metrics.nfs_call(proc_num, started.elapsed());
+            // A send error means the connection is closing.
+            let _ = tx.send(reply).await;
+            drop(permit);
+        });
+    }
+}
+
 /// NFSv3 procedures tried on the connection's task: GETATTR, LOOKUP,
 /// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL). They only read metadata,
 /// which the inode cache or RocksDB's memtable and block cache nearly always
@@ -312,21 +406,6 @@ impl NfsServer {
 /// goes to the blocking pool after all. Everything that writes, reads file
 /// data or walks a directory goes to the blocking pool.
 const INLINE_PROCS: [u32; 7] = [0, 1, 3, 4, 18, 19, 20];
-
-/// Whether `record` is an NFSv3 call of one of [`INLINE_PROCS`] (read from
-/// its header's fixed words; anything unparsable goes the general way).
-fn answered_inline(record: &[u8]) -> bool {
-    let word = |at: usize| {
-        record
-            .get(at..at + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
-    };
-    // xid, msg_type, rpcvers, prog, vers, proc.
-    word(12) == Some(nfs::PROGRAM)
-        && word(16) == Some(nfs::VERSION)
-        && word(20).is_some_and(|p| INLINE_PROCS.contains(&p))
-}
 
 /// Runs one record and returns its reply; a panicking handler becomes a
 /// SYSTEM_ERR reply instead of a lost connection.

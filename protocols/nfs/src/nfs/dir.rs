@@ -304,3 +304,41 @@ pub(super) fn link(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
     };
     reply(out, &res)
 }
+
+/// The procedures that only add a name and change metadata alone, so the
+/// server may answer them once a log sync after the call has made their
+/// change durable (see `crate::logsync`): CREATE, MKDIR, SYMLINK, MKNOD
+/// and LINK. REMOVE, RMDIR, RENAME and SETATTR may free or cut chunk data
+/// after their commit, which must be durable first.
+pub(crate) const NAME_MAKING_PROCS: [u32; 5] = [8, 9, 10, 11, 15];
+
+/// The reply of one of [`NAME_MAKING_PROCS`] whose change could not be
+/// made durable: NFS3ERR_IO, with no attributes.
+pub(crate) fn not_durable(proc_num: u32, out: &mut Vec<u8>) -> ProcResult {
+    let io = nfsstat3::NFS3ERR_IO;
+    match proc_num {
+        8 => reply(out, &CREATE3res::Err((io, CREATE3resfail::default()))),
+        9 => reply(out, &MKDIR3res::Err((io, MKDIR3resfail::default()))),
+        10 => reply(out, &SYMLINK3res::Err((io, SYMLINK3resfail::default()))),
+        11 => reply(
+            out,
+            &MKNOD3res::Err((
+                io,
+                MKNOD3resfail {
+                    dir_wcc: wcc_data::default(),
+                },
+            )),
+        ),
+        15 => reply(
+            out,
+            &LINK3res::Err((
+                io,
+                LINK3resfail {
+                    file_attributes: Nfs3Option::None,
+                    linkdir_wcc: wcc_data::default(),
+                },
+            )),
+        ),
+        _ => Err(crate::rpc::Fault::ProcUnavail),
+    }
+}

@@ -101,6 +101,8 @@ pub(crate) fn dispatch(
     }
 }
 
+pub(crate) use dir::{not_durable, NAME_MAKING_PROCS};
+
 /// Whether a procedure changes the filesystem (refused on read-only
 /// exports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

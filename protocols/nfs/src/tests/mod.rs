@@ -3,6 +3,7 @@
 //! ONC-RPC records. This file holds the harness and a small client; the
 //! tests are grouped by what they exercise.
 
+mod durability;
 mod files;
 mod policy;
 mod wire;

@@ -1,0 +1,165 @@
+//! Name-making calls answered on the connection's task: their reply
+//! leaves only after a log sync that started after their commit, and a
+//! failed sync turns it into NFS3ERR_IO.
+
+use super::*;
+use nitrofs_metadata::{KvError, KvPair, KvResult, MemKv, MetaKv, Txn};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// MemKv that numbers its commits and records how far its real (not
+/// deferred) log syncs reached.
+#[derive(Default)]
+struct Ledger {
+    inner: MemKv,
+    /// Commits so far.
+    commits: AtomicU64,
+    /// The number of commits the latest finished real sync covered.
+    synced: AtomicU64,
+    /// Syncs put off by `deferring_sync` (calls answered on the task).
+    deferred: AtomicU64,
+    /// Real syncs fail while set.
+    failing: AtomicBool,
+}
+
+struct LedgerTxn<'a> {
+    inner: Box<dyn Txn + 'a>,
+    ledger: &'a Ledger,
+}
+
+impl Txn for LedgerTxn<'_> {
+    fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> KvResult<()> {
+        self.inner.put(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) -> KvResult<()> {
+        self.inner.delete(key)
+    }
+    fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
+        self.inner.scan(start, end, limit)
+    }
+    fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
+        let ledger = self.ledger;
+        let was_owed = nitrofs_metadata::sync_owed();
+        self.inner.commit(durable)?;
+        ledger.commits.fetch_add(1, Ordering::SeqCst);
+        if durable && !nitrofs_metadata::sync_owed() {
+            // Outside `deferring_sync` a durable commit syncs at once.
+            ledger.sync_now()?;
+        } else if durable && !was_owed {
+            ledger.deferred.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl Ledger {
+    fn sync_now(&self) -> KvResult<()> {
+        let covered = self.commits.load(Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(KvError::Engine("injected log sync failure".into()));
+        }
+        self.synced.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl MetaKv for Ledger {
+    fn begin(&self) -> Box<dyn Txn + '_> {
+        Box::new(LedgerTxn {
+            inner: self.inner.begin(),
+            ledger: self,
+        })
+    }
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
+        self.inner.scan(start, end, limit)
+    }
+    fn sync(&self) -> KvResult<()> {
+        // MemKv marks the sync owed when it is deferred.
+        let was_owed = nitrofs_metadata::sync_owed();
+        self.inner.sync()?;
+        if nitrofs_metadata::sync_owed() {
+            if !was_owed {
+                self.deferred.fetch_add(1, Ordering::SeqCst);
+            }
+            return Ok(());
+        }
+        self.sync_now()
+    }
+}
+
+async fn start_with_ledger() -> (Harness, Arc<Ledger>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chunks = nitrofs_chunk_store::LocalChunkStore::open(&dir.path().join("chunks"))
+        .expect("chunk store");
+    let ledger = Arc::new(Ledger::default());
+    let fs =
+        FileSystem::open(ledger.clone(), Arc::new(chunks), FsOptions::default()).expect("open fs");
+    (
+        start_on(dir, Arc::new(fs), ExportPolicy::default()).await,
+        ledger,
+    )
+}
+
+#[tokio::test]
+async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    for i in 0..20 {
+        c.create_file(&root, &format!("f{i}")).await;
+        let (made, synced) = (
+            ledger.commits.load(Ordering::SeqCst),
+            ledger.synced.load(Ordering::SeqCst),
+        );
+        assert!(
+            synced >= made,
+            "CREATE f{i} answered with {made} commits, {synced} synced"
+        );
+        let name = format!("d{i}");
+        let args = MKDIR3args {
+            where_: diropargs3 {
+                dir: root.clone(),
+                name: name.as_bytes().into(),
+            },
+            attributes: sattr3::default(),
+        };
+        let res: MKDIR3res = c.nfs(9, &args).await;
+        assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+        assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
+    }
+    // They ran on the connection's task, sharing the syncer's syncs.
+    assert!(
+        ledger.deferred.load(Ordering::SeqCst) >= 20,
+        "only {} calls deferred their sync",
+        ledger.deferred.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_log_sync_fails_is_answered_with_an_io_error() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    ledger.failing.store(true, Ordering::SeqCst);
+    let res = c
+        .create(&root, "f", createhow3::GUARDED(sattr3::default()))
+        .await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+    let args = MKDIR3args {
+        where_: diropargs3 {
+            dir: root.clone(),
+            name: b"d".as_slice().into(),
+        },
+        attributes: sattr3::default(),
+    };
+    let res: MKDIR3res = c.nfs(9, &args).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+    // Once syncs work again, so do creates.
+    ledger.failing.store(false, Ordering::SeqCst);
+    c.create_file(&root, "g").await;
+}
