@@ -128,6 +128,17 @@ impl FileSystem {
         (ino % INODE_LOCK_STRIPES as u64) as usize
     }
 
+    /// Stripe `i` of `inode_locks`. Inside `memory_only` (an executor
+    /// thread) a stripe held elsewhere, perhaps across a disk read or a
+    /// log sync, is a miss rather than a wait.
+    fn lock_stripe(&self, i: usize) -> FsResult<parking_lot::MutexGuard<'_, ()>> {
+        if let Some(held) = self.inode_locks[i].try_lock() {
+            return Ok(held);
+        }
+        nitrofs_metadata::may_wait()?;
+        Ok(self.inode_locks[i].lock())
+    }
+
     fn lock_inode(&self, ino: InodeId) -> parking_lot::MutexGuard<'_, ()> {
         self.inode_locks[Self::inode_stripe(ino)].lock()
     }
@@ -201,10 +212,10 @@ impl FileSystem {
         stripes.sort_unstable();
         stripes.dedup();
         let value = {
-            let _held: Vec<_> = stripes
+            let _held = stripes
                 .iter()
-                .map(|&i| self.inode_locks[i].lock())
-                .collect();
+                .map(|&i| self.lock_stripe(i))
+                .collect::<FsResult<Vec<_>>>()?;
             self.transact(false, body)?
         };
         if durable {

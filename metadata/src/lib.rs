@@ -71,13 +71,31 @@ thread_local! {
 /// For callers on an async executor: a quick metadata read can run there
 /// without a hop to a blocking thread, and only a cold one pays the hop.
 pub fn memory_only<T>(f: impl FnOnce() -> T) -> Option<T> {
+    /// Puts back the state the scope found; a nested scope's miss or
+    /// commit carries over to the enclosing one.
     struct Restore(MemoryOnly);
     impl Drop for Restore {
         fn drop(&mut self) {
-            MEMORY_ONLY.with(|m| m.set(self.0));
+            MEMORY_ONLY.with(|m| {
+                let inner = m.get();
+                m.set(match (self.0, inner) {
+                    (MemoryOnly::Off, _) => MemoryOnly::Off,
+                    (_, MemoryOnly::Missed) => MemoryOnly::Missed,
+                    (MemoryOnly::On, MemoryOnly::Committed) => MemoryOnly::Committed,
+                    (outer, _) => outer,
+                });
+            });
         }
     }
-    let restore = Restore(MEMORY_ONLY.with(|m| m.replace(MemoryOnly::On)));
+    let restore = Restore(MEMORY_ONLY.with(|m| {
+        let outer = m.get();
+        // Inside a scope that committed or missed, that still holds.
+        m.set(match outer {
+            MemoryOnly::Off | MemoryOnly::On => MemoryOnly::On,
+            settled => settled,
+        });
+        outer
+    }));
     let out = f();
     let missed = MEMORY_ONLY.with(|m| m.get()) == MemoryOnly::Missed;
     drop(restore);
@@ -150,17 +168,31 @@ thread_local! {
 /// instead of parking a thread on the log's fsync. The caller must not
 /// acknowledge the work, or act on its being durable, before that sync.
 pub fn deferring_sync<T>(f: impl FnOnce() -> T) -> (T, bool) {
-    struct Restore(Option<bool>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SYNC_DEFERRED.with(|d| d.set(self.0));
-        }
-    }
-    let restore = Restore(SYNC_DEFERRED.with(|d| d.replace(Some(false))));
+    let restore = RestoreDeferral(SYNC_DEFERRED.with(|d| d.replace(Some(false))));
     let out = f();
-    let owed = SYNC_DEFERRED.with(|d| d.get()) == Some(true);
+    let owed = sync_owed();
     drop(restore);
     (out, owed)
+}
+
+/// Puts back the deferral state a scope found; a sync owed inside a
+/// nested [`deferring_sync`] stays owed by the enclosing one.
+struct RestoreDeferral(Option<bool>);
+
+impl Drop for RestoreDeferral {
+    fn drop(&mut self) {
+        SYNC_DEFERRED.with(|d| {
+            let owed = d.get() == Some(true);
+            d.set(self.0.map(|outer| outer || owed));
+        });
+    }
+}
+
+/// Runs `f` with its syncs done at once even inside [`deferring_sync`]:
+/// for changes other work relies on being durable as soon as they return.
+pub fn not_deferred<T>(f: impl FnOnce() -> T) -> T {
+    let _restore = RestoreDeferral(SYNC_DEFERRED.with(|d| d.replace(None)));
+    f()
 }
 
 /// Whether this thread is inside [`deferring_sync`] and owes a sync so far.
@@ -269,4 +301,37 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     }
     // All 0xff: no finite successor; scan to the end of the keyspace.
     vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn nested_scopes_carry_their_outcome_to_the_enclosing_one() {
+        // A miss in a nested scope is the enclosing scope's miss too.
+        let outer = memory_only(|| {
+            assert!(memory_only(may_wait).is_none());
+        });
+        assert!(outer.is_none());
+        // After a commit nothing misses, in a nested scope either.
+        let kv = MemKv::new();
+        let outer = memory_only(|| {
+            transact(&kv, false, |t| t.put(b"k", b"v")).expect("commit");
+            memory_only(may_wait).expect("no miss after a commit")
+        });
+        assert!(matches!(outer, Some(Ok(()))));
+        // A sync owed in a nested scope stays owed.
+        let ((), owed) = deferring_sync(|| {
+            let (r, inner) = deferring_sync(|| kv.sync());
+            r.expect("sync");
+            assert!(inner);
+        });
+        assert!(owed);
+        // `not_deferred` syncs at once and owes nothing.
+        let (r, owed) = deferring_sync(|| not_deferred(|| kv.sync()));
+        r.expect("sync");
+        assert!(!owed);
+        assert!(!sync_owed(), "every scope ended");
+    }
 }

@@ -8,7 +8,7 @@ use rocksdb::{
     ReadOptions, Transaction, WriteOptions,
 };
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Block cache of the metadata engine: index, filter and data blocks of
 /// the namespace (a million inodes with their entries and attributes fit
@@ -25,6 +25,11 @@ pub struct RocksKv {
     /// this lock is being the one thread that syncs; the others wait and
     /// usually find their commit already covered.
     synced: Mutex<u64>,
+    /// A WAL fsync failed: the kernel may have dropped the pages it did
+    /// not write, and a later fsync can succeed without them, so no sync
+    /// is trusted again until the database is reopened (and recovers
+    /// from what its log really holds).
+    sync_failed: AtomicBool,
 }
 
 fn engine(e: rocksdb::Error) -> KvError {
@@ -113,6 +118,7 @@ impl RocksKv {
             db,
             committed: AtomicU64::new(0),
             synced: Mutex::new(0),
+            sync_failed: AtomicBool::new(false),
         })
     }
 
@@ -130,9 +136,17 @@ impl RocksKv {
         if *synced >= upto {
             return Ok(());
         }
+        if self.sync_failed.load(Ordering::SeqCst) {
+            return Err(KvError::Engine(
+                "an earlier metadata log sync failed; restart to recover".into(),
+            ));
+        }
         // Everything committed by now is in the WAL: this fsync covers it.
         let covered = self.committed.load(Ordering::SeqCst);
-        self.db.flush_wal(true).map_err(engine)?;
+        if let Err(e) = self.db.flush_wal(true) {
+            self.sync_failed.store(true, Ordering::SeqCst);
+            return Err(engine(e));
+        }
         *synced = covered;
         Ok(())
     }
@@ -183,7 +197,11 @@ fn bounded(end: &[u8]) -> ReadOptions {
 
 impl MetaKv for RocksKv {
     fn begin(&self) -> Box<dyn Txn + '_> {
-        let wo = WriteOptions::default();
+        let mut wo = WriteOptions::default();
+        // Inside `memory_only` a commit must not sleep in a write stall
+        // (memtables or level-0 files over their limits): it fails with
+        // `Incomplete`, a miss, and the work runs where it may wait.
+        wo.set_no_slowdown(crate::reads_from_memory_only());
         let mut to = OptimisticTransactionOptions::default();
         // Conflicts are judged against the state at begin(), not at first read.
         to.set_snapshot(true);
@@ -250,7 +268,13 @@ impl Txn for RocksTxn<'_> {
     fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
         let this = *self;
         crate::commit_allowed()?;
-        this.txn.commit().map_err(commit_error)?;
+        this.txn.commit().map_err(|e| {
+            if e.kind() == rocksdb::ErrorKind::Incomplete && crate::reads_from_memory_only() {
+                crate::note_memory_miss()
+            } else {
+                commit_error(e)
+            }
+        })?;
         crate::note_committed();
         let seq = this.kv.committed.fetch_add(1, Ordering::SeqCst) + 1;
         if durable && !crate::sync_deferred() {

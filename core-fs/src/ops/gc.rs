@@ -14,6 +14,13 @@ impl FileSystem {
     /// Deletes the chunks of a removed inode and then its GC record.
     /// Failures are logged and left for the next start.
     pub(crate) fn delete_chunks(&self, ino: u64) {
+        // The change that freed them must be durable first: inside
+        // `deferring_sync` its log sync is still owed, so the GC record
+        // is left for the collector at the next start.
+        if nitrofs_metadata::sync_owed() {
+            tracing::debug!(ino, "chunk deletion left to the collector: sync owed");
+            return;
+        }
         // A snapshot may have taken the data over instead (no GC record).
         match self.kv.get(&keys::gc(ino)) {
             Ok(Some(_)) => {}

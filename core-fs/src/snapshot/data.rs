@@ -34,6 +34,13 @@ impl FileSystem {
         if ino >= target.next_inode {
             return Ok(());
         }
+        // Chunk I/O and syncs that must not be deferred follow.
+        nitrofs_metadata::may_wait()?;
+        if nitrofs_metadata::sync_owed() {
+            return Err(crate::FsError::Io(
+                "snapshot copy-on-write inside a deferred log sync".into(),
+            ));
+        }
         let mut existing: Option<Vec<u64>> = None;
         for index in indexes {
             let original = keys::chunk_history(ino, index);

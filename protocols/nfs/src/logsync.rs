@@ -89,7 +89,8 @@ fn run(shared: &Shared, sync: &dyn Fn() -> Synced) {
             // made after its commit, so this sync covers them all.
             std::mem::take(&mut q.waiting)
         };
-        let outcome = sync();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(sync))
+            .unwrap_or_else(|_| Err("the metadata log sync panicked".into()));
         if let Err(e) = &outcome {
             tracing::error!(error = %e, calls = batch.len(), "metadata log sync failed");
         }

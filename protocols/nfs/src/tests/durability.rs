@@ -19,6 +19,10 @@ struct Ledger {
     deferred: AtomicU64,
     /// Real syncs fail while set.
     failing: AtomicBool,
+    /// While set, a real sync reports that it started and waits for the
+    /// gate to open.
+    gate: parking_lot::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    opened: parking_lot::Condvar,
 }
 
 struct LedgerTxn<'a> {
@@ -57,6 +61,14 @@ impl Txn for LedgerTxn<'_> {
 impl Ledger {
     fn sync_now(&self) -> KvResult<()> {
         let covered = self.commits.load(Ordering::SeqCst);
+        let mut gate = self.gate.lock();
+        if let Some(started) = gate.as_ref() {
+            let _ = started.send(());
+            while gate.is_some() {
+                self.opened.wait(&mut gate);
+            }
+        }
+        drop(gate);
         if self.failing.load(Ordering::SeqCst) {
             return Err(KvError::Engine("injected log sync failure".into()));
         }
@@ -138,6 +150,60 @@ async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
         "only {} calls deferred their sync",
         ledger.deferred.load(Ordering::SeqCst)
     );
+}
+
+#[tokio::test]
+async fn a_create_reply_is_held_until_its_log_sync_has_finished() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let (started_tx, started) = std::sync::mpsc::channel();
+    *ledger.gate.lock() = Some(started_tx);
+    // Opens the gate however the test ends, so the syncer thread (joined
+    // when the server drops) is never left waiting.
+    struct OpenOnDrop<'a>(&'a Ledger);
+    impl Drop for OpenOnDrop<'_> {
+        fn drop(&mut self) {
+            *self.0.gate.lock() = None;
+            self.0.opened.notify_all();
+        }
+    }
+    let gate = OpenOnDrop(&ledger);
+    let args = CREATE3args {
+        where_: diropargs3 {
+            dir: root.clone(),
+            name: b"f".as_slice().into(),
+        },
+        how: createhow3::GUARDED(sattr3::default()),
+    };
+    let mut packed = Vec::new();
+    args.pack(&mut packed).expect("pack");
+    let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
+    c.send_raw(&rec).await;
+    // The sync covering the CREATE has started and is held at the gate.
+    let waited = tokio::task::spawn_blocking(move || {
+        started.recv_timeout(std::time::Duration::from_secs(60))
+    })
+    .await
+    .expect("join");
+    waited.expect("the CREATE asked for no log sync");
+    let mut byte = [0u8; 1];
+    match c.sock.try_read(&mut byte) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the CREATE was answered before its log sync finished: {other:?}"),
+    }
+    drop(gate);
+    let reply = c.recv_raw().await.expect("reply");
+    let (rxid, answer) = parse_reply(&reply);
+    assert_eq!(rxid, xid);
+    match answer {
+        Answer::Accepted(0, body) => {
+            let (res, _) = CREATE3res::unpack(&mut &body[..]).expect("decode");
+            assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+        }
+        other => panic!("CREATE failed: {other:?}"),
+    }
+    assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
 }
 
 #[tokio::test]
