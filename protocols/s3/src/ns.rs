@@ -26,6 +26,27 @@ where
         .map_err(internal)?
 }
 
+/// Runs a short core call here, on the executor, when every metadata
+/// record it reads is in memory (`memory_only`): no thread hop. One that
+/// would wait for the disk runs on the blocking pool instead, and a
+/// durable change it made is synced there before the answer (so `f` may
+/// change metadata; it must not do chunk I/O, which misses).
+pub async fn quick<T, F>(fs: &Arc<FileSystem>, f: F) -> S3Result<T>
+where
+    T: Send + 'static,
+    F: Fn(&FileSystem) -> S3Result<T> + Send + 'static,
+{
+    let tried = nitrofs_core_fs::memory_only(|| nitrofs_core_fs::deferring_sync(|| f(fs)));
+    match tried {
+        Some((out, false)) => out,
+        Some((out, true)) => {
+            blocking(fs, |fs| fs.sync_metadata().map_err(fs_error)).await?;
+            out
+        }
+        None => blocking(fs, move |fs| f(fs)).await,
+    }
+}
+
 /// The volume of a bucket, or `NoSuchBucket`.
 pub fn volume(fs: &FileSystem, bucket: &str) -> S3Result<Volume> {
     match fs.volume(bucket) {

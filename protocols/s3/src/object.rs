@@ -103,7 +103,7 @@ impl NitroS3 {
         let key = parse_key(&input.key).map_err(key_error)?;
         meta::check_user_meta(input.metadata.as_ref())?;
         let bucket = input.bucket.clone();
-        let vol = ns::blocking(&self.fs, move |fs| ns::volume(fs, &bucket)).await?;
+        let vol = ns::quick(&self.fs, move |fs| ns::volume(fs, &bucket)).await?;
         acl::refuse_grant_headers(
             input.grant_full_control.is_some()
                 || input.grant_read.is_some()
@@ -142,7 +142,7 @@ impl NitroS3 {
         let (if_match, if_none_match) = (input.if_match, input.if_none_match);
         let c2 = cred.clone();
         let vid = vol.id;
-        let ino = ns::blocking(&self.fs, move |fs| {
+        let ino = ns::quick(&self.fs, move |fs| {
             fs.create_detached(&c2, vid, mode, DetachedKind::Transient)
                 .map_err(fs_error)
         })
