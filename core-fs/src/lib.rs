@@ -103,6 +103,23 @@ pub struct FileSystem {
     quota_gate: quota::Gate,
 }
 
+/// How long a call inside `memory_only` waits for a lock another thread
+/// holds before it misses and runs again on the blocking pool. Changes of
+/// one directory hold its stripe for tens of microseconds; giving up at
+/// once sent every CREATE queued behind one that went to the pool there
+/// too (a cascade of misses while its turn came).
+const EXECUTOR_LOCK_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// `lock`, waiting at most [`EXECUTOR_LOCK_WAIT`] inside `memory_only`
+/// (then a miss), without limit elsewhere.
+pub(crate) fn lock_on_executor<T>(lock: &Mutex<T>) -> FsResult<parking_lot::MutexGuard<'_, T>> {
+    if let Some(held) = lock.try_lock_for(EXECUTOR_LOCK_WAIT) {
+        return Ok(held);
+    }
+    nitrofs_metadata::may_wait()?;
+    Ok(lock.lock())
+}
+
 /// Number of stripes in `inode_locks`.
 const INODE_LOCK_STRIPES: usize = 256;
 
@@ -129,14 +146,10 @@ impl FileSystem {
     }
 
     /// Stripe `i` of `inode_locks`. Inside `memory_only` (an executor
-    /// thread) a stripe held elsewhere, perhaps across a disk read or a
-    /// log sync, is a miss rather than a wait.
+    /// thread) a stripe held elsewhere longer than [`EXECUTOR_LOCK_WAIT`],
+    /// perhaps across a disk read or a log sync, is a miss.
     fn lock_stripe(&self, i: usize) -> FsResult<parking_lot::MutexGuard<'_, ()>> {
-        if let Some(held) = self.inode_locks[i].try_lock() {
-            return Ok(held);
-        }
-        nitrofs_metadata::may_wait()?;
-        Ok(self.inode_locks[i].lock())
+        lock_on_executor(&self.inode_locks[i])
     }
 
     fn lock_inode(&self, ino: InodeId) -> parking_lot::MutexGuard<'_, ()> {

@@ -42,15 +42,9 @@ pub(crate) fn reserve(kv: &dyn MetaKv, name: &str, count: u64, first: u64) -> Fs
 impl FileSystem {
     /// A fresh inode number.
     pub(crate) fn alloc_inode(&self) -> FsResult<u64> {
-        // Inside `memory_only` (an executor thread) neither wait for the
-        // lock, held across a reservation's log sync, nor reserve.
-        let mut range = match self.inode_alloc.try_lock() {
-            Some(held) => held,
-            None => {
-                nitrofs_metadata::may_wait()?;
-                self.inode_alloc.lock()
-            }
-        };
+        // Inside `memory_only` (an executor thread) neither wait long for
+        // the lock, held across a reservation's log sync, nor reserve.
+        let mut range = crate::lock_on_executor(&self.inode_alloc)?;
         if range.0 >= range.1 {
             nitrofs_metadata::may_wait()?;
             let start = reserve(self.kv.as_ref(), keys::SYS_NEXT_INODE, RESERVE, FIRST_INODE)?;
