@@ -188,11 +188,18 @@ def start_peer(report, procs, cls, *args):
 
 
 def interleave(report, reps, systems, rows_fn, measure):
-    """For each repetition, measures every system in turn (A B C, A B C, ...)."""
+    """For each repetition, measures every system in turn (A B C, A B C, ...).
+
+    Before each measurement, untimed, the machine's dirty pages are written
+    out (sync(2)): a server that leaves its writes to the kernel's
+    writeback would otherwise have them land in the next system's timed
+    run (the first NitroFS repetition of the S3 small-file phase, right
+    after ganesha's NFS one, ran 35-40% below its next two)."""
     for rep in range(reps):
         for name, target in systems:
             if target is None:
                 continue
+            os.sync()
             try:
                 for (row, value) in measure(name, target, rep):
                     report.add(row, name, value)
@@ -393,6 +400,7 @@ def metadata(report, sizes, reps, nitro, ganesha):
         for name, target in systems:
             if target is None:
                 continue
+            os.sync()  # as in `interleave`: no one else's writeback in the timed run
             try:
                 rate = meta.populate(target, have[name], files)
                 have[name] = files
