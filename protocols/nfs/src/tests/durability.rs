@@ -105,16 +105,9 @@ impl MetaKv for Ledger {
 }
 
 async fn start_with_ledger() -> (Harness, Arc<Ledger>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let chunks = nitrofs_chunk_store::LocalChunkStore::open(&dir.path().join("chunks"))
-        .expect("chunk store");
     let ledger = Arc::new(Ledger::default());
-    let fs =
-        FileSystem::open(ledger.clone(), Arc::new(chunks), FsOptions::default()).expect("open fs");
-    (
-        start_on(dir, Arc::new(fs), ExportPolicy::default()).await,
-        ledger,
-    )
+    let (dir, fs) = test_fs_on(ledger.clone());
+    (start_on(dir, fs, ExportPolicy::default()).await, ledger)
 }
 
 #[tokio::test]

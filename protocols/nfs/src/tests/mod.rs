@@ -24,15 +24,17 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A filesystem on MemKv + LocalChunkStore in a temp dir.
 pub(crate) fn test_fs() -> (tempfile::TempDir, Arc<FileSystem>) {
+    test_fs_on(Arc::new(nitrofs_metadata::MemKv::new()))
+}
+
+/// A filesystem on `kv` + LocalChunkStore in a temp dir.
+pub(crate) fn test_fs_on(
+    kv: Arc<dyn nitrofs_metadata::MetaKv>,
+) -> (tempfile::TempDir, Arc<FileSystem>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let chunks = nitrofs_chunk_store::LocalChunkStore::open(&dir.path().join("chunks"))
         .expect("chunk store");
-    let fs = FileSystem::open(
-        Arc::new(nitrofs_metadata::MemKv::new()),
-        Arc::new(chunks),
-        FsOptions::default(),
-    )
-    .expect("open fs");
+    let fs = FileSystem::open(kv, Arc::new(chunks), FsOptions::default()).expect("open fs");
     (dir, Arc::new(fs))
 }
 
