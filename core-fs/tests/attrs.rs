@@ -141,6 +141,27 @@ both_backends! {
         assert!(got[100_000..].iter().all(|b| *b == 0), "old bytes came back after truncate");
     }
 
+    fn a_shrink_never_runs_where_waiting_for_the_disk_is_refused_but_an_extension_does(fx) {
+        // The NFS server tries SETATTR on its executor inside `memory_only`
+        // and `deferring_sync`: cutting chunk data misses before anything
+        // changes; growing a file is metadata alone and owes its log sync.
+        let f = fx.file(fx.root(), "f");
+        let data = pattern(5, 100_000);
+        fx.write(f.ino, 0, &data);
+        let shrink = set_size(10);
+        let tried = memory_only(|| fx.fs.setattr(&root_cred(), f.ino, &shrink, None));
+        assert!(tried.is_none(), "the shrink must miss");
+        assert_eq!(fx.attr(f.ino).size, 100_000);
+        assert!(fx.read_all(f.ino) == data, "a missed SETATTR changed the file");
+        let grow = set_size(150_000);
+        let (done, owed) = deferring_sync(|| {
+            memory_only(|| fx.fs.setattr(&root_cred(), f.ino, &grow, None))
+        });
+        done.expect("an extension runs in memory").expect("setattr");
+        assert!(owed, "a durable SETATTR must leave its sync to the caller");
+        assert_eq!(fx.attr(f.ino).size, 150_000);
+    }
+
     fn truncate_to_zero_empties_the_file(fx) {
         let f = fx.file(fx.root(), "f");
         fx.write(f.ino, 0, &pattern(1, 100_000));

@@ -1,6 +1,6 @@
 //! Group commit for calls answered on the connection's task.
 //!
-//! A CREATE run there commits its transaction inside
+//! A CREATE (or SETATTR, MKDIR, …) run there commits its transaction inside
 //! [`nitrofs_core_fs::deferring_sync`] and must not be answered before
 //! the metadata log is synced. Parking the executor thread on that fsync
 //! would stall every connection it serves, and a hop per call to the

@@ -54,7 +54,7 @@ pub struct NfsServer {
     connections: Arc<Semaphore>,
     /// How long an idle connection is kept.
     idle_timeout: Duration,
-    /// Log syncs for name-making calls answered on the connection's task
+    /// Log syncs for metadata changes answered on the connection's task
     /// (without it they run on the blocking pool and sync there).
     log_sync: Option<LogSyncer>,
 }
@@ -78,7 +78,7 @@ impl NfsServer {
         let syncing = fs.clone();
         let log_sync = LogSyncer::start(move || syncing.sync_metadata().map_err(|e| e.to_string()))
             .inspect_err(|e| {
-                tracing::warn!(error = %e, "no NFS log sync thread: name-making calls will use the blocking pool");
+                tracing::warn!(error = %e, "no NFS log sync thread: metadata changes will use the blocking pool");
             })
             .ok();
         Self {
@@ -331,7 +331,7 @@ impl NfsServer {
 
 impl NfsServer {
     /// The NFSv3 procedure of `record` if it is tried on the connection's
-    /// task: one of [`INLINE_PROCS`], or of the name-making procedures
+    /// task: one of [`INLINE_PROCS`], or of [`nfs::SYNC_AFTER_PROCS`]
     /// when a log syncer is running (read from the call header's fixed
     /// words; anything unparsable goes the general way).
     fn inline_proc(&self, record: &[u8]) -> Option<u32> {
@@ -346,8 +346,8 @@ impl NfsServer {
             return None;
         }
         let p = word(20)?;
-        let name_making = self.log_sync.is_some() && nfs::NAME_MAKING_PROCS.contains(&p);
-        (INLINE_PROCS.contains(&p) || name_making).then_some(p)
+        let sync_after = self.log_sync.is_some() && nfs::SYNC_AFTER_PROCS.contains(&p);
+        (INLINE_PROCS.contains(&p) || sync_after).then_some(p)
     }
 
     /// Sends `reply` (of a call that committed metadata without syncing

@@ -14,7 +14,8 @@ use nfs3_types::nfs3::{
     CREATE3resok, LINK3res, LINK3resfail, LINK3resok, LOOKUP3res, LOOKUP3resfail, LOOKUP3resok,
     MKDIR3res, MKDIR3resfail, MKDIR3resok, MKNOD3res, MKNOD3resfail, MKNOD3resok, Nfs3Option,
     Nfs3Result, REMOVE3res, REMOVE3resfail, REMOVE3resok, RENAME3res, RENAME3resfail, RENAME3resok,
-    RMDIR3res, RMDIR3resfail, RMDIR3resok, SYMLINK3res, SYMLINK3resfail, SYMLINK3resok,
+    RMDIR3res, RMDIR3resfail, RMDIR3resok, SETATTR3res, SETATTR3resfail, SYMLINK3res,
+    SYMLINK3resfail, SYMLINK3resok,
 };
 use nitrofs_core_fs::{Attr, CreateHow, FsResult, InodeId, NodeKind, Wcc};
 
@@ -305,18 +306,21 @@ pub(super) fn link(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
     reply(out, &res)
 }
 
-/// The procedures that only add a name and change metadata alone, so the
-/// server may answer them once a log sync after the call has made their
-/// change durable (see `crate::logsync`): CREATE, MKDIR, SYMLINK, MKNOD
-/// and LINK. REMOVE, RMDIR, RENAME and SETATTR may free or cut chunk data
-/// after their commit, which must be durable first.
-pub(crate) const NAME_MAKING_PROCS: [u32; 5] = [8, 9, 10, 11, 15];
+/// The procedures whose commit is the last thing they do, so the server
+/// may answer them once a log sync after the call has made their change
+/// durable (see `crate::logsync`): SETATTR, CREATE, MKDIR, SYMLINK, MKNOD
+/// and LINK. A SETATTR that cuts a file drops chunk data before its commit,
+/// which misses inside `memory_only` and runs on the blocking pool. REMOVE,
+/// RMDIR and RENAME free chunk data after their commit, which must be
+/// durable first.
+pub(crate) const SYNC_AFTER_PROCS: [u32; 6] = [2, 8, 9, 10, 11, 15];
 
-/// The reply of one of [`NAME_MAKING_PROCS`] whose change could not be
+/// The reply of one of [`SYNC_AFTER_PROCS`] whose change could not be
 /// made durable: NFS3ERR_IO, with no attributes.
 pub(crate) fn not_durable(proc_num: u32, out: &mut Vec<u8>) -> ProcResult {
     let io = nfsstat3::NFS3ERR_IO;
     match proc_num {
+        2 => reply(out, &SETATTR3res::Err((io, SETATTR3resfail::default()))),
         8 => reply(out, &CREATE3res::Err((io, CREATE3resfail::default()))),
         9 => reply(out, &MKDIR3res::Err((io, MKDIR3resfail::default()))),
         10 => reply(out, &SYMLINK3res::Err((io, SYMLINK3resfail::default()))),

@@ -101,7 +101,7 @@ pub(crate) fn dispatch(
     }
 }
 
-pub(crate) use dir::{not_durable, NAME_MAKING_PROCS};
+pub(crate) use dir::{not_durable, SYNC_AFTER_PROCS};
 
 /// Whether a procedure changes the filesystem (refused on read-only
 /// exports).

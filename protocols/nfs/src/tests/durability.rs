@@ -1,4 +1,4 @@
-//! Name-making calls answered on the connection's task: their reply
+//! Metadata changes answered on the connection's task: their reply
 //! leaves only after a log sync that started after their commit, and a
 //! failed sync turns it into NFS3ERR_IO.
 
@@ -116,7 +116,7 @@ async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
     let mut c = Client::connect(h.addr).await;
     let root = c.root().await;
     for i in 0..20 {
-        c.create_file(&root, &format!("f{i}")).await;
+        let f = c.create_file(&root, &format!("f{i}")).await;
         let (made, synced) = (
             ledger.commits.load(Ordering::SeqCst),
             ledger.synced.load(Ordering::SeqCst),
@@ -125,6 +125,17 @@ async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
             synced >= made,
             "CREATE f{i} answered with {made} commits, {synced} synced"
         );
+        let chmod = SETATTR3args {
+            object: f,
+            new_attributes: sattr3 {
+                mode: Nfs3Option::Some(0o600),
+                ..sattr3::default()
+            },
+            guard: Nfs3Option::None,
+        };
+        let res: SETATTR3res = c.nfs(2, &chmod).await;
+        assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+        assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
         let name = format!("d{i}");
         let args = MKDIR3args {
             where_: diropargs3 {
@@ -139,7 +150,7 @@ async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
     }
     // They ran on the connection's task, sharing the syncer's syncs.
     assert!(
-        ledger.deferred.load(Ordering::SeqCst) >= 20,
+        ledger.deferred.load(Ordering::SeqCst) >= 60,
         "only {} calls deferred their sync",
         ledger.deferred.load(Ordering::SeqCst)
     );
