@@ -9,6 +9,12 @@ use crate::types::{
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
 
+/// Why a SETATTR attempt is run again (see `setattr_once`).
+const SIZE_MOVED: &str = "the file's size changed while SETATTR cut its data";
+
+/// Attempts of a SETATTR whose size keeps moving under concurrent WRITEs.
+const SIZE_RACE_ATTEMPTS: usize = 16;
+
 /// Applies `set` to `rec` with POSIX permission rules, stamping `now`.
 /// Returns whether the size changed.
 pub(crate) fn apply_setattr<S: AclSource + ?Sized>(
@@ -150,6 +156,29 @@ impl FileSystem {
         set: &SetAttr,
         guard_ctime: Option<Timestamp>,
     ) -> FsResult<Wcc> {
+        for _ in 0..SIZE_RACE_ATTEMPTS {
+            match self.setattr_once(cred, ino, set, guard_ctime) {
+                Err(FsError::Invalid(why)) if why == SIZE_MOVED => continue,
+                done => return done,
+            }
+        }
+        Err(FsError::Io(format!(
+            "{SIZE_MOVED} {SIZE_RACE_ATTEMPTS} times"
+        )))
+    }
+
+    /// One attempt of [`FileSystem::setattr`]; fails with
+    /// `Invalid(SIZE_MOVED)`, committing nothing, if a shrink finds the size
+    /// changed since it cut the chunk data for the size it read first (a
+    /// WRITE extended the file meanwhile: its new bytes past the new size
+    /// would stay in the chunks and come back with a later growth).
+    fn setattr_once(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        set: &SetAttr,
+        guard_ctime: Option<Timestamp>,
+    ) -> FsResult<Wcc> {
         let current = self.read_inode(ino)?;
         if let Some(size) = set.size {
             if guard_ctime.is_some_and(|g| g != current.ctime) {
@@ -189,6 +218,12 @@ impl FileSystem {
                 if g != rec.ctime {
                     return Err(FsError::GuardFailed);
                 }
+            }
+            if set
+                .size
+                .is_some_and(|size| size < rec.size && rec.size != current.size)
+            {
+                return Err(FsError::Invalid(SIZE_MOVED));
             }
             let before = (&rec.attr()).into();
             let old = rec.clone();
