@@ -61,7 +61,13 @@ pub fn fs_error(e: FsError) -> S3Error {
         FsError::TooBig => (C::EntityTooLarge, "The object is too large.".into()),
         FsError::TooManyLinks | FsError::CrossDevice => (C::InvalidRequest, e.to_string()),
         FsError::Io(ref why) => {
-            tracing::error!(error = %why, "storage I/O error");
+            // A memory-only attempt's miss is not a failure: the call
+            // runs again where it may wait (`ns::quick`).
+            if nitrofs_core_fs::memory_read_missed() {
+                tracing::debug!(error = %why, "not in memory; running again");
+            } else {
+                tracing::error!(error = %why, "storage I/O error");
+            }
             (C::InternalError, "We encountered an internal error. Please try again.".into())
         }
     };
