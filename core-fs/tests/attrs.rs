@@ -406,3 +406,47 @@ both_backends! {
         assert_eq!(after.ctime, before.ctime);
     }
 }
+
+/// A SETATTR that shrinks a file decides what chunk data to cut from the
+/// size it reads before its transaction. Here a second filesystem on the
+/// same metadata and chunks extends the file unseen by the first one's
+/// cache, so the first reads the old size: the shrink must not commit a
+/// size below the new one without cutting the new bytes (they would come
+/// back when the file grows again).
+#[test]
+fn a_shrink_never_keeps_bytes_written_after_the_size_it_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kv = std::sync::Arc::new(nitrofs_metadata::MemKv::new());
+    let chunks = std::sync::Arc::new(
+        nitrofs_chunk_store::LocalChunkStore::open(&dir.path().join("chunks"))
+            .expect("chunk store"),
+    );
+    let open = || FileSystem::open(kv.clone(), chunks.clone(), small_chunks()).expect("open");
+    let first = open();
+    let root = first.volume("default").expect("volume").root;
+    let cred = root_cred();
+    let (f, _) = first
+        .create(&cred, root, b"f", &CreateHow::Guarded(SetAttr::default()))
+        .expect("create");
+    first
+        .write(&cred, f.ino, 0, &pattern(1, 100), false)
+        .expect("write");
+    assert_eq!(first.getattr(f.ino).expect("getattr").size, 100);
+    let second = open();
+    second
+        .write(&cred, f.ino, 100, &[0xAB; 100], false)
+        .expect("extend");
+    let shrunk = first.setattr(&cred, f.ino, &set_size(150), None);
+    let grown = second.setattr(&cred, f.ino, &set_size(300), None);
+    grown.expect("grow");
+    let data = second.read(&cred, f.ino, 0, 300).expect("read").data;
+    match shrunk {
+        // Cut to 150, then grown: what lay past 150 must read as zeros.
+        Ok(_) => assert!(
+            data[150..].iter().all(|b| *b == 0),
+            "bytes past a shrink came back when the file grew"
+        ),
+        // Refused after retrying against its stale view: nothing was cut.
+        Err(_) => assert_eq!(&data[100..200], &[0xAB; 100][..]),
+    }
+}
