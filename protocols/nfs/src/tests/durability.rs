@@ -136,15 +136,7 @@ async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
         let res: SETATTR3res = c.nfs(2, &chmod).await;
         assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
         assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
-        let name = format!("d{i}");
-        let args = MKDIR3args {
-            where_: diropargs3 {
-                dir: root.clone(),
-                name: name.as_bytes().into(),
-            },
-            attributes: sattr3::default(),
-        };
-        let res: MKDIR3res = c.nfs(9, &args).await;
+        let res = c.mkdir(&root, &format!("d{i}")).await;
         assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
         assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
     }
@@ -173,15 +165,10 @@ async fn a_create_reply_is_held_until_its_log_sync_has_finished() {
         }
     }
     let gate = OpenOnDrop(&ledger);
-    let args = CREATE3args {
-        where_: diropargs3 {
-            dir: root.clone(),
-            name: b"f".as_slice().into(),
-        },
-        how: createhow3::GUARDED(sattr3::default()),
-    };
     let mut packed = Vec::new();
-    args.pack(&mut packed).expect("pack");
+    create_args(&root, "f", createhow3::GUARDED(sattr3::default()))
+        .pack(&mut packed)
+        .expect("pack");
     let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
     c.send_raw(&rec).await;
     // The sync covering the CREATE has started and is held at the gate.
@@ -220,14 +207,7 @@ async fn a_create_whose_log_sync_fails_is_answered_with_an_io_error() {
         .create(&root, "f", createhow3::GUARDED(sattr3::default()))
         .await;
     assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
-    let args = MKDIR3args {
-        where_: diropargs3 {
-            dir: root.clone(),
-            name: b"d".as_slice().into(),
-        },
-        attributes: sattr3::default(),
-    };
-    let res: MKDIR3res = c.nfs(9, &args).await;
+    let res = c.mkdir(&root, "d").await;
     assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
     // Once syncs work again, so do creates.
     ledger.failing.store(false, Ordering::SeqCst);

@@ -286,15 +286,7 @@ async fn namespace_operations_report_wcc_and_posix_errors() {
     let root = c.root().await;
 
     // MKDIR, then RMDIR refuses a non-empty directory.
-    let mk: MKDIR3res = c
-        .nfs(
-            9,
-            &MKDIR3args {
-                where_: at(&root, "d"),
-                attributes: sattr3::default(),
-            },
-        )
-        .await;
+    let mk = c.mkdir(&root, "d").await;
     let Nfs3Result::Ok(mk) = mk else {
         panic!("mkdir failed")
     };

@@ -178,14 +178,18 @@ impl Client {
     }
 
     async fn create(&mut self, dir: &nfs_fh3, name: &str, how: createhow3) -> CREATE3res {
-        let args = CREATE3args {
+        self.nfs(8, &create_args(dir, name, how)).await
+    }
+
+    async fn mkdir(&mut self, dir: &nfs_fh3, name: &str) -> MKDIR3res {
+        let args = MKDIR3args {
             where_: diropargs3 {
                 dir: dir.clone(),
                 name: name.as_bytes().into(),
             },
-            how,
+            attributes: sattr3::default(),
         };
-        self.nfs(8, &args).await
+        self.nfs(9, &args).await
     }
 
     async fn create_file(&mut self, dir: &nfs_fh3, name: &str) -> nfs_fh3 {
@@ -226,6 +230,17 @@ impl Client {
             count,
         };
         self.nfs(6, &args).await
+    }
+}
+
+/// The arguments of a CREATE of `name` in `dir`.
+fn create_args<'a>(dir: &nfs_fh3, name: &'a str, how: createhow3) -> CREATE3args<'a> {
+    CREATE3args {
+        where_: diropargs3 {
+            dir: dir.clone(),
+            name: name.as_bytes().into(),
+        },
+        how,
     }
 }
 

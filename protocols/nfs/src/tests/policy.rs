@@ -27,14 +27,7 @@ async fn mount_gives_the_volume_root_and_export_lists_volumes() {
     ));
 
     // A subdirectory mounts too; a file does not.
-    let mk = MKDIR3args {
-        where_: diropargs3 {
-            dir: root.clone(),
-            name: b"sub".as_slice().into(),
-        },
-        attributes: sattr3::default(),
-    };
-    let made: MKDIR3res = c.nfs(9, &mk).await;
+    let made = c.mkdir(&root, "sub").await;
     assert_eq!(stat_of(&made), nfsstat3::NFS3_OK);
     assert!(matches!(c.mount("/default/sub").await, mountres3::Ok(_)));
     c.create_file(&root, "plain").await;
