@@ -111,7 +111,8 @@ pub struct FileSystem {
 const EXECUTOR_LOCK_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// `lock`, waiting at most [`EXECUTOR_LOCK_WAIT`] inside `memory_only`
-/// (then a miss), without limit elsewhere.
+/// (then a miss: the lock may be held across a disk read or a log sync),
+/// without limit elsewhere.
 pub(crate) fn lock_on_executor<T>(lock: &Mutex<T>) -> FsResult<parking_lot::MutexGuard<'_, T>> {
     if let Some(held) = lock.try_lock_for(EXECUTOR_LOCK_WAIT) {
         return Ok(held);
@@ -143,13 +144,6 @@ impl FileSystem {
 
     fn inode_stripe(ino: InodeId) -> usize {
         (ino % INODE_LOCK_STRIPES as u64) as usize
-    }
-
-    /// Stripe `i` of `inode_locks`. Inside `memory_only` (an executor
-    /// thread) a stripe held elsewhere longer than [`EXECUTOR_LOCK_WAIT`],
-    /// perhaps across a disk read or a log sync, is a miss.
-    fn lock_stripe(&self, i: usize) -> FsResult<parking_lot::MutexGuard<'_, ()>> {
-        lock_on_executor(&self.inode_locks[i])
     }
 
     fn lock_inode(&self, ino: InodeId) -> parking_lot::MutexGuard<'_, ()> {
@@ -227,7 +221,7 @@ impl FileSystem {
         let value = {
             let _held = stripes
                 .iter()
-                .map(|&i| self.lock_stripe(i))
+                .map(|&i| lock_on_executor(&self.inode_locks[i]))
                 .collect::<FsResult<Vec<_>>>()?;
             self.transact(false, body)?
         };

@@ -335,12 +335,7 @@ impl NfsServer {
     /// when a log syncer is running (read from the call header's fixed
     /// words; anything unparsable goes the general way).
     fn inline_proc(&self, record: &[u8]) -> Option<u32> {
-        let word = |at: usize| {
-            record
-                .get(at..at + 4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-        };
+        let word = |at| header_word(record, at);
         // xid, msg_type, rpcvers, prog, vers, proc.
         if word(12) != Some(nfs::PROGRAM) || word(16) != Some(nfs::VERSION) {
             return None;
@@ -368,10 +363,7 @@ impl NfsServer {
             return;
         };
         let synced = log_sync.request();
-        let xid = record
-            .get(..4)
-            .and_then(|x| <[u8; 4]>::try_from(x).ok())
-            .map(u32::from_be_bytes);
+        let xid = header_word(record, 0);
         let server = self.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -407,10 +399,20 @@ impl NfsServer {
 /// data or walks a directory goes to the blocking pool.
 const INLINE_PROCS: [u32; 7] = [0, 1, 3, 4, 18, 19, 20];
 
+/// The big-endian word at byte `at` of a call record (its fixed header:
+/// xid at 0, program at 12, version at 16, procedure at 20), if the
+/// record is that long.
+fn header_word(record: &[u8], at: usize) -> Option<u32> {
+    record
+        .get(at..at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+}
+
 /// Runs one record and returns its reply; a panicking handler becomes a
 /// SYSTEM_ERR reply instead of a lost connection.
 fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) -> Option<Reply> {
-    let xid = record.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok());
+    let xid = header_word(record, 0);
     let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         server.handle_record(peer, local_port, record)
     }));
@@ -418,7 +420,7 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
         Ok(reply) => reply,
         Err(_) => {
             tracing::error!("request handler panicked");
-            xid.map(|x| Reply::head(rpc::system_err(u32::from_be_bytes(x))))
+            xid.map(|x| Reply::head(rpc::system_err(x)))
         }
     }
 }
