@@ -2,12 +2,14 @@
 //! object in memory.
 //!
 //! Upload: the request body is gathered into 1 MiB buffers; each buffer is
-//! hashed and written by a blocking task while the next one arrives (one
-//! write in flight). Download: a task reads 1 MiB pieces into a bounded
+//! written by a blocking task and MD5-hashed by the shared hashing thread
+//! ([`crate::hashing`]) at the same time, while the next one arrives (one
+//! buffer in flight). Download: a task reads 1 MiB pieces into a bounded
 //! channel (two pieces ahead) that the response body drains; a client that
 //! goes away closes the channel and stops the reads.
 
 use crate::error::{fs_error, internal};
+use crate::hashing::Md5;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use nitrofs_core_fs::{Attr, Credentials, FileSystem, InodeId};
@@ -37,11 +39,11 @@ pub struct Written {
 }
 
 struct Hashers {
-    md5: s3s::crypto::Md5,
+    md5: Md5,
     others: ChecksumHasher,
 }
 
-/// A blocking write of one buffer that hands the hashers back.
+/// The write and hashing of one buffer, handing the hashers back.
 type Flight = tokio::task::JoinHandle<Result<Hashers, S3Error>>;
 
 /// Streams `body` into the file `ino` from offset 0, hashing as it goes.
@@ -55,7 +57,6 @@ pub async fn write_body(
     expected: Option<u64>,
     others: ChecksumHasher,
 ) -> S3Result<Written> {
-    use s3s::crypto::Checksum as _;
     if expected.is_some_and(|n| n > MAX_PUT) {
         return Err(S3Error::with_message(
             S3ErrorCode::EntityTooLarge,
@@ -63,7 +64,7 @@ pub async fn write_body(
         ));
     }
     let mut hashers = Some(Hashers {
-        md5: s3s::crypto::Md5::new(),
+        md5: Md5::new(),
         others,
     });
     let mut flight: Option<Flight> = None;
@@ -87,7 +88,6 @@ async fn stream_in(
     flight: &mut Option<Flight>,
     hashers: &mut Option<Hashers>,
 ) -> S3Result<Written> {
-    use s3s::crypto::Checksum as _;
     let mut buf = BytesMut::with_capacity(PIECE);
     let mut offset = 0u64;
     let mut received = 0u64;
@@ -156,17 +156,22 @@ fn launch(
     ino: InodeId,
     offset: u64,
     data: Bytes,
-    mut h: Hashers,
+    h: Hashers,
 ) -> Flight {
+    let Hashers { md5, mut others } = h;
     let fs = Arc::clone(fs);
     let cred = cred.clone();
-    tokio::task::spawn_blocking(move || {
-        use s3s::crypto::Checksum as _;
-        h.md5.update(&data);
-        h.others.update(&data);
-        fs.write(&cred, ino, offset, &data, false)
+    let piece = data.clone();
+    let write = tokio::task::spawn_blocking(move || {
+        others.update(&piece);
+        fs.write(&cred, ino, offset, &piece, false)
             .map_err(fs_error)?;
-        Ok(h)
+        Ok::<_, S3Error>(others)
+    });
+    tokio::spawn(async move {
+        let (md5, written) = tokio::join!(md5.update_shared(data), write);
+        let others = written.map_err(internal)??;
+        Ok(Hashers { md5, others })
     })
 }
 
@@ -218,8 +223,7 @@ pub fn copy_range(
     dst: InodeId,
     mut others: ChecksumHasher,
 ) -> S3Result<Written> {
-    use s3s::crypto::Checksum as _;
-    let mut md5 = s3s::crypto::Md5::new();
+    let mut md5 = Md5::new();
     let mut pos = start;
     while pos < end {
         let n = (end - pos).min(PIECE as u64) as u32;

@@ -28,6 +28,7 @@ pub mod checksum;
 mod cond;
 mod copy;
 pub mod error;
+mod hashing;
 mod host;
 pub mod identity;
 pub mod key;
