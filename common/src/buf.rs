@@ -14,7 +14,7 @@ const MIN_CLASS: usize = 12; // 4 KiB
 const CLASSES: usize = 16;
 
 /// Idle bytes the process-wide pool keeps.
-const PROCESS_POOL_BYTES: usize = 64 << 20;
+const PROCESS_POOL_BYTES: usize = 256 << 20;
 
 /// The process's pool for payloads that no connection owns a pool for:
 /// chunk reads and NFS records. A buffer filled by a read need not be
