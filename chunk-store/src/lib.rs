@@ -13,6 +13,8 @@ mod local;
 pub use local::{LocalChunkStore, DEFAULT_JOURNAL_BYTES};
 
 use bytes::Bytes;
+use std::fs::File;
+use std::sync::Arc;
 
 /// The address of one chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +65,14 @@ pub struct SpaceStats {
     pub free_files: u64,
 }
 
+/// Bytes of a chunk as a range of its open file.
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: usize,
+}
+
 /// Where file bytes live. Implementations must be safe to call from many
 /// threads at once; calls block on I/O.
 pub trait ChunkStore: Send + Sync {
@@ -70,6 +80,22 @@ pub trait ChunkStore: Send + Sync {
     /// bytes (possibly none) where the chunk's stored data ends; the caller
     /// fills the rest of the file's range with zeros.
     fn read(&self, id: ChunkId, offset: u64, len: usize) -> ChunkResult<Bytes>;
+
+    /// The `len` bytes at `offset` within the chunk as a range of an open
+    /// file, for a caller that sends them to a socket straight from the
+    /// page cache (`sendfile`) instead of copying them into memory first.
+    /// `None` when the store keeps the chunk elsewhere or the file holds
+    /// fewer than `len` bytes there (the caller then uses [`ChunkStore::read`]).
+    /// The range shows the chunk as it is when the bytes are sent, like a
+    /// read made then.
+    fn read_range(
+        &self,
+        _id: ChunkId,
+        _offset: u64,
+        _len: usize,
+    ) -> ChunkResult<Option<FileRange>> {
+        Ok(None)
+    }
 
     /// Writes `data` at `offset` within the chunk, creating it if needed.
     /// Not durable until [`ChunkStore::sync`].

@@ -40,7 +40,7 @@
 //! new file and then syncs finds the directory fsync it needs.
 
 use crate::journal::{Journal, Op, Record};
-use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, SpaceStats};
+use crate::{ChunkError, ChunkId, ChunkResult, ChunkStore, FileRange, SpaceStats};
 use bytes::Bytes;
 use nitrofs_common::beside;
 use nitrofs_common::buf::BufPool;
@@ -915,6 +915,17 @@ impl ChunkStore for LocalChunkStore {
         let n = read_full_at(&f, &mut buf, offset).map_err(ChunkError::from_io)?;
         buf.truncate(n);
         Ok(buf.into_bytes())
+    }
+
+    fn read_range(&self, id: ChunkId, offset: u64, len: usize) -> ChunkResult<Option<FileRange>> {
+        let Some(file) = self.open_existing(id)? else {
+            return Ok(None);
+        };
+        let size = file.metadata().map_err(ChunkError::from_io)?.len();
+        if offset.saturating_add(len as u64) > size {
+            return Ok(None);
+        }
+        Ok(Some(FileRange { file, offset, len }))
     }
 
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()> {

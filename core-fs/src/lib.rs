@@ -22,6 +22,7 @@ mod types;
 
 pub use acl::{Acl, AclEdit, AclEntry, AclError, AclKind, AclSpec, AclTag};
 pub use error::{FsError, FsResult};
+pub use nitrofs_chunk_store::FileRange;
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 /// Durable metadata changes whose log sync is left to the caller: see
 /// [`nitrofs_metadata::deferring_sync`]; the caller makes them durable

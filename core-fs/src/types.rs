@@ -201,6 +201,28 @@ pub struct ReadResult {
     pub eof: bool,
 }
 
+/// Part of what [`crate::FileSystem::read_ranges`] read.
+#[derive(Debug, Clone)]
+pub enum ReadPiece {
+    /// Bytes in memory.
+    Bytes(bytes::Bytes),
+    /// Bytes still in a chunk file.
+    File(nitrofs_chunk_store::FileRange),
+}
+
+/// What [`crate::FileSystem::read_ranges`] returns.
+#[derive(Debug, Clone)]
+pub struct RangesResult {
+    /// Attributes after the read.
+    pub attr: Attr,
+    /// The bytes, in order.
+    pub pieces: Vec<ReadPiece>,
+    /// Their total length (shorter than asked at end of file).
+    pub len: usize,
+    /// True when the read reached the end of the file.
+    pub eof: bool,
+}
+
 /// Capacity numbers of a volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsStat {

@@ -6,7 +6,10 @@
 
 use crate::perm::{self, R, W};
 use crate::record::{self, InodeRecord};
-use crate::types::{Attr, FileType, FsStat, ReadResult, Wcc, FILE_SIZE_MAX, S_ISGID, S_ISUID};
+use crate::types::{
+    Attr, FileType, FsStat, RangesResult, ReadPiece, ReadResult, Wcc, FILE_SIZE_MAX, S_ISGID,
+    S_ISUID,
+};
 use crate::{FileSystem, FsError, FsResult};
 use bytes::{Bytes, BytesMut};
 use nitrofs_chunk_store::ChunkId;
@@ -91,49 +94,102 @@ impl FileSystem {
         if ino >= crate::snapshot::LIVE_INO_LIMIT {
             return self.snap_read(cred, ino, offset, count);
         }
+        let r = self.read_pieces(cred, ino, offset, count, false)?;
+        let mut pieces = r.pieces.into_iter();
+        let data = match (pieces.next(), pieces.len()) {
+            (None, _) => Bytes::new(),
+            (Some(ReadPiece::Bytes(b)), 0) => b,
+            (first, _) => {
+                let mut b = BytesMut::with_capacity(r.len);
+                for p in first.into_iter().chain(pieces) {
+                    if let ReadPiece::Bytes(p) = p {
+                        b.extend_from_slice(&p);
+                    }
+                }
+                b.freeze()
+            }
+        };
+        Ok(ReadResult {
+            attr: r.attr,
+            data,
+            eof: r.eof,
+        })
+    }
+
+    /// Reads like [`FileSystem::read`], leaving the bytes the chunk store
+    /// can show as ranges of its files there ([`ReadPiece::File`]), for a
+    /// caller that sends them to a socket without copying them (NFS READ
+    /// uses `sendfile`). The ranges are read when they are sent.
+    pub fn read_ranges(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        offset: u64,
+        count: u32,
+    ) -> FsResult<RangesResult> {
+        if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            let r = self.snap_read(cred, ino, offset, count)?;
+            return Ok(RangesResult {
+                attr: r.attr,
+                len: r.data.len(),
+                pieces: vec![ReadPiece::Bytes(r.data)],
+                eof: r.eof,
+            });
+        }
+        self.read_pieces(cred, ino, offset, count, true)
+    }
+
+    fn read_pieces(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        offset: u64,
+        count: u32,
+        ranges: bool,
+    ) -> FsResult<RangesResult> {
         let rec = self.read_inode(ino)?;
         data_file(&rec)?;
         perm::check_data(&mut self.store_acls(), &rec, cred, R)?;
         let attr = self.touch_atime(&rec)?;
         if offset >= rec.size {
-            return Ok(ReadResult {
+            return Ok(RangesResult {
                 attr,
-                data: Bytes::new(),
+                pieces: Vec::new(),
+                len: 0,
                 eof: true,
             });
         }
         let end = rec.size.min(offset.saturating_add(u64::from(count)));
         let len = end - offset;
-        let mut parts: Vec<Bytes> = Vec::with_capacity(2);
+        let mut parts: Vec<ReadPiece> = Vec::with_capacity(2);
         for (data_ino, cs, ext_off, ext_len) in extents(&rec, offset, len) {
             for (index, within, n) in pieces(cs, ext_off, ext_len) {
                 let id = ChunkId {
                     ino: data_ino,
                     index,
                 };
-                let got = self.chunks.read(id, within, n as usize)?;
-                if got.len() as u64 == n {
-                    parts.push(got);
+                let n = n as usize;
+                if ranges {
+                    if let Some(r) = self.chunks.read_range(id, within, n)? {
+                        parts.push(ReadPiece::File(r));
+                        continue;
+                    }
+                }
+                let got = self.chunks.read(id, within, n)?;
+                if got.len() == n {
+                    parts.push(ReadPiece::Bytes(got));
                 } else {
                     // Short chunk: the rest of this range is a hole.
-                    let mut b = BytesMut::zeroed(n as usize);
+                    let mut b = BytesMut::zeroed(n);
                     b[..got.len()].copy_from_slice(&got);
-                    parts.push(b.freeze());
+                    parts.push(ReadPiece::Bytes(b.freeze()));
                 }
             }
         }
-        let data = if parts.len() == 1 {
-            parts.pop().unwrap_or_default()
-        } else {
-            let mut b = BytesMut::with_capacity(len as usize);
-            for p in parts {
-                b.extend_from_slice(&p);
-            }
-            b.freeze()
-        };
-        Ok(ReadResult {
+        Ok(RangesResult {
             attr,
-            data,
+            pieces: parts,
+            len: len as usize,
             eof: end >= rec.size,
         })
     }

@@ -7,10 +7,9 @@
 
 use crate::error::{mountstat, nfsstat};
 use crate::handle::FileHandle;
-use crate::rpc::{Auth, Fault, ProcResult, AUTH_SYS};
+use crate::rpc::{Auth, Fault, Payload, ProcResult, AUTH_SYS};
 use crate::server::Call;
 use crate::xdr::{pack_into, XdrReader};
-use bytes::Bytes;
 use nfs3_types::mount::{
     dirpath, export_node, fhandle3, mountres3, mountres3_ok, mountstat3, name, MNTPATHLEN,
 };
@@ -41,7 +40,7 @@ pub(crate) fn dispatch(
     out: &mut Vec<u8>,
 ) -> ProcResult {
     match proc_num {
-        0 => Ok(Bytes::new()),
+        0 => Ok(Payload::default()),
         1 => {
             if matches!(call.auth, Auth::Unsupported(_)) {
                 return Err(Fault::Auth(auth_stat::AUTH_TOOWEAK));
@@ -56,22 +55,22 @@ pub(crate) fn dispatch(
                 Err(stat) => mountres3::Err(*stat),
             };
             pack_into(out, &res)?;
-            Ok(Bytes::new())
+            Ok(Payload::default())
         }
         // DUMP: mounts are not tracked (NFS is stateless); an empty list.
         2 => {
             pack_into(out, &false)?;
-            Ok(Bytes::new())
+            Ok(Payload::default())
         }
         3 => {
             let path = args.opaque(usize::MAX)?;
             tracing::debug!(path = %String::from_utf8_lossy(path), "unmount");
-            Ok(Bytes::new())
+            Ok(Payload::default())
         }
-        4 => Ok(Bytes::new()),
+        4 => Ok(Payload::default()),
         5 => {
             export(call, out)?;
-            Ok(Bytes::new())
+            Ok(Payload::default())
         }
         _ => Err(Fault::ProcUnavail),
     }

@@ -2,11 +2,10 @@
 //! server's own port for NFS v3 and MOUNT v3 over TCP, so clients need no
 //! rpcbind. Every other procedure is PROC_UNAVAIL.
 
-use crate::rpc::{Fault, ProcResult};
+use crate::rpc::{Fault, Payload, ProcResult};
 use crate::server::Call;
 use crate::xdr::{pack_into, XdrReader};
 use crate::{mount, nfs};
-use bytes::Bytes;
 use nfs3_types::portmap::{mapping, IPPROTO_TCP};
 
 /// PORTMAP program number.
@@ -32,13 +31,13 @@ pub(crate) fn dispatch(
     out: &mut Vec<u8>,
 ) -> ProcResult {
     match proc_num {
-        0 => Ok(Bytes::new()),
+        0 => Ok(Payload::default()),
         3 => {
             let m: mapping = args.fixed_type()?;
             let port = getport(&m, call.local_port);
             tracing::debug!(prog = m.prog, vers = m.vers, prot = m.prot, port, "GETPORT");
             pack_into(out, &port)?;
-            Ok(Bytes::new())
+            Ok(Payload::default())
         }
         _ => Err(Fault::ProcUnavail),
     }

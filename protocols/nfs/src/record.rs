@@ -5,8 +5,12 @@
 //! Records are bounded: a peer announcing more than [`MAX_RECORD`] bytes is
 //! cut off before any of it is buffered.
 
+use crate::rpc::Payload;
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use nitrofs_core_fs::{FileRange, ReadPiece};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
 
 /// Largest record accepted: a 1 MiB WRITE with generous room for the RPC
 /// and NFS headers (the budget is 1.5 MiB plus 4 KiB).
@@ -80,27 +84,74 @@ pub async fn read_record<R: AsyncRead + Unpin>(
     }
 }
 
-/// Writes one record as a single fragment: `head`, then `data` padded to a
-/// multiple of four bytes. `data` is written from its own buffer so large
-/// READ payloads are never copied into the header buffer.
-pub async fn write_record<W: AsyncWrite + Unpin>(
-    w: &mut W,
+/// Writes one reply record to a connection: `head`, then the payload,
+/// whose file ranges go from the page cache to the socket with
+/// `sendfile(2)` (the buffered bytes before them are flushed first).
+/// During an 8-reader NFS read-back the two copies this saves were 29% of
+/// the machine's CPU samples (`_copy_to_iter` for the read,
+/// `_copy_from_iter` for the send; perf record -a).
+pub async fn write_reply(
+    w: &mut BufWriter<OwnedWriteHalf>,
     head: &[u8],
-    data: &[u8],
+    data: &Payload,
 ) -> std::io::Result<()> {
-    let pad = (4 - data.len() % 4) % 4;
-    let len = head.len() + data.len() + pad;
-    let word = u32::try_from(len)
+    w.write_all(&marker(head.len(), data.len())?).await?;
+    w.write_all(head).await?;
+    for piece in data.pieces() {
+        match piece {
+            ReadPiece::Bytes(b) => w.write_all(b).await?,
+            ReadPiece::File(r) => {
+                w.flush().await?;
+                send_file(w, r).await?;
+            }
+        }
+    }
+    w.write_all(pad(data.len())).await
+}
+
+/// Sends `r` with `sendfile`. The record's length is already on the wire:
+/// if the file has shrunk since the read (a truncation racing the READ),
+/// zeros stand in for the bytes it no longer has.
+async fn send_file(w: &mut BufWriter<OwnedWriteHalf>, r: &FileRange) -> std::io::Result<()> {
+    let mut offset = i64::try_from(r.offset).map_err(std::io::Error::other)?;
+    let mut left = r.len;
+    while left > 0 {
+        let sock: &TcpStream = w.get_ref().as_ref();
+        sock.writable().await?;
+        let sent = sock.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(sock, &*r.file, Some(&mut offset), left)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                let zeros = [0u8; 4096];
+                while left > 0 {
+                    let n = left.min(zeros.len());
+                    w.write_all(&zeros[..n]).await?;
+                    left -= n;
+                }
+            }
+            Ok(n) => left -= n.min(left),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The fragment header of a whole record: `head` bytes, then `data` bytes
+/// and their padding.
+fn marker(head: usize, data: usize) -> std::io::Result<[u8; 4]> {
+    let word = u32::try_from(head + data + pad(data).len())
         .ok()
         .filter(|l| *l <= LENGTH_MASK)
         .ok_or_else(|| std::io::Error::other("reply too large for one fragment"))?;
-    w.write_all(&(word | LAST_FRAGMENT).to_be_bytes()).await?;
-    w.write_all(head).await?;
-    if !data.is_empty() {
-        w.write_all(data).await?;
-        w.write_all(&[0u8; 3][..pad]).await?;
-    }
-    Ok(())
+    Ok((word | LAST_FRAGMENT).to_be_bytes())
+}
+
+/// XDR padding after `len` opaque bytes.
+fn pad(len: usize) -> &'static [u8] {
+    &[0u8; 3][..(4 - len % 4) % 4]
 }
 
 #[cfg(test)]
@@ -176,14 +227,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn written_records_pad_data_and_read_back() {
-        let mut out = Vec::new();
-        write_record(&mut out, b"head", b"xyz")
+    async fn replies_carry_bytes_and_file_ranges_padded_and_zeros_for_a_shrunk_file() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("chunk");
+        std::fs::write(&path, b"0123456789").expect("write");
+        let file = Arc::new(std::fs::File::open(&path).expect("open"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("write");
-        assert_eq!(out.len(), 4 + 4 + 4);
-        let mut r = &out[..];
-        let rec = read_record(&mut r, MAX_RECORD).await.expect("read");
-        assert_eq!(rec.as_deref(), Some(&b"headxyz\0"[..]));
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            let mut got = Vec::new();
+            while let Some(rec) = read_record(&mut s, MAX_RECORD).await.expect("read") {
+                got.push(rec);
+            }
+            got
+        });
+        let (sock, _) = listener.accept().await.expect("accept");
+        let (_rd, wr) = sock.into_split();
+        let mut w = BufWriter::new(wr);
+        let range = |offset, len| {
+            ReadPiece::File(FileRange {
+                file: Arc::clone(&file),
+                offset,
+                len,
+            })
+        };
+        let mixed = Payload::new(vec![
+            ReadPiece::Bytes(Bytes::from_static(b"ab")),
+            range(2, 5),
+        ]);
+        write_reply(&mut w, b"head", &mixed).await.expect("send");
+        // Six bytes from offset 8 of a ten-byte file: as if a truncation
+        // came between the READ and the send.
+        write_reply(&mut w, b"h2", &Payload::new(vec![range(8, 6)]))
+            .await
+            .expect("send");
+        write_reply(&mut w, b"h3", &Payload::default())
+            .await
+            .expect("send");
+        w.shutdown().await.expect("close");
+        let got = reader.await.expect("reader");
+        assert_eq!(got.len(), 3);
+        assert_eq!(&got[0][..], b"headab23456\0");
+        assert_eq!(&got[1][..], b"h289\0\0\0\0\0\0");
+        assert_eq!(&got[2][..], b"h3");
     }
 }

@@ -12,6 +12,7 @@ use nfs3_types::rpc::{
     rpc_msg,
 };
 use nfs3_types::xdr_codec::Pack;
+use nitrofs_core_fs::ReadPiece;
 
 /// The RPC protocol version spoken.
 pub const RPC_VERSION: u32 = 2;
@@ -99,7 +100,7 @@ pub struct Reply {
     /// RPC reply header and the XDR results up to the payload.
     pub head: Vec<u8>,
     /// Trailing opaque payload (empty for most procedures).
-    pub data: Bytes,
+    pub data: Payload,
 }
 
 impl Reply {
@@ -107,8 +108,45 @@ impl Reply {
     pub fn head(head: Vec<u8>) -> Self {
         Self {
             head,
-            data: Bytes::new(),
+            data: Payload::default(),
         }
+    }
+}
+
+/// A reply's trailing opaque payload: bytes in memory, and ranges of chunk
+/// files that the connection sends from the page cache with `sendfile`
+/// (no copy into the server's memory and out again).
+#[derive(Debug, Default)]
+pub struct Payload {
+    pieces: Vec<ReadPiece>,
+    len: usize,
+}
+
+impl Payload {
+    pub fn new(pieces: Vec<ReadPiece>) -> Self {
+        let len = pieces
+            .iter()
+            .map(|p| match p {
+                ReadPiece::Bytes(b) => b.len(),
+                ReadPiece::File(r) => r.len,
+            })
+            .sum();
+        Self { pieces, len }
+    }
+
+    /// Bytes in all, before padding.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn pieces(&self) -> &[ReadPiece] {
+        &self.pieces
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Self::new(vec![ReadPiece::Bytes(b)])
     }
 }
 
@@ -163,7 +201,7 @@ impl From<PackError> for Fault {
 
 /// What a procedure returns: its trailing payload (usually empty) after
 /// writing its results, or a fault.
-pub type ProcResult = Result<Bytes, Fault>;
+pub type ProcResult = Result<Payload, Fault>;
 
 /// Decodes the call header at the start of `record`; the reader is left at
 /// the first byte of the procedure arguments.

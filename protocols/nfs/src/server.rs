@@ -11,7 +11,7 @@
 use crate::export::{ExportOptions, ExportPolicy};
 use crate::logsync::LogSyncer;
 use crate::metrics::NfsMetrics;
-use crate::record::{read_record, write_record, MAX_RECORD};
+use crate::record::{read_record, write_reply, MAX_RECORD};
 use crate::rpc::{self, Auth, Fault, Reply};
 use crate::xdr::XdrReader;
 use crate::{mount, nfs, portmap};
@@ -430,9 +430,9 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
 async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>) -> std::io::Result<()> {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(reply) = rx.recv().await {
-        write_record(&mut w, &reply.head, &reply.data).await?;
+        write_reply(&mut w, &reply.head, &reply.data).await?;
         while let Ok(more) = rx.try_recv() {
-            write_record(&mut w, &more.head, &more.data).await?;
+            write_reply(&mut w, &more.head, &more.data).await?;
         }
         w.flush().await?;
     }

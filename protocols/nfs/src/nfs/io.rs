@@ -6,7 +6,7 @@
 
 use super::{fh, post, reply, wcc, Intent, MAX_IO};
 use crate::error::nfsstat;
-use crate::rpc::ProcResult;
+use crate::rpc::{Payload, ProcResult};
 use crate::server::Call;
 use crate::xdr::{pack_into, Garbage, XdrReader};
 use nfs3_types::nfs3::{
@@ -45,8 +45,9 @@ pub(super) fn readlink(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<
     }
 }
 
-/// READ: up to [`MAX_IO`] bytes. The data goes out as the reply's payload,
-/// straight from the core's `Bytes`.
+/// READ: up to [`MAX_IO`] bytes. The data goes out as the reply's payload:
+/// chunk file ranges sent from the page cache (`sendfile`), or the core's
+/// `Bytes` where it has no file to show.
 pub(super) fn read(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
     let file = fh(args)?;
     let offset = args.u64()?;
@@ -55,16 +56,21 @@ pub(super) fn read(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
         Ok(t) => t,
         Err(stat) => return reply(out, &READ3res::Err((stat, READ3resfail::default()))),
     };
-    match call.server.fs.read(&t.cred, t.attr.ino, offset, count) {
+    match call
+        .server
+        .fs
+        .read_ranges(&t.cred, t.attr.ino, offset, count)
+    {
         Ok(r) => {
+            let data = Payload::new(r.pieces);
             // READ3resok up to the opaque's length word; the bytes follow.
-            let len = u32::try_from(r.data.len()).map_err(|_| Garbage)?;
+            let len = u32::try_from(data.len()).map_err(|_| Garbage)?;
             pack_into(out, &nfsstat3::NFS3_OK)?;
             pack_into(out, &post(&r.attr))?;
             pack_into(out, &len)?;
             pack_into(out, &r.eof)?;
             pack_into(out, &len)?;
-            Ok(r.data)
+            Ok(data)
         }
         Err(e) => reply(
             out,

@@ -14,10 +14,9 @@ mod readdir;
 
 use crate::export::ExportOptions;
 use crate::handle::FileHandle;
-use crate::rpc::{Auth, Fault, ProcResult};
+use crate::rpc::{Auth, Fault, Payload, ProcResult};
 use crate::server::Call;
 use crate::xdr::{pack_into, XdrReader, XdrResult};
-use bytes::Bytes;
 use nfs3_types::nfs3::{
     fattr3, ftype3, nfsstat3, nfstime3, post_op_attr, post_op_fh3, pre_op_attr, sattr3, set_atime,
     set_mtime, specdata3, wcc_attr, wcc_data, Nfs3Option, NFS3_FHSIZE,
@@ -70,7 +69,7 @@ pub(crate) fn dispatch(
     out: &mut Vec<u8>,
 ) -> ProcResult {
     if proc_num == 0 {
-        return Ok(Bytes::new());
+        return Ok(Payload::default());
     }
     if matches!(call.auth, Auth::Unsupported(_)) {
         return Err(Fault::Auth(auth_stat::AUTH_TOOWEAK));
@@ -173,7 +172,7 @@ impl<'a> Call<'a> {
 /// Appends a result and returns an empty payload.
 pub(crate) fn reply<T: Pack>(out: &mut Vec<u8>, res: &T) -> ProcResult {
     pack_into(out, res)?;
-    Ok(Bytes::new())
+    Ok(Payload::default())
 }
 
 /// Decodes a file handle (`nfs_fh3`, at most 64 bytes).
