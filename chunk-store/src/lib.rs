@@ -14,7 +14,9 @@ pub use local::{LocalChunkStore, DEFAULT_JOURNAL_BYTES};
 
 use bytes::Bytes;
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The address of one chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,12 +67,82 @@ pub struct SpaceStats {
     pub free_files: u64,
 }
 
-/// Bytes of a chunk as a range of its open file.
+/// Bytes of a chunk as a range of its open file, for sending to a socket
+/// straight from the page cache. The store hands out ranges only of files
+/// no other chunk shares, and does not share a file while a range of it
+/// is out, so the bytes stay the chunk's own.
 #[derive(Clone, Debug)]
 pub struct FileRange {
-    pub file: Arc<File>,
-    pub offset: u64,
-    pub len: usize,
+    file: Arc<File>,
+    offset: u64,
+    len: usize,
+}
+
+impl FileRange {
+    pub(crate) fn new(file: Arc<File>, offset: u64, len: usize) -> Self {
+        Self { file, offset, len }
+    }
+
+    /// Bytes in the range.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// One `sendfile(2)` of the range's bytes from `done` on to `out`:
+    /// how many went, 0 if the file now ends before them.
+    fn send_to(&self, out: &impl AsFd, done: usize) -> std::io::Result<usize> {
+        let left = self.len.saturating_sub(done);
+        let mut at = i64::try_from(self.offset + done as u64).map_err(std::io::Error::other)?;
+        nix::sys::sendfile::sendfile(out, &*self.file, Some(&mut at), left)
+            .map_err(std::io::Error::from)
+    }
+
+    /// Sends the range's bytes from `done` on to `out` with `sendfile(2)`,
+    /// waiting (`poll(2)`, at most `stall` each time) while a non-blocking
+    /// socket is full. Returns how far it got, short of [`FileRange::len`]
+    /// when the file now ends before (cut since the range was taken), and
+    /// the error that stopped it, if any (`TimedOut` for a socket that
+    /// stayed full). Blocks: the disk may have to be read.
+    pub fn send_all(
+        &self,
+        out: &impl AsFd,
+        mut done: usize,
+        stall: Duration,
+    ) -> (usize, std::io::Result<()>) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        use std::io::ErrorKind;
+        let wait = PollTimeout::try_from(i32::try_from(stall.as_millis()).unwrap_or(i32::MAX))
+            .unwrap_or(PollTimeout::MAX);
+        while done < self.len {
+            match self.send_to(out, done) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLOUT)];
+                    match nix::poll::poll(&mut fds, wait) {
+                        Ok(0) => return (done, Err(ErrorKind::TimedOut.into())),
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(e) => return (done, Err(e.into())),
+                    }
+                }
+                Err(e) => return (done, Err(e)),
+            }
+        }
+        (done, Ok(()))
+    }
+
+    /// Reads the range's bytes from `done` into `buf` (the copying way, for
+    /// when [`FileRange::send_to`] cannot be used); 0 at the file's end.
+    pub fn read_at(&self, buf: &mut [u8], done: usize) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = buf.len().min(self.len.saturating_sub(done));
+        self.file.read_at(&mut buf[..n], self.offset + done as u64)
+    }
 }
 
 /// Where file bytes live. Implementations must be safe to call from many

@@ -487,11 +487,26 @@ impl LocalChunkStore {
         self.open.lock().get(&id).cloned()
     }
 
+    /// Whether a handle of `id`'s cached file is held outside the cache
+    /// (a [`FileRange`] being sent, or a read under way).
+    fn ranges_out(&self, id: ChunkId) -> bool {
+        self.open
+            .lock()
+            .get(&id)
+            .is_some_and(|f| Arc::strong_count(f) > 1)
+    }
+
     fn remember(&self, id: ChunkId, f: Arc<File>) {
         let mut open = self.open.lock();
         if open.len() >= OPEN_FILE_CACHE {
             // Drop an arbitrary half: cheap, and hot files are reopened.
-            let victims: Vec<ChunkId> = open.keys().take(OPEN_FILE_CACHE / 2).copied().collect();
+            // Files with handles out stay, so `ranges_out` sees them.
+            let victims: Vec<ChunkId> = open
+                .iter()
+                .filter(|(_, f)| Arc::strong_count(f) == 1)
+                .map(|(id, _)| *id)
+                .take(OPEN_FILE_CACHE / 2)
+                .collect();
             for v in victims {
                 open.remove(&v);
             }
@@ -921,11 +936,15 @@ impl ChunkStore for LocalChunkStore {
         let Some(file) = self.open_existing(id)? else {
             return Ok(None);
         };
-        let size = file.metadata().map_err(ChunkError::from_io)?.len();
-        if offset.saturating_add(len as u64) > size {
+        if self.shared.lock().contains(&id) {
+            // Its bytes may turn into another name's at its next change.
             return Ok(None);
         }
-        Ok(Some(FileRange { file, offset, len }))
+        let meta = file.metadata().map_err(ChunkError::from_io)?;
+        if meta.nlink() > 1 || offset.saturating_add(len as u64) > meta.len() {
+            return Ok(None);
+        }
+        Ok(Some(FileRange::new(file, offset, len)))
     }
 
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()> {
@@ -967,10 +986,10 @@ impl ChunkStore for LocalChunkStore {
         })
     }
 
-    fn share(&self, src: ChunkId, dst: ChunkId, _chunk_size: usize) -> ChunkResult<bool> {
+    fn share(&self, src: ChunkId, dst: ChunkId, chunk_size: usize) -> ChunkResult<bool> {
         self.remove(dst)?;
         let src_path = self.chunk_path(src);
-        self.with_sync_lock(dst.ino, || {
+        let linked = self.with_sync_lock(dst.ino, || {
             self.ensure_shard(dst.ino)?;
             if !self.beside(dst.index) {
                 self.ensure_inode_dir(dst.ino)?;
@@ -979,9 +998,18 @@ impl ChunkStore for LocalChunkStore {
             // past `own` before this copies nothing and writes in place
             // (the caller orders writes of `src` after sharing it).
             self.shared.lock().insert(src);
+            // Marked before looking for ranges out: `read_range` takes its
+            // handle before it looks at the mark, so either it sees the
+            // mark or this sees its handle.
+            if self.ranges_out(src) {
+                // A range of `src`'s file is being sent: once linked, a
+                // change of `src` would leave that file to `dst`, whose
+                // own changes would then reach the send. Copy instead.
+                return Ok(None);
+            }
             match fs::hard_link(&src_path, self.chunk_path(dst)) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(false)),
                 Err(e) => return Err(ChunkError::from_io(e)),
             }
             self.shared.lock().insert(dst);
@@ -989,8 +1017,17 @@ impl ChunkStore for LocalChunkStore {
                 c.entry = true;
                 c.linked = true;
             });
-            Ok(true)
-        })
+            Ok(Some(true))
+        })?;
+        if let Some(linked) = linked {
+            return Ok(linked);
+        }
+        if self.open_existing(src)?.is_none() {
+            return Ok(false);
+        }
+        let data = self.read(src, 0, chunk_size)?;
+        self.write(dst, 0, &data)?;
+        Ok(true)
     }
 
     fn remove(&self, id: ChunkId) -> ChunkResult<()> {
@@ -1465,6 +1502,45 @@ mod tests {
             .share(missing, ChunkId { ino: 4, index: 0 }, 64)
             .expect("share"));
         assert!(s.indexes(4).expect("indexes").is_empty());
+    }
+
+    /// The bytes a range would send now, by the copying way.
+    fn range_bytes(r: &FileRange) -> Vec<u8> {
+        let mut buf = vec![0u8; r.len()];
+        let n = r.read_at(&mut buf, 0).expect("read range");
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn a_range_being_sent_keeps_its_chunks_bytes_whatever_is_shared_after() {
+        let (_d, s) = store();
+        let src = ChunkId { ino: 1, index: 0 };
+        let dst = ChunkId { ino: 2, index: 0 };
+        s.write(src, 0, b"src bytes").expect("write");
+        let out = s.read_range(src, 0, 9).expect("range").expect("unshared");
+        // Sharing while the range is out copies: linking would leave the
+        // file to `dst` at `src`'s next change, and `dst`'s changes after
+        // that would reach the range.
+        assert!(s.share(src, dst, 64).expect("share"));
+        s.write(src, 0, b"SRC").expect("write src");
+        s.write(dst, 0, b"DST").expect("write dst");
+        // The range shows `src`'s chunk as it is now (a linked file would
+        // have gone to `dst` at `src`'s write and show "DST bytes").
+        assert_eq!(range_bytes(&out), b"SRC bytes");
+        assert_eq!(&s.read(dst, 0, 64).expect("read")[..], b"DST bytes");
+        drop(out);
+        // With no range out, sharing links, and a shared chunk gives none.
+        let other = ChunkId { ino: 3, index: 0 };
+        assert!(s.share(src, other, 64).expect("share"));
+        assert!(s.read_range(src, 0, 3).expect("range").is_none());
+        assert!(s.read_range(other, 0, 3).expect("range").is_none());
+        // Nor does a range past the chunk's end (a hole the caller fills).
+        assert!(s.read_range(dst, 0, 10).expect("range").is_none());
+        assert_eq!(
+            range_bytes(&s.read_range(dst, 3, 6).expect("range").expect("own file")),
+            b" bytes"
+        );
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl Payload {
             .iter()
             .map(|p| match p {
                 ReadPiece::Bytes(b) => b.len(),
-                ReadPiece::File(r) => r.len,
+                ReadPiece::File(r) => r.len(),
             })
             .sum();
         Self { pieces, len }

@@ -20,6 +20,7 @@ use nitrofs_core_fs::{FileSystem, FsError, VolumeId};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
@@ -57,6 +58,9 @@ pub struct NfsServer {
     /// Log syncs for metadata changes answered on the connection's task
     /// (without it they run on the blocking pool and sync there).
     log_sync: Option<LogSyncer>,
+    /// READ replies send chunk file ranges with `sendfile` (turned off for
+    /// good after it fails once; see `record::write_reply`).
+    pub(crate) zero_copy: Arc<AtomicBool>,
 }
 
 /// What a procedure knows about its call.
@@ -90,6 +94,7 @@ impl NfsServer {
             metrics: Arc::new(NfsMetrics::default()),
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             idle_timeout: IDLE_TIMEOUT,
+            zero_copy: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -147,7 +152,8 @@ impl NfsServer {
         let (rd, wr) = sock.into_split();
         let mut rd = BufReader::with_capacity(256 * 1024, rd);
         let (tx, rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
-        let writer = tokio::spawn(write_replies(wr, rx).in_current_span());
+        let writer =
+            tokio::spawn(write_replies(wr, rx, Arc::clone(&self.zero_copy)).in_current_span());
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -427,12 +433,16 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
 
 /// Sends replies in the order they complete, batching those already
 /// waiting into one flush.
-async fn write_replies(wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>) -> std::io::Result<()> {
+async fn write_replies(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Reply>,
+    zero_copy: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(reply) = rx.recv().await {
-        write_reply(&mut w, &reply.head, &reply.data).await?;
+        write_reply(&mut w, &reply.head, &reply.data, &zero_copy).await?;
         while let Ok(more) = rx.try_recv() {
-            write_reply(&mut w, &more.head, &more.data).await?;
+            write_reply(&mut w, &more.head, &more.data, &zero_copy).await?;
         }
         w.flush().await?;
     }

@@ -15,6 +15,7 @@ use nfs3_types::nfs3::{
     WRITE3resfail, WRITE3resok,
 };
 use nfs3_types::xdr_codec::Opaque;
+use std::sync::atomic::Ordering;
 
 /// READLINK.
 pub(super) fn readlink(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
@@ -56,19 +57,22 @@ pub(super) fn read(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
         Ok(t) => t,
         Err(stat) => return reply(out, &READ3res::Err((stat, READ3resfail::default()))),
     };
-    match call
-        .server
-        .fs
-        .read_ranges(&t.cred, t.attr.ino, offset, count)
-    {
-        Ok(r) => {
-            let data = Payload::new(r.pieces);
+    let fs = &call.server.fs;
+    let read = if call.server.zero_copy.load(Ordering::Relaxed) {
+        fs.read_ranges(&t.cred, t.attr.ino, offset, count)
+            .map(|r| (r.attr, r.eof, Payload::new(r.pieces)))
+    } else {
+        fs.read(&t.cred, t.attr.ino, offset, count)
+            .map(|r| (r.attr, r.eof, Payload::from(r.data)))
+    };
+    match read {
+        Ok((attr, eof, data)) => {
             // READ3resok up to the opaque's length word; the bytes follow.
             let len = u32::try_from(data.len()).map_err(|_| Garbage)?;
             pack_into(out, &nfsstat3::NFS3_OK)?;
-            pack_into(out, &post(&r.attr))?;
+            pack_into(out, &post(&attr))?;
             pack_into(out, &len)?;
-            pack_into(out, &r.eof)?;
+            pack_into(out, &eof)?;
             pack_into(out, &len)?;
             Ok(data)
         }
