@@ -222,6 +222,18 @@ fn pad(len: usize) -> &'static [u8] {
 mod tests {
     use super::*;
 
+    /// A loopback connection: the accepting side's reply writer and the
+    /// connecting side's stream.
+    async fn loopback() -> (BufWriter<OwnedWriteHalf>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (_rd, wr) = accepted.expect("accept").0.into_split();
+        (BufWriter::new(wr), client.expect("connect"))
+    }
+
     fn fragment(data: &[u8], last: bool) -> Vec<u8> {
         let mut word = data.len() as u32;
         if last {
@@ -313,21 +325,14 @@ mod tests {
             // The chunk loses its last four bytes after the READ took the
             // range and before the reply is sent.
             store.truncate(id, 6).expect("truncate");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr");
+            let (mut w, mut s) = loopback().await;
             let reader = tokio::spawn(async move {
-                let mut s = TcpStream::connect(addr).await.expect("connect");
                 let mut got = Vec::new();
                 while let Some(rec) = read_record(&mut s, MAX_RECORD).await.expect("read") {
                     got.push(rec);
                 }
                 got
             });
-            let (sock, _) = listener.accept().await.expect("accept");
-            let (_rd, wr) = sock.into_split();
-            let mut w = BufWriter::new(wr);
             let flag = AtomicBool::new(zero_copy);
             write_reply(&mut w, b"head", &mixed, &flag)
                 .await
@@ -360,17 +365,9 @@ mod tests {
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect();
         store.write(id, 0, &data).expect("write");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let reader = tokio::spawn(async move {
-            let mut s = TcpStream::connect(addr).await.expect("connect");
-            read_record(&mut s, 64 << 20).await.expect("read")
-        });
-        let (sock, _) = listener.accept().await.expect("accept");
-        let (_rd, wr) = sock.into_split();
-        let mut w = BufWriter::new(wr);
+        let (mut w, mut s) = loopback().await;
+        let reader =
+            tokio::spawn(async move { read_record(&mut s, 64 << 20).await.expect("read") });
         let range = store
             .read_range(id, 0, data.len())
             .expect("range")

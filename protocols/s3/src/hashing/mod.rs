@@ -58,6 +58,12 @@ impl Md5 {
         self.keep_tail(&rest[whole..]);
     }
 
+    /// Whether [`Md5::update_shared`] would hand a piece of `len` bytes
+    /// (or most of it) to the hashing thread.
+    pub fn shares(len: usize) -> bool {
+        len >= SHARED_MIN + 64
+    }
+
     /// Hashes `data` on the shared hashing thread, in lanes beside other
     /// uploads' pieces; small pieces are hashed here.
     pub async fn update_shared(mut self, data: Bytes) -> Self {
