@@ -8,7 +8,10 @@
 //! status codes. It must not store anything or decide permissions itself:
 //! every namespace and data operation goes to core-fs with the caller's
 //! (squashed) credentials, which checks them. Malformed input is answered
-//! with GARBAGE_ARGS or a closed connection, never a panic.
+//! with GARBAGE_ARGS or a closed connection, never a panic. READ data may
+//! leave as ranges of chunk files that core-fs handed out after its checks
+//! (`FileSystem::read_ranges`), sent with `sendfile`; the crate never opens
+//! storage itself.
 //!
 //! ```no_run
 //! # async fn run(fs: std::sync::Arc<nitrofs_core_fs::FileSystem>) -> std::io::Result<()> {

@@ -93,8 +93,9 @@ impl CallError {
 }
 
 /// One reply ready to send: `head` (RPC header and results) followed by
-/// `data`, a payload kept in its own buffer (READ data straight from the
-/// core, never copied) and padded when written.
+/// `data`, a payload kept apart from it (READ data: chunk file ranges sent
+/// with `sendfile`, or the core's own buffers, never copied into `head`)
+/// and padded when written.
 #[derive(Debug)]
 pub struct Reply {
     /// RPC reply header and the XDR results up to the payload.
