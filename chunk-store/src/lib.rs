@@ -115,8 +115,7 @@ impl FileRange {
     ) -> (usize, std::io::Result<()>) {
         use nix::poll::{PollFd, PollFlags, PollTimeout};
         use std::io::ErrorKind;
-        let wait = PollTimeout::try_from(i32::try_from(stall.as_millis()).unwrap_or(i32::MAX))
-            .unwrap_or(PollTimeout::MAX);
+        let wait = PollTimeout::try_from(stall).unwrap_or(PollTimeout::MAX);
         while done < self.len {
             match self.send_to(out, done) {
                 Ok(0) => break,
@@ -191,12 +190,7 @@ pub trait ChunkStore: Send + Sync {
     /// (and of `src.ino` for writes to `src` not yet synced).
     fn share(&self, src: ChunkId, dst: ChunkId, chunk_size: usize) -> ChunkResult<bool> {
         self.remove(dst)?;
-        if !self.indexes(src.ino)?.contains(&src.index) {
-            return Ok(false);
-        }
-        let data = self.read(src, 0, chunk_size)?;
-        self.write(dst, 0, &data)?;
-        Ok(true)
+        copy_chunk(self, src, dst, chunk_size)
     }
 
     /// Every chunk index stored for `ino`, sorted (empty if it has none).
@@ -213,4 +207,20 @@ pub trait ChunkStore: Send + Sync {
 
     /// Space on the device that holds the chunks.
     fn space(&self) -> ChunkResult<SpaceStats>;
+}
+
+/// [`ChunkStore::share`] by copying: writes up to `chunk_size` bytes of
+/// `src` into `dst` (already removed); false when `src` does not exist.
+pub(crate) fn copy_chunk<S: ChunkStore + ?Sized>(
+    store: &S,
+    src: ChunkId,
+    dst: ChunkId,
+    chunk_size: usize,
+) -> ChunkResult<bool> {
+    if !store.indexes(src.ino)?.contains(&src.index) {
+        return Ok(false);
+    }
+    let data = store.read(src, 0, chunk_size)?;
+    store.write(dst, 0, &data)?;
+    Ok(true)
 }

@@ -1019,15 +1019,10 @@ impl ChunkStore for LocalChunkStore {
             });
             Ok(Some(true))
         })?;
-        if let Some(linked) = linked {
-            return Ok(linked);
+        match linked {
+            Some(linked) => Ok(linked),
+            None => crate::copy_chunk(self, src, dst, chunk_size),
         }
-        if self.open_existing(src)?.is_none() {
-            return Ok(false);
-        }
-        let data = self.read(src, 0, chunk_size)?;
-        self.write(dst, 0, &data)?;
-        Ok(true)
     }
 
     fn remove(&self, id: ChunkId) -> ChunkResult<()> {

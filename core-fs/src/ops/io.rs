@@ -91,9 +91,6 @@ impl FileSystem {
         offset: u64,
         count: u32,
     ) -> FsResult<ReadResult> {
-        if ino >= crate::snapshot::LIVE_INO_LIMIT {
-            return self.snap_read(cred, ino, offset, count);
-        }
         let r = self.read_pieces(cred, ino, offset, count, false)?;
         let mut pieces = r.pieces.into_iter();
         let data = match (pieces.next(), pieces.len()) {
@@ -127,6 +124,19 @@ impl FileSystem {
         offset: u64,
         count: u32,
     ) -> FsResult<RangesResult> {
+        self.read_pieces(cred, ino, offset, count, true)
+    }
+
+    /// What both reads share; `ranges` leaves bytes in chunk files where
+    /// the store can show them so. A snapshot's file is read into memory.
+    fn read_pieces(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        offset: u64,
+        count: u32,
+        ranges: bool,
+    ) -> FsResult<RangesResult> {
         if ino >= crate::snapshot::LIVE_INO_LIMIT {
             let r = self.snap_read(cred, ino, offset, count)?;
             return Ok(RangesResult {
@@ -136,17 +146,6 @@ impl FileSystem {
                 eof: r.eof,
             });
         }
-        self.read_pieces(cred, ino, offset, count, true)
-    }
-
-    fn read_pieces(
-        &self,
-        cred: &Credentials,
-        ino: InodeId,
-        offset: u64,
-        count: u32,
-        ranges: bool,
-    ) -> FsResult<RangesResult> {
         let rec = self.read_inode(ino)?;
         data_file(&rec)?;
         perm::check_data(&mut self.store_acls(), &rec, cred, R)?;

@@ -164,24 +164,24 @@ fn launch(
     } = h;
     let fs = Arc::clone(fs);
     let cred = cred.clone();
+    // The blocking part: the other checksums and the write.
+    let write = move |piece: &[u8]| {
+        others.update(piece);
+        fs.write(&cred, ino, offset, piece, false)
+            .map_err(fs_error)?;
+        Ok::<_, S3Error>(others)
+    };
     if !Md5::shares(data.len()) {
         // Hashed where it is anyway: one blocking task for all of it (a
         // second task per small PUT cost ~7% of 16 KiB PUTs/s).
         return tokio::task::spawn_blocking(move || {
             md5.update(&data);
-            others.update(&data);
-            fs.write(&cred, ino, offset, &data, false)
-                .map_err(fs_error)?;
+            let others = write(&data)?;
             Ok(Hashers { md5, others })
         });
     }
     let piece = data.clone();
-    let write = tokio::task::spawn_blocking(move || {
-        others.update(&piece);
-        fs.write(&cred, ino, offset, &piece, false)
-            .map_err(fs_error)?;
-        Ok::<_, S3Error>(others)
-    });
+    let write = tokio::task::spawn_blocking(move || write(&piece));
     tokio::spawn(async move {
         let (md5, written) = tokio::join!(md5.update_shared(data), write);
         let others = written.map_err(internal)??;
