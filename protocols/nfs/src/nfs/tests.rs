@@ -6,7 +6,7 @@ use crate::export::ExportPolicy;
 use crate::server::NfsServer;
 use crate::tests::test_fs;
 use nfs3_types::nfs3::*;
-use nfs3_types::xdr_codec::Opaque;
+use nfs3_types::xdr_codec::{Opaque, Pack};
 use nitrofs_core_fs::PreAttr;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -383,4 +383,47 @@ fn an_opaque_claiming_gigabytes_is_garbage_not_an_allocation() {
         .handle_record(IpAddr::V4(Ipv4Addr::LOCALHOST), 2049, &rec)
         .expect("reply");
     assert_eq!(accept_stat(&reply.head), Some(4));
+}
+
+#[test]
+fn small_reads_are_copied_and_large_ones_sent_from_the_page_cache() {
+    use nitrofs_core_fs::ReadPiece;
+    let (_dir, fs) = test_fs();
+    let root = fs.volume("default").expect("vol").root;
+    let cred = nitrofs_core_fs::Credentials::root();
+    let how = nitrofs_core_fs::CreateHow::Unchecked(nitrofs_core_fs::SetAttr::default());
+    let (attr, _) = fs.create(&cred, root, b"f", &how).expect("create");
+    let big = io::ZERO_COPY_MIN as usize + 4096;
+    fs.write(&cred, attr.ino, 0, &vec![7u8; big], true)
+        .expect("write");
+    let file = crate::handle::FileHandle::of(&attr).to_nfs();
+    let server = NfsServer::new(fs, Arc::new(ExportPolicy::default()));
+    let rpc_cred = crate::rpc::tests::sys_cred(0, 0, vec![]);
+    let read = |offset: u64, count: u32| {
+        let mut rec = crate::rpc::tests::call(1, 100_003, 3, 6, rpc_cred.borrow());
+        READ3args {
+            file: file.clone(),
+            offset,
+            count,
+        }
+        .pack(&mut rec)
+        .expect("pack");
+        let reply = server
+            .handle_record(IpAddr::V4(Ipv4Addr::LOCALHOST), 2049, &rec)
+            .expect("reply");
+        assert_eq!(accept_stat(&reply.head), Some(0));
+        let pieces = reply.data.pieces();
+        let files = pieces
+            .iter()
+            .filter(|p| matches!(p, ReadPiece::File(_)))
+            .count();
+        (reply.data.len(), files)
+    };
+    // A 16 KiB read, and a large count past the end that finds 4 KiB.
+    assert_eq!(read(0, 16384), (16384, 0));
+    assert_eq!(read(io::ZERO_COPY_MIN, 1 << 20), (4096, 0));
+    // The whole file: its chunk's range goes with sendfile.
+    let (len, files) = read(0, 1 << 20);
+    assert_eq!(len, big);
+    assert!(files > 0, "a {big}-byte read sends file ranges");
 }
