@@ -251,6 +251,8 @@ def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, base):
         def measure(name, target, rep, workload=workload, mod=mod, rw=rw, rr=rr):
             r = mod.checkpoint(target, w, s, f"r{rep}")
             log(f"{workload} {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
+            if name == "SeaweedFS":
+                seaweed.reclaim(w * s)
             return [(rw, r["write"]), (rr, r["read"])]
 
         interleave(report, reps, systems, lambda rw=rw, rr=rr: [rw, rr], measure)
