@@ -58,8 +58,9 @@ pub struct NfsServer {
     /// Log syncs for metadata changes answered on the connection's task
     /// (without it they run on the blocking pool and sync there).
     log_sync: Option<LogSyncer>,
-    /// READ replies send chunk file ranges with `sendfile` (turned off for
-    /// good after it fails once; see `record::write_reply`).
+    /// READ replies of at least `nfs::io::ZERO_COPY_MIN` bytes send chunk
+    /// file ranges with `sendfile` (turned off for good after it fails
+    /// once; see `record::write_reply`).
     pub(crate) zero_copy: Arc<AtomicBool>,
 }
 

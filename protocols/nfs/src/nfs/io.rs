@@ -1,4 +1,5 @@
-//! File data: READ (zero-copy from the core's buffer), WRITE with its
+//! File data: READ (chunk file ranges sent with `sendfile` for reads of at
+//! least [`ZERO_COPY_MIN`] bytes, copied otherwise), WRITE with its
 //! stability levels, COMMIT, and READLINK.
 //!
 //! The write verifier is the store's boot count, so it changes at every
@@ -46,16 +47,18 @@ pub(super) fn readlink(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<
     }
 }
 
-/// READs of fewer bytes than this are copied into the reply; larger ones
-/// send their chunk file ranges with `sendfile`. A range costs the reply a
-/// hop to the blocking pool and a TCP segment of its own after the header,
-/// which for a 16 KiB read is more than the two copies it saves: 4 libnfs
-/// processes reading 8,000 cached 16 KiB files (open + pread + close), 8
-/// runs alternating the two servers, read a median 4,095 files/s with a
-/// range for every READ and 4,559 with this limit. At 64 KiB the two ways
-/// came out even (4,000 files, 8 alternated runs: median 5,186 files/s
-/// sending ranges, 5,052 copying); 1 MiB checkpoint reads gain from ranges.
-pub(crate) const ZERO_COPY_MIN: u64 = 128 * 1024;
+/// A READ whose bytes (its count, cut at the end of the file) are fewer
+/// than this is copied into the reply; one of this many or more sends its
+/// chunk file ranges with `sendfile`. A range costs the reply a hop to the
+/// blocking pool and a TCP segment of its own after the header, which for
+/// a 16 KiB read is more than the two copies it saves: 4 libnfs processes
+/// reading 8,000 cached 16 KiB files (open + pread + close), 8 runs
+/// alternating the two servers, read a median 4,095 files/s with a range
+/// for every READ and 4,559 copying. At 64 KiB the two ways came out even
+/// (4,000 files, 8 alternated runs: median 5,186 files/s sending ranges,
+/// 5,052 copying), so a client mounted with `rsize=65536` still gets
+/// `sendfile`; 1 MiB checkpoint reads gain from it.
+pub(crate) const ZERO_COPY_MIN: u64 = 64 * 1024;
 
 /// READ: up to [`MAX_IO`] bytes. The data goes out as the reply's payload:
 /// chunk file ranges sent from the page cache (`sendfile`) for a read of at

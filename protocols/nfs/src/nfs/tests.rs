@@ -419,9 +419,16 @@ fn small_reads_are_copied_and_large_ones_sent_from_the_page_cache() {
             .count();
         (reply.data.len(), files)
     };
-    // A 16 KiB read, and a large count past the end that finds 4 KiB.
+    // A 16 KiB read, a large count past the end that finds 4 KiB, and
+    // the limit itself: one byte short of it copies, all of it goes as
+    // ranges.
+    let min = io::ZERO_COPY_MIN as u32;
     assert_eq!(read(0, 16384), (16384, 0));
     assert_eq!(read(io::ZERO_COPY_MIN, 1 << 20), (4096, 0));
+    assert_eq!(read(0, min - 1), (min as usize - 1, 0));
+    let (len, files) = read(4096, min);
+    assert_eq!(len, min as usize);
+    assert!(files > 0, "a read of exactly the limit sends file ranges");
     // The whole file: its chunk's range goes with sendfile.
     let (len, files) = read(0, 1 << 20);
     assert_eq!(len, big);
