@@ -9,9 +9,6 @@ use crate::types::{
 use crate::{FileSystem, FsError, FsResult};
 use nitrofs_common::{Credentials, InodeId, Timestamp};
 
-/// Why a SETATTR attempt is run again (see `setattr_once`).
-const SIZE_MOVED: &str = "the file's size changed while SETATTR cut its data";
-
 /// Attempts of a SETATTR whose size keeps moving under concurrent WRITEs.
 const SIZE_RACE_ATTEMPTS: usize = 16;
 
@@ -157,28 +154,27 @@ impl FileSystem {
         guard_ctime: Option<Timestamp>,
     ) -> FsResult<Wcc> {
         for _ in 0..SIZE_RACE_ATTEMPTS {
-            match self.setattr_once(cred, ino, set, guard_ctime) {
-                Err(FsError::Invalid(why)) if why == SIZE_MOVED => continue,
-                done => return done,
+            if let Some(done) = self.setattr_once(cred, ino, set, guard_ctime)? {
+                return Ok(done);
             }
         }
         Err(FsError::Io(format!(
-            "{SIZE_MOVED} {SIZE_RACE_ATTEMPTS} times"
+            "the file's size changed while SETATTR cut its data, {SIZE_RACE_ATTEMPTS} times"
         )))
     }
 
-    /// One attempt of [`FileSystem::setattr`]; fails with
-    /// `Invalid(SIZE_MOVED)`, committing nothing, if a shrink finds the size
-    /// changed since it cut the chunk data for the size it read first (a
-    /// WRITE extended the file meanwhile: its new bytes past the new size
-    /// would stay in the chunks and come back with a later growth).
+    /// One attempt of [`FileSystem::setattr`]; `None`, changing nothing,
+    /// if a shrink finds the size changed since it cut the chunk data for
+    /// the size it read first (a WRITE extended the file meanwhile: its
+    /// new bytes past the new size would stay in the chunks and come back
+    /// with a later growth).
     fn setattr_once(
         &self,
         cred: &Credentials,
         ino: InodeId,
         set: &SetAttr,
         guard_ctime: Option<Timestamp>,
-    ) -> FsResult<Wcc> {
+    ) -> FsResult<Option<Wcc>> {
         let current = self.read_inode(ino)?;
         if let Some(size) = set.size {
             if guard_ctime.is_some_and(|g| g != current.ctime) {
@@ -196,10 +192,10 @@ impl FileSystem {
                     return Err(FsError::ReadOnly);
                 }
                 let attr = current.attr();
-                return Ok(Wcc {
+                return Ok(Some(Wcc {
                     before: (&attr).into(),
                     after: attr,
-                });
+                }));
             }
             if size < current.size && current.kind == FileType::Regular {
                 // Drop the data first: a crash after this and before the
@@ -212,7 +208,7 @@ impl FileSystem {
             }
         }
         let now = Timestamp::now();
-        self.transact(true, |txn| -> FsResult<Wcc> {
+        self.transact(true, |txn| -> FsResult<Option<Wcc>> {
             let mut rec = record::load_inode(txn, ino)?;
             if let Some(g) = guard_ctime {
                 if g != rec.ctime {
@@ -223,7 +219,8 @@ impl FileSystem {
                 .size
                 .is_some_and(|size| size < rec.size && rec.size != current.size)
             {
-                return Err(FsError::Invalid(SIZE_MOVED));
+                // Nothing written: the transaction commits no change.
+                return Ok(None);
             }
             let before = (&rec.attr()).into();
             let old = rec.clone();
@@ -232,10 +229,10 @@ impl FileSystem {
             }
             self.quota_on_update(txn, &old, &rec, None)?;
             record::put_inode(txn, &rec)?;
-            Ok(Wcc {
+            Ok(Some(Wcc {
                 before,
                 after: rec.attr(),
-            })
+            }))
         })
     }
 }
