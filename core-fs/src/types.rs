@@ -210,15 +210,27 @@ pub enum ReadPiece {
     File(nitrofs_chunk_store::FileRange),
 }
 
+impl ReadPiece {
+    /// Bytes in the piece.
+    pub fn len(&self) -> usize {
+        match self {
+            ReadPiece::Bytes(b) => b.len(),
+            ReadPiece::File(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What [`crate::FileSystem::read_ranges`] returns.
 #[derive(Debug, Clone)]
 pub struct RangesResult {
     /// Attributes after the read.
     pub attr: Attr,
-    /// The bytes, in order.
+    /// The bytes, in order (fewer than asked at end of file).
     pub pieces: Vec<ReadPiece>,
-    /// Their total length (shorter than asked at end of file).
-    pub len: usize,
     /// True when the read reached the end of the file.
     pub eof: bool,
 }

@@ -92,12 +92,13 @@ impl FileSystem {
         count: u32,
     ) -> FsResult<ReadResult> {
         let r = self.read_pieces(cred, ino, offset, count, false)?;
+        let len = r.pieces.iter().map(ReadPiece::len).sum();
         let mut pieces = r.pieces.into_iter();
         let data = match (pieces.next(), pieces.len()) {
             (None, _) => Bytes::new(),
             (Some(ReadPiece::Bytes(b)), 0) => b,
             (first, _) => {
-                let mut b = BytesMut::with_capacity(r.len);
+                let mut b = BytesMut::with_capacity(len);
                 for p in first.into_iter().chain(pieces) {
                     if let ReadPiece::Bytes(p) = p {
                         b.extend_from_slice(&p);
@@ -141,7 +142,6 @@ impl FileSystem {
             let r = self.snap_read(cred, ino, offset, count)?;
             return Ok(RangesResult {
                 attr: r.attr,
-                len: r.data.len(),
                 pieces: vec![ReadPiece::Bytes(r.data)],
                 eof: r.eof,
             });
@@ -154,7 +154,6 @@ impl FileSystem {
             return Ok(RangesResult {
                 attr,
                 pieces: Vec::new(),
-                len: 0,
                 eof: true,
             });
         }
@@ -188,7 +187,6 @@ impl FileSystem {
         Ok(RangesResult {
             attr,
             pieces: parts,
-            len: len as usize,
             eof: end >= rec.size,
         })
     }

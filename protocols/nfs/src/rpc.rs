@@ -125,13 +125,7 @@ pub struct Payload {
 
 impl Payload {
     pub fn new(pieces: Vec<ReadPiece>) -> Self {
-        let len = pieces
-            .iter()
-            .map(|p| match p {
-                ReadPiece::Bytes(b) => b.len(),
-                ReadPiece::File(r) => r.len(),
-            })
-            .sum();
+        let len = pieces.iter().map(ReadPiece::len).sum();
         Self { pieces, len }
     }
 
