@@ -6,7 +6,7 @@
 //! same fields with their defaults (a test keeps the two in step).
 
 use nitrofs_chunk_store::DEFAULT_JOURNAL_BYTES;
-use nitrofs_core_fs::{FsOptions, DEFAULT_CACHE_ENTRIES, DEFAULT_CHUNK_SIZE};
+use nitrofs_core_fs::{cache_entries_for_memory, FsOptions, DEFAULT_CHUNK_SIZE};
 use nitrofs_nfs::ExportPolicy;
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -147,8 +147,9 @@ pub struct CoreConfig {
     /// from 64 KiB to 64 MiB. Existing files keep the size they were created with.
     pub chunk_size: u64,
     /// Most entries each metadata cache (inode records, directory
-    /// entries) keeps in memory (at least 1024).
-    pub cache_entries: usize,
+    /// entries) keeps in memory (at least 1024). Unset: sized from the
+    /// machine's memory ([`cache_entries_for_memory`] of [`memory_bytes`]).
+    pub cache_entries: Option<usize>,
     /// Bytes of the chunk store's journal of small syncs, when it is
     /// created (1 MiB to 1 GiB; an existing journal keeps its size).
     pub chunk_journal_bytes: u64,
@@ -212,7 +213,7 @@ impl Default for CoreConfig {
     fn default() -> Self {
         Self {
             chunk_size: u64::from(DEFAULT_CHUNK_SIZE),
-            cache_entries: DEFAULT_CACHE_ENTRIES,
+            cache_entries: None,
             chunk_journal_bytes: DEFAULT_JOURNAL_BYTES,
         }
     }
@@ -405,7 +406,10 @@ impl Config {
         }
         let chunk_size = u32::try_from(chunk_size)
             .map_err(|_| invalid("core.chunk_size", "does not fit in 32 bits"))?;
-        let cache_entries = self.core.cache_entries;
+        let cache_entries = self
+            .core
+            .cache_entries
+            .unwrap_or_else(|| cache_entries_for_memory(memory_bytes().unwrap_or(0)));
         if cache_entries < 1024 {
             return Err(invalid(
                 "core.cache_entries",
@@ -476,6 +480,38 @@ impl S3Config {
 
 /// A base domain for virtual-hosted-style requests: dot-separated labels of
 /// letters, digits and `-`, with an optional `:PORT` (the rule s3s applies).
+/// The memory this process may use: the machine's (`MemTotal` in
+/// `/proc/meminfo`), or its cgroup's limit (`memory.max`, cgroup v2) when
+/// that is lower. `None` when neither can be read.
+pub fn memory_bytes() -> Option<u64> {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| mem_total(&t));
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|t| cgroup_limit(&t));
+    match (machine, cgroup) {
+        (Some(m), Some(c)) => Some(m.min(c)),
+        (m, c) => m.or(c),
+    }
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut words = line["MemTotal:".len()..].split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => n.checked_mul(1024),
+        _ => None,
+    }
+}
+
+/// A cgroup v2 `memory.max` in bytes; `None` for `max` (no limit).
+fn cgroup_limit(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
 pub fn check_domain(field: &str, value: &str) -> Result<(), ConfigError> {
     let (host, port) = match value.split_once(':') {
         Some((host, port)) => (host, Some(port)),
@@ -589,9 +625,13 @@ mod tests {
                 "s3.{key} is shown (commented out: it has no default)"
             );
         }
-        for key in ["chunk_size", "cache_entries", "chunk_journal_bytes"] {
+        for key in ["chunk_size", "chunk_journal_bytes"] {
             assert!(get("core", key), "core.{key}");
         }
+        assert!(
+            EXAMPLE.lines().any(|l| l.starts_with("# cache_entries = ")),
+            "core.cache_entries is shown (commented out: its default depends on the machine)"
+        );
         for key in [
             "addr",
             "frame_timeout_secs",
@@ -776,9 +816,23 @@ mod tests {
         let defaults = parse("").and_then(Config::validate).expect("valid");
         assert_eq!(
             defaults.fs.cache_entries,
-            nitrofs_core_fs::DEFAULT_CACHE_ENTRIES
+            cache_entries_for_memory(memory_bytes().unwrap_or(0))
         );
+        assert!(defaults.fs.cache_entries >= nitrofs_core_fs::DEFAULT_CACHE_ENTRIES);
         assert_eq!(defaults.chunk_journal_bytes, DEFAULT_JOURNAL_BYTES);
+    }
+
+    #[test]
+    fn memory_is_read_from_meminfo_and_capped_by_the_cgroup() {
+        let meminfo = "MemTotal:       24682468 kB\nMemFree:        20283000 kB\n";
+        assert_eq!(mem_total(meminfo), Some(24_682_468 * 1024));
+        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(mem_total("MemTotal: lots kB\n"), None);
+        assert_eq!(mem_total("MemTotal: 12 pages\n"), None);
+        assert_eq!(cgroup_limit("max\n"), None);
+        assert_eq!(cgroup_limit("4294967296\n"), Some(4 << 30));
+        let here = memory_bytes().expect("this Linux machine has /proc/meminfo");
+        assert!(here >= 64 << 20, "{here}");
     }
 
     #[test]

@@ -195,6 +195,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
     info!(
         data_dir = %settings.data_dir.display(),
         chunk_size = fs.chunk_size(),
+        cache_entries = settings.fs.cache_entries,
         boot_count = fs.boot_count(),
         "filesystem open"
     );
