@@ -172,6 +172,13 @@ pub trait ChunkStore: Send + Sync {
     /// Not durable until [`ChunkStore::sync`].
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()>;
 
+    /// The writer filled chunk `id` to its end: the store may start making
+    /// it durable now, in the background, so that a file written in full
+    /// reaches the disk while the rest of it arrives instead of all at its
+    /// [`ChunkStore::sync`]. Only a head start: `sync` still makes the
+    /// chunk durable, and a store may ignore this.
+    fn filled(&self, _id: ChunkId) {}
+
     /// Cuts a chunk's stored data to `len` bytes (no-op if absent).
     fn truncate(&self, id: ChunkId, len: u64) -> ChunkResult<()>;
 

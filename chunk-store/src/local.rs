@@ -52,7 +52,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How many chunk files are kept open between calls.
@@ -169,7 +169,16 @@ pub struct LocalChunkStore {
     read_bufs: Arc<BufPool>,
     /// The journal of small syncs, if the store keeps one.
     deferred: Option<Arc<Deferred>>,
+    /// Background syncs of filled chunks under way ([`ChunkStore::filled`]).
+    head_starts: Arc<AtomicUsize>,
 }
+
+/// Most background syncs of filled chunks at once; a chunk filled while
+/// this many run waits for its file's own sync. Without them an 8-writer
+/// NFS checkpoint (8 × 256 MiB in 1 MiB WRITEs, then COMMIT) was a phase
+/// of copying into the page cache with the disk idle, then one of waiting
+/// for the disk (`vmstat 1`: 74-76% system time, then 84% iowait).
+const HEAD_STARTS: usize = 4;
 
 /// The file of the journal of small syncs under the root.
 const JOURNAL_FILE: &str = "journal";
@@ -319,6 +328,7 @@ impl LocalChunkStore {
             first_beside,
             read_bufs: nitrofs_common::buf::process_pool(),
             deferred: None,
+            head_starts: Arc::new(AtomicUsize::new(0)),
         };
         let path = root.join(JOURNAL_FILE);
         let capacity = match journal_bytes {
@@ -961,6 +971,30 @@ impl ChunkStore for LocalChunkStore {
         Ok(())
     }
 
+    fn filled(&self, id: ChunkId) {
+        let busy = &self.head_starts;
+        if busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < HEAD_STARTS).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return;
+        }
+        let Ok(Some(file)) = self.open_existing(id) else {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        let busy = Arc::clone(busy);
+        // Not waited for: the file's next `sync` is what the caller relies on.
+        drop(beside::run(move || {
+            if let Err(e) = file.sync_data() {
+                tracing::debug!(error = %e, "background sync of a filled chunk failed");
+            }
+            busy.fetch_sub(1, Ordering::AcqRel);
+        }));
+    }
+
     fn truncate(&self, id: ChunkId, len: u64) -> ChunkResult<()> {
         if self.open_existing(id)?.is_none() {
             return Ok(());
@@ -1160,6 +1194,35 @@ mod tests {
         assert_eq!(&s.read(id, 0, 16).expect("read")[..], b"\0\0\0hello");
         assert_eq!(&s.read(id, 4, 2).expect("read")[..], b"el");
         s.sync(5).expect("sync");
+    }
+
+    #[test]
+    fn filled_chunks_are_synced_in_the_background_a_few_at_a_time() {
+        let (_d, s) = store();
+        let data = vec![b'c'; 64 << 10];
+        let ids: Vec<ChunkId> = (0..32).map(|index| ChunkId { ino: 9, index }).collect();
+        for &id in &ids {
+            s.write(id, 0, &data).expect("write");
+        }
+        for &id in &ids {
+            s.filled(id);
+            let running = s.head_starts.load(Ordering::Acquire);
+            assert!(running <= HEAD_STARTS, "{running} background syncs at once");
+        }
+        // A chunk that does not exist starts nothing.
+        s.filled(ChunkId { ino: 10, index: 0 });
+        // Every background sync ends and gives its slot back.
+        let mut waited = 0;
+        while s.head_starts.load(Ordering::Acquire) > 0 {
+            assert!(waited < 1000, "background syncs never finished");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited += 1;
+        }
+        // The chunks' own sync and reads are unaffected.
+        s.sync(9).expect("sync");
+        for &id in &ids {
+            assert_eq!(&s.read(id, 0, 64 << 10).expect("read")[..], &data[..]);
+        }
     }
 
     #[test]

@@ -250,6 +250,9 @@ impl FileSystem {
                     index,
                 };
                 self.chunks.write(id, within, &data[done..done + n])?;
+                if !stable && within + n as u64 == cs {
+                    self.chunks.filled(id);
+                }
                 done += n;
             }
         }
