@@ -182,6 +182,13 @@ def run(cmd, timeout, env=None, check=True, cwd=None):
     return out
 
 
+def write_sized(path, size, block):
+    """Writes `size` bytes to `path`: `block` over and over, the last copy cut short."""
+    with open(path, "wb") as f:
+        for off in range(0, size, len(block)):
+            f.write(block[: min(len(block), size - off)])
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib import REPO, Unavailable, find_tool, free_port, log, need_tool, poll, run, tcp_open
+from lib import REPO, Unavailable, find_tool, free_port, log, need_tool, poll, run, tcp_open, write_sized
 
 sys.path.insert(0, str(REPO / "interop-tests" / "python"))
 import nfs_rpc  # noqa: E402  (the interop tests' NFSv3 client)
@@ -311,7 +311,7 @@ class NullS3:
     def __init__(self, procs, workdir):
         nginx = find_tool("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
         if not nginx:
-            raise Unavailable("nginx not installed (apt nginx-light)")
+            raise Unavailable("nginx not installed (apt nginx)")
         self.dir = Path(workdir) / "null-s3"
         (self.dir / "tmp").mkdir(parents=True, exist_ok=True)
         self.www = self.dir / "www" / BUCKET
@@ -332,10 +332,7 @@ class NullS3:
         blob = self._blobs.get(size)
         if blob is None:
             blob = self.dir / f"blob-{size}"
-            block = os.urandom(1 << 20)
-            with open(blob, "wb") as f:
-                for off in range(0, size, len(block)):
-                    f.write(block[: min(len(block), size - off)])
+            write_sized(blob, size, os.urandom(1 << 20))
             self._blobs[size] = blob
         for key in keys:
             path = self.www / key

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lib import need_tool
+from lib import need_tool, write_sized
 
 SHM = Path("/dev/shm")
 BLOCK = 8 << 20
@@ -52,10 +52,7 @@ def checkpoint(target, writers, size, tag, part_mib=16, concurrency=4, timeout=1
     urls = [f"s3://{target.bucket}/{k}" for k in keys(writers, tag)]
     flags = f"--concurrency {concurrency} --part-size {part_mib}"
     try:
-        with open(src, "wb") as f:
-            block = os.urandom(BLOCK)
-            for off in range(0, size, BLOCK):
-                f.write(block[: min(BLOCK, size - off)])
+        write_sized(src, size, os.urandom(BLOCK))
         up = _timed_run(target, [f"cp {flags} {src} {k}" for k in urls], writers, timeout)
         down = _timed_run(target, [f"cp {flags} {k} {d}" for k, d in zip(urls, dsts)], writers, timeout)
         for d in dsts:

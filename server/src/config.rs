@@ -478,22 +478,24 @@ impl S3Config {
     }
 }
 
-/// A base domain for virtual-hosted-style requests: dot-separated labels of
-/// letters, digits and `-`, with an optional `:PORT` (the rule s3s applies).
 /// The memory this process may use: the machine's (`MemTotal` in
 /// `/proc/meminfo`), or its cgroup's limit (`memory.max`, cgroup v2) when
 /// that is lower. `None` when neither can be read.
 pub fn memory_bytes() -> Option<u64> {
-    let machine = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| mem_total(&t));
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|t| cgroup_limit(&t));
-    match (machine, cgroup) {
-        (Some(m), Some(c)) => Some(m.min(c)),
-        (m, c) => m.or(c),
-    }
+    memory_limit(
+        std::fs::read_to_string("/proc/meminfo").ok().as_deref(),
+        std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+            .ok()
+            .as_deref(),
+    )
+}
+
+/// The lower of what a `/proc/meminfo` text and a cgroup `memory.max`
+/// text allow, from those that can be read.
+fn memory_limit(meminfo: Option<&str>, cgroup_max: Option<&str>) -> Option<u64> {
+    let machine = meminfo.and_then(mem_total);
+    let cgroup = cgroup_max.and_then(cgroup_limit);
+    machine.into_iter().chain(cgroup).min()
 }
 
 /// `MemTotal` of a `/proc/meminfo` text, in bytes.
@@ -512,6 +514,8 @@ fn cgroup_limit(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// A base domain for virtual-hosted-style requests: dot-separated labels of
+/// letters, digits and `-`, with an optional `:PORT` (the rule s3s applies).
 pub fn check_domain(field: &str, value: &str) -> Result<(), ConfigError> {
     let (host, port) = match value.split_once(':') {
         Some((host, port)) => (host, Some(port)),
@@ -831,6 +835,24 @@ mod tests {
         assert_eq!(mem_total("MemTotal: 12 pages\n"), None);
         assert_eq!(cgroup_limit("max\n"), None);
         assert_eq!(cgroup_limit("4294967296\n"), Some(4 << 30));
+        let four_gib = "4294967296\n";
+        assert_eq!(
+            memory_limit(Some(meminfo), Some(four_gib)),
+            Some(4 << 30),
+            "a lower cgroup limit wins"
+        );
+        assert_eq!(
+            memory_limit(Some(meminfo), Some("max\n")),
+            Some(24_682_468 * 1024),
+            "no cgroup limit: the machine's memory"
+        );
+        assert_eq!(
+            memory_limit(Some("MemTotal: 1024 kB\n"), Some(four_gib)),
+            Some(1 << 20),
+            "a cgroup limit above the machine's memory does not raise it"
+        );
+        assert_eq!(memory_limit(None, Some(four_gib)), Some(4 << 30));
+        assert_eq!(memory_limit(None, None), None);
         let here = memory_bytes().expect("this Linux machine has /proc/meminfo");
         assert!(here >= 64 << 20, "{here}");
     }
