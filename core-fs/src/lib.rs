@@ -65,9 +65,12 @@ pub struct FsOptions {
     pub cache_entries: usize,
 }
 
-/// Default of [`FsOptions::cache_entries`], and the least that
-/// [`cache_entries_for_memory`] gives.
+/// Default of [`FsOptions::cache_entries`], for when the memory the
+/// process may use is not known.
 pub const DEFAULT_CACHE_ENTRIES: usize = 512 * 1024;
+
+/// The fewest entries a metadata cache may be given.
+pub const MIN_CACHE_ENTRIES: usize = 1024;
 
 /// Memory one cached inode record and one cached directory entry take
 /// together, with their maps' overhead: filling 1,000,000 files' worth
@@ -77,8 +80,9 @@ pub const DEFAULT_CACHE_ENTRIES: usize = 512 * 1024;
 pub const CACHED_PAIR_BYTES: u64 = 640;
 
 /// The number of entries each metadata cache may keep on a machine with
-/// `memory` bytes: a sixteenth of the memory for both caches together, and
-/// never fewer than [`DEFAULT_CACHE_ENTRIES`]. When every volume's files
+/// `memory` bytes: a sixteenth of the memory for both caches together
+/// (never fewer than [`MIN_CACHE_ENTRIES`]), so a small container is not
+/// pushed over its limit by the caches. When every volume's files
 /// fit (the caches are shared by all of them), LOOKUP and GETATTR are
 /// answered from memory whatever the count; with 1,000,000 files and
 /// 512 Ki entries, LOOKUP of a random file took 207–223 µs at the median
@@ -88,7 +92,7 @@ pub fn cache_entries_for_memory(memory: u64) -> usize {
     let fit = memory / 16 / CACHED_PAIR_BYTES;
     usize::try_from(fit)
         .unwrap_or(usize::MAX)
-        .max(DEFAULT_CACHE_ENTRIES)
+        .max(MIN_CACHE_ENTRIES)
 }
 
 impl Default for FsOptions {
@@ -266,10 +270,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metadata_caches_take_a_sixteenth_of_memory_and_never_less_than_the_default() {
+    fn metadata_caches_take_a_sixteenth_of_memory() {
         let gib = 1u64 << 30;
-        assert_eq!(cache_entries_for_memory(0), DEFAULT_CACHE_ENTRIES);
-        assert_eq!(cache_entries_for_memory(4 * gib), DEFAULT_CACHE_ENTRIES);
+        assert_eq!(cache_entries_for_memory(0), MIN_CACHE_ENTRIES);
+        let small = cache_entries_for_memory(512 << 20);
+        assert_eq!(small as u64, (512 << 20) / 16 / CACHED_PAIR_BYTES);
+        assert!(
+            small as u64 * CACHED_PAIR_BYTES <= (512 << 20) / 16,
+            "a 512 MiB container keeps its caches to 32 MiB: {small}"
+        );
         let at_24 = cache_entries_for_memory(24 * gib);
         assert_eq!(at_24 as u64, 24 * gib / 16 / CACHED_PAIR_BYTES);
         assert!(

@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
-use nitrofs_chunk_store::{ChunkId, ChunkStore};
+use nitrofs_chunk_store::{ChunkId, ChunkResult, ChunkStore, LocalChunkStore, SpaceStats};
 use nitrofs_core_fs::*;
+use std::sync::{Arc, Mutex};
 
 const C: u64 = CHUNK as u64;
 
@@ -308,4 +309,85 @@ fn open_refuses_a_chunk_size_that_is_not_a_power_of_two_from_64k_to_64m() {
             "chunk size {bad} was accepted"
         );
     }
+}
+
+/// A chunk store that records which chunks the filesystem said were filled.
+struct RecordsFilled {
+    inner: LocalChunkStore,
+    filled: Mutex<Vec<ChunkId>>,
+}
+
+impl ChunkStore for RecordsFilled {
+    fn read(&self, id: ChunkId, offset: u64, len: usize) -> ChunkResult<bytes::Bytes> {
+        self.inner.read(id, offset, len)
+    }
+    fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()> {
+        self.inner.write(id, offset, data)
+    }
+    fn filled(&self, id: ChunkId) {
+        self.filled.lock().expect("not poisoned").push(id);
+    }
+    fn truncate(&self, id: ChunkId, len: u64) -> ChunkResult<()> {
+        self.inner.truncate(id, len)
+    }
+    fn remove_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
+        self.inner.remove_from(ino, from_index)
+    }
+    fn remove(&self, id: ChunkId) -> ChunkResult<()> {
+        self.inner.remove(id)
+    }
+    fn indexes(&self, ino: u64) -> ChunkResult<Vec<u64>> {
+        self.inner.indexes(ino)
+    }
+    fn sync(&self, ino: u64) -> ChunkResult<()> {
+        self.inner.sync(ino)
+    }
+    fn sync_all(&self) -> ChunkResult<()> {
+        self.inner.sync_all()
+    }
+    fn inodes(&self) -> ChunkResult<Vec<u64>> {
+        self.inner.inodes()
+    }
+    fn space(&self) -> ChunkResult<SpaceStats> {
+        self.inner.space()
+    }
+}
+
+#[test]
+fn unstable_writes_that_reach_a_chunk_end_tell_the_store_it_is_filled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(RecordsFilled {
+        inner: LocalChunkStore::open(&dir.path().join("chunks")).expect("chunk store"),
+        filled: Default::default(),
+    });
+    let kv = Arc::new(nitrofs_metadata::MemKv::new());
+    let fs = FileSystem::open(kv, store.clone(), small_chunks()).expect("open filesystem");
+    let root = fs.volume(DEFAULT_VOLUME).expect("default volume").root;
+    let cred = root_cred();
+    let how = CreateHow::Guarded(SetAttr::default());
+    let ino = fs.create(&cred, root, b"ckpt", &how).expect("create").0.ino;
+    let filled = || std::mem::take(&mut *store.filled.lock().expect("not poisoned"));
+    let at = |index| ChunkId { ino, index };
+
+    // Half of chunk 0, then the rest of it and half of chunk 1.
+    fs.write(&cred, ino, 0, &pattern(1, C as usize / 2), false)
+        .expect("write");
+    assert_eq!(filled(), [], "chunk 0 is not full yet");
+    fs.write(&cred, ino, C / 2, &pattern(2, C as usize), false)
+        .expect("write");
+    assert_eq!(filled(), [at(0)]);
+    // One write across chunks 1, 2 and 3 fills 1 and 2, not 3.
+    fs.write(&cred, ino, C + C / 2, &pattern(3, 2 * C as usize), false)
+        .expect("write");
+    assert_eq!(filled(), [at(1), at(2)]);
+    // A stable write syncs its chunks itself: no head start asked.
+    fs.write(&cred, ino, 3 * C + C / 2, &pattern(4, C as usize / 2), true)
+        .expect("write");
+    assert_eq!(filled(), []);
+    // The data is what was written, whatever the store did with the hint.
+    let mut want = pattern(1, C as usize / 2);
+    want.extend(pattern(2, C as usize));
+    want.extend(pattern(3, 2 * C as usize));
+    want.extend(pattern(4, C as usize / 2));
+    assert_eq!(read_all_as(&fs, &cred, ino), want);
 }

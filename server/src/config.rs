@@ -5,8 +5,12 @@
 //! names the offending field. `deploy/nitrofs.example.toml` documents the
 //! same fields with their defaults (a test keeps the two in step).
 
+use crate::memory::memory_bytes;
 use nitrofs_chunk_store::DEFAULT_JOURNAL_BYTES;
-use nitrofs_core_fs::{cache_entries_for_memory, FsOptions, DEFAULT_CHUNK_SIZE};
+use nitrofs_core_fs::{
+    cache_entries_for_memory, FsOptions, DEFAULT_CACHE_ENTRIES, DEFAULT_CHUNK_SIZE,
+    MIN_CACHE_ENTRIES,
+};
 use nitrofs_nfs::ExportPolicy;
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -148,7 +152,8 @@ pub struct CoreConfig {
     pub chunk_size: u64,
     /// Most entries each metadata cache (inode records, directory
     /// entries) keeps in memory (at least 1024). Unset: sized from the
-    /// machine's memory ([`cache_entries_for_memory`] of [`memory_bytes`]).
+    /// memory the process may use ([`cache_entries_for_memory`] of
+    /// [`memory_bytes`]), or [`DEFAULT_CACHE_ENTRIES`] when that is unknown.
     pub cache_entries: Option<usize>,
     /// Bytes of the chunk store's journal of small syncs, when it is
     /// created (1 MiB to 1 GiB; an existing journal keeps its size).
@@ -406,14 +411,13 @@ impl Config {
         }
         let chunk_size = u32::try_from(chunk_size)
             .map_err(|_| invalid("core.chunk_size", "does not fit in 32 bits"))?;
-        let cache_entries = self
-            .core
-            .cache_entries
-            .unwrap_or_else(|| cache_entries_for_memory(memory_bytes().unwrap_or(0)));
-        if cache_entries < 1024 {
+        let cache_entries = self.core.cache_entries.unwrap_or_else(|| {
+            memory_bytes().map_or(DEFAULT_CACHE_ENTRIES, cache_entries_for_memory)
+        });
+        if cache_entries < MIN_CACHE_ENTRIES {
             return Err(invalid(
                 "core.cache_entries",
-                format!("{cache_entries} is below the least, 1024"),
+                format!("{cache_entries} is below the least, {MIN_CACHE_ENTRIES}"),
             ));
         }
         let chunk_journal_bytes = self.core.chunk_journal_bytes;
@@ -476,42 +480,6 @@ impl S3Config {
             root,
         })
     }
-}
-
-/// The memory this process may use: the machine's (`MemTotal` in
-/// `/proc/meminfo`), or its cgroup's limit (`memory.max`, cgroup v2) when
-/// that is lower. `None` when neither can be read.
-pub fn memory_bytes() -> Option<u64> {
-    memory_limit(
-        std::fs::read_to_string("/proc/meminfo").ok().as_deref(),
-        std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-            .ok()
-            .as_deref(),
-    )
-}
-
-/// The lower of what a `/proc/meminfo` text and a cgroup `memory.max`
-/// text allow, from those that can be read.
-fn memory_limit(meminfo: Option<&str>, cgroup_max: Option<&str>) -> Option<u64> {
-    let machine = meminfo.and_then(mem_total);
-    let cgroup = cgroup_max.and_then(cgroup_limit);
-    machine.into_iter().chain(cgroup).min()
-}
-
-/// `MemTotal` of a `/proc/meminfo` text, in bytes.
-fn mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut words = line["MemTotal:".len()..].split_whitespace();
-    let n: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") => n.checked_mul(1024),
-        _ => None,
-    }
-}
-
-/// A cgroup v2 `memory.max` in bytes; `None` for `max` (no limit).
-fn cgroup_limit(text: &str) -> Option<u64> {
-    text.trim().parse().ok()
 }
 
 /// A base domain for virtual-hosted-style requests: dot-separated labels of
@@ -820,41 +788,9 @@ mod tests {
         let defaults = parse("").and_then(Config::validate).expect("valid");
         assert_eq!(
             defaults.fs.cache_entries,
-            cache_entries_for_memory(memory_bytes().unwrap_or(0))
+            memory_bytes().map_or(DEFAULT_CACHE_ENTRIES, cache_entries_for_memory)
         );
-        assert!(defaults.fs.cache_entries >= nitrofs_core_fs::DEFAULT_CACHE_ENTRIES);
         assert_eq!(defaults.chunk_journal_bytes, DEFAULT_JOURNAL_BYTES);
-    }
-
-    #[test]
-    fn memory_is_read_from_meminfo_and_capped_by_the_cgroup() {
-        let meminfo = "MemTotal:       24682468 kB\nMemFree:        20283000 kB\n";
-        assert_eq!(mem_total(meminfo), Some(24_682_468 * 1024));
-        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
-        assert_eq!(mem_total("MemTotal: lots kB\n"), None);
-        assert_eq!(mem_total("MemTotal: 12 pages\n"), None);
-        assert_eq!(cgroup_limit("max\n"), None);
-        assert_eq!(cgroup_limit("4294967296\n"), Some(4 << 30));
-        let four_gib = "4294967296\n";
-        assert_eq!(
-            memory_limit(Some(meminfo), Some(four_gib)),
-            Some(4 << 30),
-            "a lower cgroup limit wins"
-        );
-        assert_eq!(
-            memory_limit(Some(meminfo), Some("max\n")),
-            Some(24_682_468 * 1024),
-            "no cgroup limit: the machine's memory"
-        );
-        assert_eq!(
-            memory_limit(Some("MemTotal: 1024 kB\n"), Some(four_gib)),
-            Some(1 << 20),
-            "a cgroup limit above the machine's memory does not raise it"
-        );
-        assert_eq!(memory_limit(None, Some(four_gib)), Some(4 << 30));
-        assert_eq!(memory_limit(None, None), None);
-        let here = memory_bytes().expect("this Linux machine has /proc/meminfo");
-        assert!(here >= 64 << 20, "{here}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod config;
 mod kv;
 mod kv_bench;
 mod kv_cli;
+mod memory;
 mod metrics;
 mod s3;
 mod serve;
