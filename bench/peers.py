@@ -266,6 +266,7 @@ http {{
   tcp_nopush on;
   keepalive_requests 1000000;
   client_max_body_size 0;
+  client_body_buffer_size 64m;
   client_body_temp_path {dir}/tmp/body;
   proxy_temp_path {dir}/tmp/proxy;
   fastcgi_temp_path {dir}/tmp/fastcgi;
@@ -273,9 +274,28 @@ http {{
   scgi_temp_path {dir}/tmp/scgi;
   types {{ }}
   default_type application/octet-stream;
+  upstream answers {{
+    server unix:{dir}/answers.sock;
+    keepalive 64;
+  }}
   server {{
     listen 127.0.0.1:{port};
     root {dir}/www;
+    location / {{
+      # A request with a body is read in full into memory (up to 64 MiB;
+      # nginx answers 100-continue when it starts), then answered by the
+      # server below without its body: a client cannot stop sending early.
+      if ($request_method !~ ^(GET|HEAD)$) {{
+        proxy_pass http://answers;
+      }}
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+    }}
+  }}
+  server {{
+    listen unix:{dir}/answers.sock;
     location / {{
       if ($args ~ "^uploads") {{
         return 200 '<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>k</Key><UploadId>null</UploadId></InitiateMultipartUploadResult>';
@@ -287,9 +307,7 @@ http {{
         add_header ETag '"{etag}"';
         return 200;
       }}
-      if ($request_method = DELETE) {{
-        return 204;
-      }}
+      return 204;
     }}
   }}
 }}
@@ -298,8 +316,11 @@ http {{
 
 class NullS3:
     """nginx answering the S3 calls of a checkpoint with no storage behind
-    them: uploads are read and thrown away (canned CreateMultipartUpload,
-    UploadPart and CompleteMultipartUpload answers), downloads are files
+    them: each upload is read in full into memory and thrown away (canned
+    CreateMultipartUpload, UploadPart and CompleteMultipartUpload answers
+    from a second server block, so that nginx cannot answer before the body
+    has arrived and let the client stop sending: with a plain `return 200`
+    s5cmd moved 1.2-1.4 GiB over loopback for a 2 GiB upload), downloads are files
     staged beforehand and sent from the page cache with `sendfile`. What a
     client moves through it is what that client itself can move on this
     machine, the ceiling for any S3 server measured with it: on 2 cores the

