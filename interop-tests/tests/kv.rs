@@ -269,6 +269,47 @@ fn cli_puts_gets_lists_stats_and_deletes_with_documented_exit_statuses() {
 }
 
 #[test]
+fn a_batch_of_large_values_keeps_each_value_apart() {
+    // Large values (over 64 KiB on average) are read into a buffer each:
+    // each must hold its own bytes, survive its neighbours' replacement,
+    // and a tiny value among them must not be lost.
+    let server = Server::start();
+    create_space(&server, "big", "64MiB", &[]);
+    block_on(LIMIT, async {
+        let c = root_client(&server).await;
+        let mut rng = PatternRng::new(11);
+        let sizes = [2 * MIB, KIB * 300, 1, MIB + 7, 4 * MIB];
+        let items: Vec<(String, Vec<u8>)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (format!("v{i}"), rng.bytes(n)))
+            .collect();
+        let st = c
+            .batch_put("big", &items, PutMode::Overwrite)
+            .await
+            .expect("batch_put");
+        assert_eq!(st, vec![Status::Ok; items.len()]);
+        // Replace every other value; the rest keep their bytes.
+        let again: Vec<(String, Vec<u8>)> = items
+            .iter()
+            .step_by(2)
+            .map(|(k, v)| (k.clone(), rng.bytes(v.len())))
+            .collect();
+        let st = c
+            .batch_put("big", &again, PutMode::Overwrite)
+            .await
+            .expect("batch_put again");
+        assert_eq!(st, vec![Status::Ok; again.len()]);
+        for (k, v) in &items {
+            let want = again.iter().find(|(ak, _)| ak == k).map_or(v, |(_, av)| av);
+            let got = c.get("big", k.as_bytes()).await.expect("get").expect(k);
+            assert_eq!(sha256_hex(&got), sha256_hex(want), "{k}");
+        }
+        assert_eq!(c.stat("big").await.expect("stat").keys, items.len() as u64);
+    });
+}
+
+#[test]
 fn batches_keep_caller_order_and_report_per_key_outcomes() {
     let server = Server::start();
     create_space(&server, "batch", "32MiB", &[]);

@@ -28,6 +28,10 @@ const DELAYED: u16 = 2;
 const GENERATE: u16 = 3;
 /// msg 4: wait for a permit of the service's `gate`, then echo.
 const GATED: u16 = 4;
+/// msg 5: header = part lengths (u32 LE each), asked for as separate
+/// payload parts; reply with the lengths of the parts received (an empty
+/// header if the payload came whole) and the payload's bytes.
+const SPLIT: u16 = 5;
 
 struct TestService {
     started: AtomicU64,
@@ -48,6 +52,14 @@ impl Service for TestService {
     type Session = ();
 
     fn open_session(&self, _peer: SocketAddr) {}
+
+    fn payload_parts(&self, msg: u16, header: &[u8]) -> Option<Vec<usize>> {
+        (msg == SPLIT).then(|| {
+            (0..header.len() / 4)
+                .map(|i| u32_at(header, 4 * i) as usize)
+                .collect()
+        })
+    }
 
     async fn call(&self, _session: Arc<()>, req: Incoming) -> Outgoing {
         self.started.fetch_add(1, Ordering::SeqCst);
@@ -76,6 +88,20 @@ impl Service for TestService {
                     status: 0,
                     header,
                     payload: vec![Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)],
+                }
+            }
+            SPLIT => {
+                let lens: Vec<u8> = req
+                    .parts
+                    .iter()
+                    .flat_map(|p| (p.len() as u32).to_le_bytes())
+                    .collect();
+                let mut payload = vec![req.payload.into_bytes()];
+                payload.extend(req.parts.into_iter().map(|p| p.into_bytes()));
+                Outgoing {
+                    status: 0,
+                    header: lens,
+                    payload,
                 }
             }
             GATED => {
@@ -316,6 +342,45 @@ async fn five_hundred_concurrent_calls_on_one_connection_complete_out_of_order()
         );
         assert_eq!(conn.in_flight(), 0);
     }
+}
+
+#[tokio::test]
+async fn a_payload_is_read_in_the_parts_the_service_asks_for() {
+    let server = start_server(ServerConfig::default()).await;
+    let conn = connect_tcp(server.addr).await;
+    let lens_header =
+        |lens: &[u32]| -> Vec<u8> { lens.iter().flat_map(|l| l.to_le_bytes()).collect() };
+    let call = |header: Vec<u8>, body: Vec<u8>| {
+        let conn = &conn;
+        async move {
+            let r = conn
+                .call(
+                    Request {
+                        msg: SPLIT,
+                        header: &header,
+                        payload: &[&body],
+                    },
+                    None,
+                )
+                .await
+                .expect("split call");
+            let got = match r.payload {
+                Payload::Pooled(p) => p.to_vec(),
+                other => panic!("unexpected payload {other:?}"),
+            };
+            assert!(got == body, "the bytes come back in order, whole");
+            r.header.to_vec()
+        }
+    };
+    // Parts that add up: one buffer each, an empty part included.
+    let lens = [70_000u32, 0, 5, 300_000];
+    let body = pattern(lens.iter().sum::<u32>() as usize, 9);
+    assert_eq!(call(lens_header(&lens), body).await, lens_header(&lens));
+    // Lengths that do not add up to the payload, or a single part: read whole.
+    let body = pattern(1000, 4);
+    assert_eq!(call(lens_header(&[600, 600]), body.clone()).await, b"");
+    assert_eq!(call(lens_header(&[1000]), body).await, b"");
+    echo_works(&conn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

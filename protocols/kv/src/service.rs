@@ -29,7 +29,7 @@ use bytes::Bytes;
 use nitrofs_common::Credentials;
 use nitrofs_kv_wire::messages::{self as m, Target};
 use nitrofs_kv_wire::{auth, msg, DecodeError, Routing, Status, MAX_VALUE, PROTOCOL_VERSION};
-use nitrofs_rdma_transport::{ByteBudget, Incoming, Outgoing, Service};
+use nitrofs_rdma_transport::{ByteBudget, Incoming, Outgoing, PooledBuf, Service};
 use parking_lot::{Mutex, RwLock};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -306,7 +306,7 @@ impl KvService {
             msg::RDMA_CONNECT => self.rdma_connect(session, header),
             msg::GET_REMOTE => self.get_remote(session, &who, header).await,
             msg::PUT_REMOTE => self.put_remote(session, &who, header).await,
-            msg::BATCH_PUT => self.batch_put(&who, header, req.payload.into_bytes()).await,
+            msg::BATCH_PUT => self.batch_put(&who, header, req.payload, req.parts).await,
             msg::BATCH_GET => self.batch_get(&who, header, &req.budget).await,
             msg::BATCH_EXISTS | msg::PREFIX_MATCH => self.lookup_many(&who, header, req.msg),
             msg::BATCH_DELETE => self.batch_delete(&who, header).await,
@@ -434,11 +434,17 @@ impl KvService {
         }
     }
 
+    /// BATCH_PUT. The server read the values into a buffer each
+    /// ([`KvService::payload_parts`]), so a memory space keeps each value
+    /// without copying it and without one live value pinning the others;
+    /// a payload read whole (a client whose item lengths did not add up
+    /// is refused below) is cut into values here.
     async fn batch_put(
         &self,
         who: &Credentials,
         header: &[u8],
-        payload: Bytes,
+        payload: PooledBuf,
+        parts: Vec<PooledBuf>,
     ) -> Result<Outgoing, Status> {
         let b = m::BatchPut::decode(header).map_err(decode_status)?;
         let space = self.open(who, &b.target, Access::Write)?;
@@ -447,27 +453,39 @@ impl KvService {
             .iter()
             .try_fold(0u64, |acc, (_, len)| acc.checked_add(*len))
             .ok_or(Status::BadRequest)?;
-        if total != payload.len() as u64 {
-            return Err(Status::BadRequest);
-        }
+        // Parts are the header's item lengths (checked by the server).
+        let values: Vec<Bytes> = if parts.len() == b.items.len() {
+            parts.into_iter().map(PooledBuf::into_bytes).collect()
+        } else {
+            if total != payload.len() as u64 {
+                return Err(Status::BadRequest);
+            }
+            let payload = payload.into_bytes();
+            // A memory space keeps its values: give each its own
+            // allocation, or one live value would pin the whole payload.
+            let own = space.durability() == Durability::Memory && b.items.len() > 1;
+            let mut off = 0usize;
+            b.items
+                .iter()
+                .map(|(_, len)| {
+                    // `total` fits the payload, so every length fits usize.
+                    let value = payload.slice(off..off + *len as usize);
+                    off += *len as usize;
+                    if own {
+                        Bytes::copy_from_slice(&value)
+                    } else {
+                        value
+                    }
+                })
+                .collect()
+        };
         self.metrics.bytes_in.add(total);
-        let mut off = 0usize;
-        let mut items = Vec::with_capacity(b.items.len());
-        // A memory space keeps its values: give each its own allocation, or
-        // one live value would pin the whole batch's payload in memory.
-        let own = space.durability() == Durability::Memory && b.items.len() > 1;
-        for (key, len) in &b.items {
-            // `total` fits the payload, so every length fits usize.
-            let len = *len as usize;
-            let value = payload.slice(off..off + len);
-            let value = if own {
-                Bytes::copy_from_slice(&value)
-            } else {
-                value
-            };
-            items.push((Bytes::copy_from_slice(key), value));
-            off += len;
-        }
+        let items: Vec<(Bytes, Bytes)> = b
+            .items
+            .iter()
+            .zip(values)
+            .map(|((key, _), value)| (Bytes::copy_from_slice(key), value))
+            .collect();
         let mode = store_mode(b.mode);
         let statuses = on_space(&space, move |s| {
             items
@@ -642,6 +660,10 @@ mod remote {
     }
 }
 
+/// The least average value size of a BATCH_PUT whose values are read
+/// into buffers of their own ([`KvService::payload_parts`]).
+const MIN_SPLIT_VALUE: usize = 64 << 10;
+
 pub(crate) fn store_mode(mode: m::PutMode) -> PutMode {
     match mode {
         m::PutMode::Overwrite => PutMode::Overwrite,
@@ -651,6 +673,25 @@ pub(crate) fn store_mode(mode: m::PutMode) -> PutMode {
 
 impl Service for KvService {
     type Session = Session;
+
+    /// A BATCH_PUT's values, each in a buffer of its own, when they are
+    /// large: copying a 2 MiB value out of the batch's buffer was a fifth
+    /// of the server's CPU in 2 MiB batch puts (perf: the copy and the
+    /// page faults of its destination), while reading 64 values of 4 KiB
+    /// one by one was 10-20% slower than one read and 64 copies.
+    fn payload_parts(&self, msg_id: u16, header: &[u8]) -> Option<Vec<usize>> {
+        if msg_id != msg::BATCH_PUT {
+            return None;
+        }
+        let b = m::BatchPut::decode(header).ok()?;
+        let lens: Vec<usize> = b
+            .items
+            .iter()
+            .map(|(_, len)| usize::try_from(*len).ok())
+            .collect::<Option<_>>()?;
+        let total = lens.iter().try_fold(0usize, |a, &l| a.checked_add(l))?;
+        (total >= lens.len().saturating_mul(MIN_SPLIT_VALUE)).then_some(lens)
+    }
 
     fn open_session(&self, peer: SocketAddr) -> Session {
         self.metrics.sessions.inc();

@@ -74,8 +74,13 @@ pub struct Incoming {
     pub msg: u16,
     /// Encoded request header.
     pub header: PooledBuf,
-    /// Payload, read from the socket straight into this buffer.
+    /// Payload, read from the socket straight into this buffer; empty
+    /// when it was split into `parts`.
     pub payload: PooledBuf,
+    /// The payload split as [`Service::payload_parts`] asked, each part
+    /// read from the socket into a buffer of its own; empty when it was
+    /// read whole into `payload`.
+    pub parts: Vec<PooledBuf>,
     /// This request's share of the connection's in-flight byte budget; it
     /// holds the header and payload bytes now, and the service reserves a
     /// large response's bytes here before producing them.
@@ -192,6 +197,16 @@ pub trait Service: Send + Sync + 'static {
 
     /// Called once per accepted connection.
     fn open_session(&self, peer: SocketAddr) -> Self::Session;
+
+    /// How the payload of a request with this message id and header
+    /// splits into parts the service keeps apart (the values of a batch),
+    /// or `None` (the default) to read it into one buffer. Each part is
+    /// read into a buffer of its own, so a part the service keeps holds
+    /// neither a copy nor its neighbours. Ignored unless the lengths add
+    /// up to the payload's.
+    fn payload_parts(&self, _msg: u16, _header: &[u8]) -> Option<Vec<usize>> {
+        None
+    }
 
     /// Handles one request. Requests of one connection run concurrently.
     fn call(
@@ -363,17 +378,32 @@ impl<S: Service> Conn<S> {
                 .map_err(|e| e.to_string())?;
             let budget = self.budget.holding(byte_permit);
             let mut header = self.pool.take(h.header_len as usize);
-            let mut payload = self.pool.take(h.payload_len as usize);
             // Time spent waiting for the budget is ours, not the client's:
             // the rest of the frame gets a full frame timeout.
             let deadline = tokio::time::Instant::now() + self.cfg.frame_timeout;
             self.timed(deadline, async {
-                rd.read_exact(&mut header)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                rd.read_exact(&mut payload)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                rd.read_exact(&mut header).await.map_err(|e| e.to_string())
+            })
+            .await?;
+            let payload_len = h.payload_len as usize;
+            let split = self
+                .service
+                .payload_parts(h.msg, &header)
+                .filter(|lens| lens.len() > 1)
+                .filter(|lens| {
+                    lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)) == Some(payload_len)
+                });
+            let (mut payload, mut parts) = match &split {
+                Some(lens) => (
+                    PooledBuf::empty(),
+                    lens.iter().map(|&l| self.pool.take(l)).collect(),
+                ),
+                None => (self.pool.take(payload_len), Vec::new()),
+            };
+            self.timed(deadline, async {
+                for buf in std::iter::once(&mut payload).chain(parts.iter_mut()) {
+                    rd.read_exact(buf).await.map_err(|e| e.to_string())?;
+                }
                 Ok(())
             })
             .await?;
@@ -382,6 +412,7 @@ impl<S: Service> Conn<S> {
                 msg: h.msg,
                 header,
                 payload,
+                parts,
                 budget,
             };
             let (service, session, writer, closing, stats, timeout) = (

@@ -50,6 +50,7 @@ fn incoming(msg_id: u16, header: &[u8], budget: ByteBudget) -> Incoming {
         msg: msg_id,
         header: h,
         payload: PooledBuf::empty(),
+        parts: Vec::new(),
         budget,
     }
 }
