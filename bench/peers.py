@@ -275,15 +275,17 @@ http {{
   types {{ }}
   default_type application/octet-stream;
   upstream answers {{
-    server unix:{dir}/answers.sock;
+    server 127.0.0.1:{answers_port};
     keepalive 64;
   }}
   server {{
     listen 127.0.0.1:{port};
     root {dir}/www;
     location / {{
-      # A request with a body is read in full into memory (up to 64 MiB;
-      # nginx answers 100-continue when it starts), then answered by the
+      # A request with a body is read in full (into memory when its
+      # Content-Length is at most 80 MiB, so for the 16 MiB parts used here;
+      # larger or chunked bodies would go to a temporary file), with
+      # 100-continue answered when reading starts, then answered by the
       # server below without its body: a client cannot stop sending early.
       if ($request_method !~ ^(GET|HEAD)$) {{
         proxy_pass http://answers;
@@ -295,7 +297,7 @@ http {{
     }}
   }}
   server {{
-    listen unix:{dir}/answers.sock;
+    listen 127.0.0.1:{answers_port};
     location / {{
       if ($args ~ "^uploads") {{
         return 200 '<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>k</Key><UploadId>null</UploadId></InitiateMultipartUploadResult>';
@@ -340,7 +342,8 @@ class NullS3:
         port = free_port()
         conf = self.dir / "nginx.conf"
         user = "user root;\n" if os.geteuid() == 0 else ""
-        conf.write_text(_NULL_S3_CONF.format(user=user, dir=self.dir, port=port, bucket=BUCKET, etag="0" * 32))
+        conf.write_text(_NULL_S3_CONF.format(user=user, dir=self.dir, port=port, answers_port=free_port(),
+                                             bucket=BUCKET, etag="0" * 32))
         self.proc = procs.start("nginx", [nginx, "-c", str(conf), "-p", str(self.dir)], self.dir / "nginx.log")
         poll(lambda: tcp_open(port), 20, "nginx", self.proc)
         self.s3 = S3Target(self.name, f"http://127.0.0.1:{port}", stores=False)

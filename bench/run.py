@@ -191,7 +191,7 @@ def start_peer(report, procs, cls, *args):
 def interleave(report, reps, systems, rows_fn, measure, prepare=None):
     """For each repetition, measures every system in turn, the order rotated
     by one each time (A B C, B C A, C A B, ...): no system always runs first,
-    right after the previous workload, or right after the same neighbour.
+    right after the previous workload.
 
     Before each measurement, untimed, `prepare(name, target, rep)` runs if
     given, then the machine's dirty pages are written out (sync(2)): a
@@ -499,8 +499,9 @@ def render(report, args, sizes, started, elapsed):
             spread = f"{fmt(min(c_samples), row.unit)}–{fmt(max(c_samples), row.unit)}"
             c_txt = f"{100 * n_med / c_med:.0f}% of the client's ceiling ({fmt(c_med, row.unit)}; runs {spread})"
             lim = "; ".join(x for x in (lim, c_txt) if x)
-        elif row.ceiling in row.errors:
-            lim = "; ".join(x for x in (lim, f"client's ceiling n/a ({row.errors[row.ceiling]})") if x)
+        if row.ceiling in row.errors:
+            what = "failed in some runs" if c_med else "n/a"
+            lim = "; ".join(x for x in (lim, f"client's ceiling {what} ({row.errors[row.ceiling]})") if x)
         peers_here = [s for s in list(row.samples) + list(row.errors) if s not in ("NitroFS", row.ceiling)]
         peers_here += [p for p in report.unavailable if p in PEERS_FOR.get(row.workload, ()) and p not in peers_here]
         if not peers_here:

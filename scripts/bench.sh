@@ -44,10 +44,14 @@ if [ "$install" = 1 ]; then
     fi
     # The harness runs nginx (the null S3 server) on its own ports; the Debian
     # package also starts a site on port 80 where systemd runs: stop what we started.
-    if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null &&
-       systemctl is-active --quiet nginx 2>/dev/null; then
-      echo "bench: stopping and disabling the nginx service the package started (the harness runs its own)" >&2
-      "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+    if [[ " ${missing[*]} " == *" nginx "* ]]; then
+      if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
+        echo "bench: stopping and disabling the nginx service the package started (the harness runs its own)" >&2
+        "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+      elif [ -x /etc/init.d/nginx ] && "${SUDO[@]}" /etc/init.d/nginx status >/dev/null 2>&1; then
+        echo "bench: stopping the nginx service the package started (the harness runs its own)" >&2
+        "${SUDO[@]}" /etc/init.d/nginx stop >/dev/null 2>&1 || true
+      fi
     fi
   fi
   # One pip call per package: a package that has no wheel for this machine must not

@@ -379,7 +379,9 @@ async fn a_payload_is_read_in_the_parts_the_service_asks_for() {
     // Lengths that do not add up to the payload, or a single part: read whole.
     let body = pattern(1000, 4);
     assert_eq!(call(lens_header(&[600, 600]), body.clone()).await, b"");
-    assert_eq!(call(lens_header(&[1000]), body).await, b"");
+    assert_eq!(call(lens_header(&[1000]), body.clone()).await, b"");
+    // More parts than one per 4 KiB of payload (plus one): read whole.
+    assert_eq!(call(lens_header(&[1; 1000]), body).await, b"");
     echo_works(&conn).await;
 }
 

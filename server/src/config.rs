@@ -790,6 +790,10 @@ mod tests {
             defaults.fs.cache_entries,
             memory_bytes().map_or(DEFAULT_CACHE_ENTRIES, cache_entries_for_memory)
         );
+        if let Some(memory) = memory_bytes() {
+            let bytes = defaults.fs.cache_entries as u64 * nitrofs_core_fs::CACHED_PAIR_BYTES;
+            assert!(bytes <= memory / 16 || defaults.fs.cache_entries == MIN_CACHE_ENTRIES);
+        }
         assert_eq!(defaults.chunk_journal_bytes, DEFAULT_JOURNAL_BYTES);
     }
 

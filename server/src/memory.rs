@@ -7,9 +7,14 @@
 //! controller), it sits at the process's own cgroup or one of its
 //! ancestors. So the process's cgroup is taken from `/proc/self/cgroup`,
 //! found under the mounts listed in `/proc/self/mountinfo`, and every
-//! level from there up to the mount is read; the lowest limit wins.
+//! level from there up to the mount is read; the lowest limit wins. (On a
+//! cgroup v1 host with `memory.use_hierarchy` off, a parent's limit does
+//! not bind its children; taking it anyway can only make the caches
+//! smaller than they might be.)
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Component, Path, PathBuf};
 
 /// The memory this process may use: `MemTotal` of `/proc/meminfo`, or the
 /// lowest cgroup memory limit on the process's path (v2 `memory.max`, v1
@@ -60,6 +65,13 @@ fn cgroup_memory_limit(
         else {
             continue;
         };
+        // A cgroup outside this process's cgroup namespace reads "/../..",
+        // which no mount shows (and a removed v2 cgroup "/path (deleted)",
+        // whose files are gone).
+        let path = Path::new(path);
+        if path.components().any(|c| c == Component::ParentDir) {
+            continue;
+        }
         let v2 = id == "0" && controllers.is_empty();
         let v1 = controllers.split(',').any(|c| c == "memory");
         if !v1 && !v2 {
@@ -71,7 +83,7 @@ fn cgroup_memory_limit(
             "memory.limit_in_bytes"
         };
         for mount in mounts.iter().filter(|m| m.v2 == v2 && (v2 || m.memory)) {
-            for dir in mount.dirs_of(Path::new(path)) {
+            for dir in mount.dirs_of(path) {
                 let limit = read(&dir.join(limit_file)).and_then(|t| t.trim().parse::<u64>().ok());
                 lowest = lowest.into_iter().chain(limit).min();
             }
@@ -106,8 +118,8 @@ impl CgroupMount {
             return None;
         }
         Some(Self {
-            root: PathBuf::from(unescape(root)),
-            mount_point: PathBuf::from(unescape(mount_point)),
+            root: unescape(root),
+            mount_point: unescape(mount_point),
             v2,
             memory: super_options.split(',').any(|o| o == "memory"),
         })
@@ -127,7 +139,7 @@ impl CgroupMount {
 }
 
 /// A mountinfo field with its octal escapes (`\040` for a space) decoded.
-fn unescape(field: &str) -> String {
+fn unescape(field: &str) -> PathBuf {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -147,7 +159,7 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    PathBuf::from(OsString::from_vec(out))
 }
 
 #[cfg(test)]
@@ -166,8 +178,9 @@ mod tests {
         cgroup_memory_limit(proc_cgroup, mountinfo, |p| files.get(p).cloned())
     }
 
-    const V2_MOUNT: &str =
-        "41 31 0:38 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+    /// As a systemd host shows it, with an optional field before the `-`.
+    const V2_MOUNT: &str = "35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime \
+                            shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
 
     #[test]
     fn meminfo_gives_the_machine_total() {
@@ -248,12 +261,25 @@ mod tests {
     }
 
     #[test]
+    fn cgroups_no_mount_shows_are_not_read() {
+        let files = [
+            ("/sys/fs/cgroup/memory.max", "1048576\n"),
+            ("/sys/fs/memory.max", "1048576\n"),
+        ];
+        assert_eq!(
+            limit("0::/../..\n", V2_MOUNT, &files),
+            None,
+            "outside the namespace"
+        );
+    }
+
+    #[test]
     fn escaped_mount_points_and_junk_lines_are_handled() {
         let mounts = "1 2 0:1 / /sys/fs/my\\040cgroup rw - cgroup2 none rw\nnonsense\n";
         let files = [("/sys/fs/my cgroup/memory.max", "1048576\n")];
         assert_eq!(limit("0::/\n", mounts, &files), Some(1 << 20));
         assert_eq!(limit("garbage\n0::/\n", "", &files), None, "no mounts");
-        assert_eq!(unescape("a\\134b\\0"), "a\\b\\0");
+        assert_eq!(unescape("a\\134b\\0"), Path::new("a\\b\\0"));
     }
 
     #[test]

@@ -67,6 +67,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// The payload bytes per part [`Service::payload_parts`] may ask for,
+/// at the least, on average.
+const MIN_PART_BYTES: usize = 4096;
+
 /// A request as the service sees it.
 #[derive(Debug)]
 pub struct Incoming {
@@ -202,8 +206,9 @@ pub trait Service: Send + Sync + 'static {
     /// splits into parts the service keeps apart (the values of a batch),
     /// or `None` (the default) to read it into one buffer. Each part is
     /// read into a buffer of its own, so a part the service keeps holds
-    /// neither a copy nor its neighbours. Ignored unless the lengths add
-    /// up to the payload's.
+    /// neither a copy nor its neighbours. Ignored (the payload is read
+    /// whole) unless there are at least two parts, at most one per 4 KiB
+    /// of payload (plus one), and their lengths add up to the payload's.
     fn payload_parts(&self, _msg: u16, _header: &[u8]) -> Option<Vec<usize>> {
         None
     }
@@ -386,17 +391,24 @@ impl<S: Service> Conn<S> {
             })
             .await?;
             let payload_len = h.payload_len as usize;
+            // A part's buffer is rounded up to a size class (at least
+            // 4 KiB), memory the budget does not count: few parts per byte.
             let split = self
                 .service
                 .payload_parts(h.msg, &header)
-                .filter(|lens| lens.len() > 1)
+                .filter(|lens| (2..=payload_len / MIN_PART_BYTES + 1).contains(&lens.len()))
                 .filter(|lens| {
                     lens.iter().try_fold(0usize, |a, &l| a.checked_add(l)) == Some(payload_len)
                 });
             let (mut payload, mut parts) = match &split {
                 Some(lens) => (
                     PooledBuf::empty(),
-                    lens.iter().map(|&l| self.pool.take(l)).collect(),
+                    lens.iter()
+                        .map(|&l| match l {
+                            0 => PooledBuf::empty(),
+                            l => self.pool.take(l),
+                        })
+                        .collect(),
                 ),
                 None => (self.pool.take(payload_len), Vec::new()),
             };

@@ -260,3 +260,105 @@ async fn a_named_user_acl_entry_lets_a_non_owner_read_and_the_mask_takes_write_a
     let out = call(&stranger, msg::GET, key_op(b"k")).await;
     assert_eq!(out.status, Status::AccessDenied as u16, "other:: is ---");
 }
+
+fn batch_put_header(space: &str, lens: &[u64]) -> Vec<u8> {
+    let keys: Vec<String> = (0..lens.len()).map(|i| format!("k{i}")).collect();
+    m::BatchPut {
+        target: Target {
+            routing_version: 1,
+            space,
+        },
+        mode: m::PutMode::Overwrite,
+        items: keys
+            .iter()
+            .map(|k| k.as_bytes())
+            .zip(lens.iter().copied())
+            .collect(),
+    }
+    .encode()
+}
+
+fn pooled(bytes: &[u8]) -> PooledBuf {
+    let mut b = BufPool::new(0).take(bytes.len());
+    b.copy_from_slice(bytes);
+    b
+}
+
+#[test]
+fn large_values_of_a_memory_space_batch_are_asked_for_as_parts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (svc, _) = service(dir.path());
+    let big = MIN_SPLIT_VALUE as u64;
+    let parts = |space: &str, lens: &[u64]| {
+        svc.payload_parts(msg::BATCH_PUT, &batch_put_header(space, lens))
+    };
+    assert_eq!(parts("s", &[big, big]), Some(vec![big as usize; 2]));
+    assert_eq!(
+        parts("s", &[2 * big - 1, 1]),
+        Some(vec![2 * big as usize - 1, 1]),
+        "an average of 64 KiB is enough"
+    );
+    assert_eq!(
+        parts("s", &[2 * big - 2, 1]),
+        None,
+        "just under the average"
+    );
+    assert_eq!(parts("s", &[4096; 64]), None, "small values: one read");
+    assert_eq!(parts("none", &[big, big]), None, "no such space");
+    assert_eq!(svc.payload_parts(msg::PUT, &key_op(b"k")), None);
+    assert_eq!(svc.payload_parts(msg::BATCH_PUT, b"garbage"), None);
+
+    let mut disk = cfg(0, 0, 0o777);
+    disk.name = "d".into();
+    disk.capacity = 64 << 20;
+    disk.durability = Durability::Disk;
+    svc.store().create_space(disk).expect("disk space");
+    assert_eq!(
+        parts("d", &[big, big]),
+        None,
+        "a disk space drops its values"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_put_stores_parts_and_refuses_parts_or_payload_that_do_not_fit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (svc, session) = service(dir.path());
+    let call = |lens: &[u64], payload: PooledBuf, parts: Vec<PooledBuf>| {
+        let mut req = incoming(
+            msg::BATCH_PUT,
+            &batch_put_header("s", lens),
+            ByteBudget::new(1 << 30),
+        );
+        req.payload = payload;
+        req.parts = parts;
+        svc.call(session.clone(), req)
+    };
+    let (a, b) = (vec![1u8; 70_000], vec![2u8; 5]);
+    let out = call(
+        &[70_000, 5],
+        PooledBuf::empty(),
+        vec![pooled(&a), pooled(&b)],
+    )
+    .await;
+    assert_eq!(out.status, Status::Ok as u16);
+    let space = svc.store().space("s").expect("space");
+    assert_eq!(space.get(b"k0").expect("get").as_deref(), Some(&a[..]));
+    assert_eq!(space.get(b"k1").expect("get").as_deref(), Some(&b[..]));
+
+    // Parts that do not match the items, in number or in length.
+    for parts in [vec![pooled(&a)], vec![pooled(&b), pooled(&a)]] {
+        let out = call(&[70_000, 5], PooledBuf::empty(), parts).await;
+        assert_eq!(out.status, Status::BadRequest as u16);
+    }
+    // An empty batch with a payload, and a payload of the wrong length.
+    let out = call(&[], pooled(b"stray"), Vec::new()).await;
+    assert_eq!(out.status, Status::BadRequest as u16);
+    let out = call(&[3, 3], pooled(b"12345"), Vec::new()).await;
+    assert_eq!(out.status, Status::BadRequest as u16);
+    assert_eq!(
+        space.get(b"k0").expect("get").as_deref(),
+        Some(&a[..]),
+        "unchanged"
+    );
+}
