@@ -16,6 +16,8 @@ import time
 
 
 def main():
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        sys.exit(__doc__)
     base = os.path.join(sys.argv[1], "fsync-probe")
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 300
     run = os.path.join(base, str(time.time_ns()))
