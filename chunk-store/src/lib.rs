@@ -168,6 +168,15 @@ pub trait ChunkStore: Send + Sync {
         Ok(None)
     }
 
+    /// [`ChunkStore::read`] if it can be done without waiting for the
+    /// disk: the chunk's file is found from memory and the `len` bytes at
+    /// `offset` are all in memory. `None` otherwise (the chunk may still
+    /// exist), and the caller reads the usual way where it may wait. The
+    /// default: always `None`.
+    fn read_cached(&self, _id: ChunkId, _offset: u64, _len: usize) -> ChunkResult<Option<Bytes>> {
+        Ok(None)
+    }
+
     /// Writes `data` at `offset` within the chunk, creating it if needed.
     /// Not durable until [`ChunkStore::sync`].
     fn write(&self, id: ChunkId, offset: u64, data: &[u8]) -> ChunkResult<()>;

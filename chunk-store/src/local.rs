@@ -576,17 +576,44 @@ impl LocalChunkStore {
             .write(true)
             .open(self.chunk_path(id))
         {
-            Ok(f) => {
-                if f.metadata().map_err(ChunkError::from_io)?.nlink() > 1 {
-                    self.shared.lock().insert(id);
-                }
-                let f = Arc::new(f);
-                self.remember(id, f.clone());
-                Ok(Some(f))
-            }
+            Ok(f) => self.opened(id, f).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ChunkError::from_io(e)),
         }
+    }
+
+    /// [`Self::open_existing`] if the file is found without reading the
+    /// disk: from the open-file cache, or opened with every step of its
+    /// path in the kernel's dentry cache (`openat2` with
+    /// `RESOLVE_CACHED`). `None` when that is not so, when the file does
+    /// not exist, or on a kernel without it (before 5.12).
+    fn open_cached(&self, id: ChunkId) -> ChunkResult<Option<Arc<File>>> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+        if let Some(f) = self.cached(id) {
+            return Ok(Some(f));
+        }
+        let flags = OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::openat2(
+            CWD,
+            self.chunk_path(id),
+            flags,
+            Mode::empty(),
+            ResolveFlags::CACHED,
+        ) {
+            Ok(fd) => self.opened(id, File::from(fd)).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Records a chunk file just opened (whether other names share it) in
+    /// the open-file cache.
+    fn opened(&self, id: ChunkId, f: File) -> ChunkResult<Arc<File>> {
+        if f.metadata().map_err(ChunkError::from_io)?.nlink() > 1 {
+            self.shared.lock().insert(id);
+        }
+        let f = Arc::new(f);
+        self.remember(id, f.clone());
+        Ok(f)
     }
 
     /// Opens a chunk for writing, creating file and directories as needed
@@ -942,6 +969,29 @@ impl ChunkStore for LocalChunkStore {
         Ok(buf.into_bytes())
     }
 
+    fn read_cached(&self, id: ChunkId, offset: u64, len: usize) -> ChunkResult<Option<Bytes>> {
+        let Some(f) = self.open_cached(id)? else {
+            return Ok(None);
+        };
+        let mut buf = self.read_bufs.take(len);
+        let got = rustix::io::preadv2(
+            &*f,
+            &mut [io::IoSliceMut::new(&mut buf)],
+            offset,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        );
+        match got {
+            Ok(n) if n == len => Ok(Some(buf.into_bytes())),
+            // Short: the end of the file (a hole follows), or a part not
+            // in the page cache; either way the usual read sorts it out.
+            Ok(_) => Ok(None),
+            // EAGAIN: not all in the page cache; EOPNOTSUPP: a file system
+            // without RWF_NOWAIT.
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::OPNOTSUPP) => Ok(None),
+            Err(e) => Err(ChunkError::from_io(e.into())),
+        }
+    }
+
     fn read_range(&self, id: ChunkId, offset: u64, len: usize) -> ChunkResult<Option<FileRange>> {
         let Some(file) = self.open_existing(id)? else {
             return Ok(None);
@@ -1194,6 +1244,37 @@ mod tests {
         assert_eq!(&s.read(id, 0, 16).expect("read")[..], b"\0\0\0hello");
         assert_eq!(&s.read(id, 4, 2).expect("read")[..], b"el");
         s.sync(5).expect("sync");
+    }
+
+    #[test]
+    fn read_cached_answers_only_what_is_in_memory() {
+        let (_d, s) = store();
+        let id = ChunkId { ino: 6, index: 0 };
+        assert_eq!(
+            s.read_cached(id, 0, 4).expect("read"),
+            None,
+            "no such chunk"
+        );
+        s.write(id, 0, &[9u8; 8192]).expect("write");
+        let got = s
+            .read_cached(id, 4096, 4096)
+            .expect("read")
+            .expect("in the page cache");
+        assert_eq!(&got[..], &[9u8; 4096][..]);
+        assert_eq!(
+            s.read_cached(id, 4096, 8192).expect("read"),
+            None,
+            "past the end: the usual read fills the hole"
+        );
+        // Out of the open-file cache and out of the page cache: a read
+        // would wait for the disk, so there is nothing to answer.
+        s.sync(6).expect("sync");
+        let path = s.chunk_path(id);
+        s.forget_inode(6, 0);
+        let f = File::open(&path).expect("open");
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        assert_eq!(s.read_cached(id, 0, 4096).expect("read"), None, "evicted");
+        assert_eq!(&s.read(id, 0, 4096).expect("read")[..], &[9u8; 4096][..]);
     }
 
     #[test]

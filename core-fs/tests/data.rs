@@ -32,6 +32,27 @@ both_backends! {
         assert_eq!(fx.fs.chunk_size(), CHUNK);
     }
 
+    fn a_cached_read_is_answered_inside_memory_only_and_ranges_are_not(fx) {
+        let f = fx.file(fx.root(), "hot");
+        let data = pattern(4, C as usize + 500);
+        fx.write(f.ino, 0, &data);
+        let read = |offset: u64, count: u32| {
+            memory_only(|| fx.fs.read(&root_cred(), f.ino, offset, count).map(|r| r.data))
+        };
+        // Across a chunk boundary, from the page cache: no miss.
+        let got = read(C - 100, 700).expect("answered from memory").expect("read");
+        assert_eq!(&got[..], &data[C as usize - 100..C as usize + 500]);
+        assert!(!memory_read_missed());
+        // Past the end of the data the file is a hole: the usual read.
+        fx.fs.setattr(&root_cred(), f.ino, &SetAttr { size: Some(2 * C), ..SetAttr::default() }, None)
+            .expect("extend");
+        assert!(read(C, 4096).is_none(), "a hole is read where reads may wait");
+        // Ranges are sent where sending may wait.
+        let ranges = memory_only(|| fx.fs.read_ranges(&root_cred(), f.ino, 0, 4096).is_ok());
+        assert_eq!(ranges, None);
+        assert_eq!(read(0, 100).expect("answered").expect("read")[..], data[..100]);
+    }
+
     fn write_then_read_across_chunk_boundaries_returns_the_same_bytes(fx) {
         let f = fx.file(fx.root(), "f");
         let data = pattern(3, 3 * C as usize + 123);

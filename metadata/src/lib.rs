@@ -108,8 +108,10 @@ pub fn memory_read_missed() -> bool {
     MEMORY_ONLY.with(|m| m.get()) == MemoryOnly::Missed
 }
 
-/// Whether reads on this thread must come from memory.
-pub(crate) fn reads_from_memory_only() -> bool {
+/// Whether reads on this thread must come from memory (inside
+/// [`memory_only`]): other stores' reads (file data) must not wait for
+/// the disk there either.
+pub fn reads_from_memory_only() -> bool {
     matches!(
         MEMORY_ONLY.with(|m| m.get()),
         MemoryOnly::On | MemoryOnly::Missed

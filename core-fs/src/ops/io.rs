@@ -125,7 +125,25 @@ impl FileSystem {
         offset: u64,
         count: u32,
     ) -> FsResult<RangesResult> {
+        // Ranges are sent where sending may wait: never inside `memory_only`.
+        nitrofs_metadata::may_wait()?;
         self.read_pieces(cred, ino, offset, count, true)
+    }
+
+    /// `len` bytes of chunk `id` at `offset`; inside `memory_only`, only
+    /// if the chunk store has them in memory (otherwise a miss, and the
+    /// call runs again where it may wait).
+    fn read_chunk(&self, id: ChunkId, offset: u64, len: usize) -> FsResult<Bytes> {
+        if !nitrofs_metadata::reads_from_memory_only() {
+            return Ok(self.chunks.read(id, offset, len)?);
+        }
+        match self.chunks.read_cached(id, offset, len)? {
+            Some(data) => Ok(data),
+            None => {
+                nitrofs_metadata::may_wait()?;
+                Ok(self.chunks.read(id, offset, len)?)
+            }
+        }
     }
 
     /// What both reads share; `ranges` leaves bytes in chunk files where
@@ -139,6 +157,8 @@ impl FileSystem {
         ranges: bool,
     ) -> FsResult<RangesResult> {
         if ino >= crate::snapshot::LIVE_INO_LIMIT {
+            // A snapshot's file is read where reads may wait.
+            nitrofs_metadata::may_wait()?;
             let r = self.snap_read(cred, ino, offset, count)?;
             return Ok(RangesResult {
                 attr: r.attr,
@@ -149,10 +169,9 @@ impl FileSystem {
         let rec = self.read_inode(ino)?;
         data_file(&rec)?;
         perm::check_data(&mut self.store_acls(), &rec, cred, R)?;
-        let attr = self.touch_atime(&rec)?;
         if offset >= rec.size {
             return Ok(RangesResult {
-                attr,
+                attr: self.touch_atime(&rec)?,
                 pieces: Vec::new(),
                 eof: true,
             });
@@ -173,7 +192,7 @@ impl FileSystem {
                         continue;
                     }
                 }
-                let got = self.chunks.read(id, within, n)?;
+                let got = self.read_chunk(id, within, n)?;
                 if got.len() == n {
                     parts.push(ReadPiece::Bytes(got));
                 } else {
@@ -184,8 +203,11 @@ impl FileSystem {
                 }
             }
         }
+        // The data first: inside `memory_only` a read that misses must find
+        // nothing committed yet (the call runs again elsewhere), and after an
+        // atime commit reads would be free to wait on this thread.
         Ok(RangesResult {
-            attr,
+            attr: self.touch_atime(&rec)?,
             pieces: parts,
             eof: end >= rec.size,
         })

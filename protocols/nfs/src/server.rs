@@ -396,15 +396,18 @@ impl NfsServer {
 }
 
 /// NFSv3 procedures tried on the connection's task: GETATTR, LOOKUP,
-/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL). They only read metadata,
-/// which the inode cache or RocksDB's memtable and block cache nearly always
-/// hold, so they take microseconds; a hop to the blocking pool and back cost
-/// more than the call itself (GETATTR p50 was ~110 µs on loopback, of which
-/// the server's work was ~2 µs). They run there under
-/// [`nitrofs_core_fs::memory_only`]: a call whose records are on disk only
-/// goes to the blocking pool after all. Everything that writes, reads file
-/// data or walks a directory goes to the blocking pool.
-const INLINE_PROCS: [u32; 7] = [0, 1, 3, 4, 18, 19, 20];
+/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL), and READ. The first only
+/// read metadata, which the inode cache or RocksDB's memtable and block
+/// cache nearly always hold, so they take microseconds; a hop to the
+/// blocking pool and back cost more than the call itself (GETATTR p50 was
+/// ~110 µs on loopback, of which the server's work was ~2 µs). A READ of
+/// less than 64 KiB (`ZERO_COPY_MIN`) is answered there when its chunk
+/// file opens from the dentry cache and its bytes are in the page cache
+/// (`RWF_NOWAIT`). They run under [`nitrofs_core_fs::memory_only`]: a call
+/// that would wait for the disk, and every larger READ (sent with
+/// `sendfile`), goes to the blocking pool after all. Everything that
+/// writes or walks a directory goes to the blocking pool.
+const INLINE_PROCS: [u32; 8] = [0, 1, 3, 4, 6, 18, 19, 20];
 
 /// The big-endian word at byte `at` of a call record (its fixed header:
 /// xid at 0, program at 12, version at 16, procedure at 20), if the
