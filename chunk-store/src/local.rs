@@ -171,6 +171,9 @@ pub struct LocalChunkStore {
     deferred: Option<Arc<Deferred>>,
     /// Background syncs of filled chunks under way ([`ChunkStore::filled`]).
     head_starts: Arc<AtomicUsize>,
+    /// Cleared when the kernel or file system turned down a read that may
+    /// not wait ([`ChunkStore::read_cached`]): no point asking again.
+    nowait_reads: AtomicBool,
 }
 
 /// Most background syncs of filled chunks at once; a chunk filled while
@@ -329,6 +332,7 @@ impl LocalChunkStore {
             read_bufs: nitrofs_common::buf::process_pool(),
             deferred: None,
             head_starts: Arc::new(AtomicUsize::new(0)),
+            nowait_reads: AtomicBool::new(true),
         };
         let path = root.join(JOURNAL_FILE);
         let capacity = match journal_bytes {
@@ -601,6 +605,12 @@ impl LocalChunkStore {
             ResolveFlags::CACHED,
         ) {
             Ok(fd) => self.opened(id, File::from(fd)).map(Some),
+            // A kernel without openat2 or RESOLVE_CACHED (before 5.12).
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {
+                self.nowait_reads.store(false, Ordering::Relaxed);
+                Ok(None)
+            }
+            // EAGAIN: a step not in the dentry cache; ENOENT: no chunk.
             Err(_) => Ok(None),
         }
     }
@@ -970,6 +980,9 @@ impl ChunkStore for LocalChunkStore {
     }
 
     fn read_cached(&self, id: ChunkId, offset: u64, len: usize) -> ChunkResult<Option<Bytes>> {
+        if !self.nowait_reads.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let Some(f) = self.open_cached(id)? else {
             return Ok(None);
         };
@@ -985,9 +998,13 @@ impl ChunkStore for LocalChunkStore {
             // Short: the end of the file (a hole follows), or a part not
             // in the page cache; either way the usual read sorts it out.
             Ok(_) => Ok(None),
-            // EAGAIN: not all in the page cache; EOPNOTSUPP: a file system
-            // without RWF_NOWAIT.
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::OPNOTSUPP) => Ok(None),
+            // Not all in the page cache.
+            Err(rustix::io::Errno::AGAIN) => Ok(None),
+            // A file system without RWF_NOWAIT for buffered reads.
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                self.nowait_reads.store(false, Ordering::Relaxed);
+                Ok(None)
+            }
             Err(e) => Err(ChunkError::from_io(e.into())),
         }
     }
