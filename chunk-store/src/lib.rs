@@ -171,10 +171,17 @@ pub trait ChunkStore: Send + Sync {
     /// [`ChunkStore::read`] if it can be done without waiting for the
     /// disk: the chunk's file is found from memory and the `len` bytes at
     /// `offset` are all in memory. `None` otherwise (the chunk may still
-    /// exist), and the caller reads the usual way where it may wait. The
-    /// default: always `None`.
+    /// exist; errors are `None` too), and the caller reads the usual way
+    /// where it may wait. The default: always `None`.
     fn read_cached(&self, _id: ChunkId, _offset: u64, _len: usize) -> ChunkResult<Option<Bytes>> {
         Ok(None)
+    }
+
+    /// Whether [`ChunkStore::read_cached`] can answer at all here (the
+    /// kernel and file system allow reads that do not wait); a caller
+    /// need not try it when not.
+    fn reads_cached(&self) -> bool {
+        false
     }
 
     /// Writes `data` at `offset` within the chunk, creating it if needed.

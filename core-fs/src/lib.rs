@@ -31,7 +31,7 @@ pub use nitrofs_metadata::{deferring_sync, sync_owed};
 /// Reads that must not wait for the disk: see [`nitrofs_metadata::memory_only`].
 /// Every read of a [`FileSystem`] call made inside it comes from memory
 /// (the inode cache, RocksDB's memtable and block cache) or misses.
-pub use nitrofs_metadata::{memory_only, memory_read_missed};
+pub use nitrofs_metadata::{may_wait, memory_only, memory_read_missed};
 pub use ops::acl::AclListing;
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};

@@ -137,13 +137,19 @@ impl FileSystem {
         if !nitrofs_metadata::reads_from_memory_only() {
             return Ok(self.chunks.read(id, offset, len)?);
         }
-        match self.chunks.read_cached(id, offset, len)? {
-            Some(data) => Ok(data),
-            None => {
-                nitrofs_metadata::may_wait()?;
-                Ok(self.chunks.read(id, offset, len)?)
-            }
+        if let Some(data) = self.chunks.read_cached(id, offset, len)? {
+            return Ok(data);
         }
+        // A miss: `may_wait` fails inside `memory_only`, and the call runs
+        // again where the usual read below may wait.
+        nitrofs_metadata::may_wait()?;
+        Ok(self.chunks.read(id, offset, len)?)
+    }
+
+    /// Whether a read inside `memory_only` can be answered from memory at
+    /// all on this machine (see [`ChunkStore::read_cached`]).
+    pub fn reads_cached(&self) -> bool {
+        self.chunks.reads_cached()
     }
 
     /// What both reads share; `ranges` leaves bytes in chunk files where
@@ -220,7 +226,9 @@ impl FileSystem {
             return Ok(rec.attr());
         }
         let ino = rec.ino;
-        let _guard = self.lock_inode(ino);
+        // Inside `memory_only` (an NFS READ on the connection's task) not
+        // behind a holder of the stripe that waits for the disk.
+        let _guard = crate::lock_on_executor(&self.inode_locks[Self::inode_stripe(ino)])?;
         self.transact(false, |txn| -> FsResult<Attr> {
             let mut r = record::load_inode(txn, ino)?;
             r.atime = now;

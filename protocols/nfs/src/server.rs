@@ -349,7 +349,9 @@ impl NfsServer {
         }
         let p = word(20)?;
         let sync_after = self.log_sync.is_some() && nfs::SYNC_AFTER_PROCS.contains(&p);
-        (INLINE_PROCS.contains(&p) || sync_after).then_some(p)
+        // READ only where the chunk store can read without waiting.
+        let inline = INLINE_PROCS.contains(&p) && (p != READ || self.fs.reads_cached());
+        (inline || sync_after).then_some(p)
     }
 
     /// Sends `reply` (of a call that committed metadata without syncing
@@ -396,18 +398,23 @@ impl NfsServer {
 }
 
 /// NFSv3 procedures tried on the connection's task: GETATTR, LOOKUP,
-/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL), and READ. The first only
+/// ACCESS, FSSTAT, FSINFO, PATHCONF (and NULL), and READ. The others only
 /// read metadata, which the inode cache or RocksDB's memtable and block
 /// cache nearly always hold, so they take microseconds; a hop to the
 /// blocking pool and back cost more than the call itself (GETATTR p50 was
 /// ~110 µs on loopback, of which the server's work was ~2 µs). A READ of
-/// less than 64 KiB (`ZERO_COPY_MIN`) is answered there when its chunk
-/// file opens from the dentry cache and its bytes are in the page cache
-/// (`RWF_NOWAIT`). They run under [`nitrofs_core_fs::memory_only`]: a call
-/// that would wait for the disk, and every larger READ (sent with
-/// `sendfile`), goes to the blocking pool after all. Everything that
-/// writes or walks a directory goes to the blocking pool.
-const INLINE_PROCS: [u32; 8] = [0, 1, 3, 4, 6, 18, 19, 20];
+/// fewer than 64 KiB (`ZERO_COPY_MIN`, counted to the end of the file) is
+/// answered there when its chunk file opens from the kernel's dentry cache
+/// and its bytes are in the page cache (`RWF_NOWAIT`, best effort: the
+/// kernel may still start readahead before it says no), and may commit an
+/// atime change there. They run under [`nitrofs_core_fs::memory_only`]: a
+/// call that would wait for the disk, and every larger READ, goes to the
+/// blocking pool after all, as does everything that writes data or walks
+/// a directory ([`nfs::SYNC_AFTER_PROCS`] commit metadata here too).
+const INLINE_PROCS: [u32; 8] = [0, 1, 3, 4, READ, 18, 19, 20];
+
+/// NFSv3 READ's procedure number.
+const READ: u32 = 6;
 
 /// The big-endian word at byte `at` of a call record (its fixed header:
 /// xid at 0, program at 12, version at 16, procedure at 20), if the

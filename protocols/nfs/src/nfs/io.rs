@@ -76,6 +76,14 @@ pub(super) fn read(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
     // What the file holds there as the call found it; a file that grows
     // before the read is taken just reads the copying way.
     let len = u64::from(count).min(t.attr.size.saturating_sub(offset));
+    // On the connection's task only small reads are answered (a miss here
+    // runs the call again on the blocking pool; its reply is dropped).
+    if len >= ZERO_COPY_MIN && nitrofs_core_fs::may_wait().is_err() {
+        return reply(
+            out,
+            &READ3res::Err((nfsstat3::NFS3ERR_IO, READ3resfail::default())),
+        );
+    }
     let read = if len >= ZERO_COPY_MIN && call.server.zero_copy.load(Ordering::Relaxed) {
         fs.read_ranges(&t.cred, t.attr.ino, offset, count)
             .map(|r| (r.attr, r.eof, Payload::new(r.pieces)))
