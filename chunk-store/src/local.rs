@@ -52,7 +52,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How many chunk files are kept open between calls.
@@ -174,6 +174,11 @@ pub struct LocalChunkStore {
     /// Cleared when the kernel or file system turned down a read that may
     /// not wait ([`ChunkStore::read_cached`]): no point asking again.
     nowait_reads: AtomicBool,
+    /// Bumped after a chunk's file is replaced (copy-on-write rename) or
+    /// unlinked, before its cached handle is replaced or dropped: an
+    /// opener that started before the bump does not cache what it opened,
+    /// which may be the old file ([`Self::open_existing`]).
+    replaced: AtomicU64,
 }
 
 /// Most background syncs of filled chunks at once; a chunk filled while
@@ -333,6 +338,7 @@ impl LocalChunkStore {
             deferred: None,
             head_starts: Arc::new(AtomicUsize::new(0)),
             nowait_reads: AtomicBool::new(true),
+            replaced: AtomicU64::new(0),
         };
         let path = root.join(JOURNAL_FILE);
         let capacity = match journal_bytes {
@@ -511,7 +517,11 @@ impl LocalChunkStore {
     }
 
     fn remember(&self, id: ChunkId, f: Arc<File>) {
-        let mut open = self.open.lock();
+        Self::remember_in(&mut self.open.lock(), id, f);
+    }
+
+    /// [`Self::remember`] in the locked cache.
+    fn remember_in(open: &mut HashMap<ChunkId, Arc<File>>, id: ChunkId, f: Arc<File>) {
         if open.len() >= OPEN_FILE_CACHE {
             // Drop an arbitrary half: cheap, and hot files are reopened.
             // Files with handles out stay, so `ranges_out` sees them.
@@ -526,6 +536,19 @@ impl LocalChunkStore {
             }
         }
         open.insert(id, f);
+    }
+
+    /// [`Self::remember`] of a file opened by path when `replaced` read
+    /// `seen`, unless a file was replaced or unlinked since: the handle
+    /// may then be of the old file (a snapshot's copy, or unlinked), and a
+    /// later write through the cache would land there and be lost. The
+    /// check and the insertion share the cache's lock; a replacer bumps
+    /// `replaced` before it takes that lock to put in or drop its handle.
+    fn remember_opened(&self, id: ChunkId, f: Arc<File>, seen: u64) {
+        let mut open = self.open.lock();
+        if self.replaced.load(Ordering::SeqCst) == seen {
+            Self::remember_in(&mut open, id, f);
+        }
     }
 
     fn forget_inode(&self, ino: u64, from_index: u64) {
@@ -575,6 +598,7 @@ impl LocalChunkStore {
         if let Some(f) = self.cached(id) {
             return Ok(Some(f));
         }
+        let seen = self.replaced.load(Ordering::SeqCst);
         match OpenOptions::new()
             .read(true)
             .write(true)
@@ -585,7 +609,7 @@ impl LocalChunkStore {
                     self.shared.lock().insert(id);
                 }
                 let f = Arc::new(f);
-                self.remember(id, f.clone());
+                self.remember_opened(id, f.clone(), seen);
                 Ok(Some(f))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -671,6 +695,7 @@ impl LocalChunkStore {
                 if let Some(dir) = path.parent() {
                     crashsafe::fsync_dir(dir).map_err(ChunkError::from_io)?;
                 }
+                self.replaced.fetch_add(1, Ordering::SeqCst);
                 self.open.lock().insert(id, Arc::new(own));
                 self.mark(id, |c| c.entry = true);
             }
@@ -823,6 +848,15 @@ impl LocalChunkStore {
 impl LocalChunkStore {
     /// Deletes the files of every chunk of `ino` from `from_index` on.
     fn delete_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
+        let deleted = self.delete_files_from(ino, from_index);
+        // Handles an opener cached meanwhile are of unlinked files.
+        self.replaced.fetch_add(1, Ordering::SeqCst);
+        self.forget_inode(ino, from_index);
+        deleted
+    }
+
+    /// [`Self::delete_from`] but the last forgetting of cached handles.
+    fn delete_files_from(&self, ino: u64, from_index: u64) -> ChunkResult<()> {
         self.forget_inode(ino, from_index);
         self.shared
             .lock()
@@ -1123,7 +1157,11 @@ impl ChunkStore for LocalChunkStore {
         self.shared.lock().remove(&id);
         self.open.lock().remove(&id);
         self.removing(id.ino, || {
-            if !Self::remove_if_present(&self.chunk_path(id))? {
+            let removed = Self::remove_if_present(&self.chunk_path(id))?;
+            // A handle an opener cached meanwhile is of the unlinked file.
+            self.replaced.fetch_add(1, Ordering::SeqCst);
+            self.open.lock().remove(&id);
+            if !removed {
                 return Ok(());
             }
             self.note_removal(id.ino, Record::Remove(id))?;
@@ -1254,6 +1292,35 @@ mod tests {
         assert_eq!(&s.read(id, 0, 16).expect("read")[..], b"\0\0\0hello");
         assert_eq!(&s.read(id, 4, 2).expect("read")[..], b"el");
         s.sync(5).expect("sync");
+    }
+
+    #[test]
+    fn a_handle_opened_before_its_file_was_replaced_or_unlinked_is_not_cached() {
+        let (_d, s) = store();
+        let id = ChunkId { ino: 8, index: 0 };
+        s.write(id, 0, b"old").expect("write");
+        s.sync(8).expect("sync");
+        // An opener reads `replaced`, opens the file...
+        s.forget_inode(8, 0);
+        let seen = s.replaced.load(Ordering::SeqCst);
+        let old = Arc::new(File::open(s.chunk_path(id)).expect("open"));
+        // ...the file is unlinked (or replaced) meanwhile...
+        s.remove(id).expect("remove");
+        // ...and the opener's handle stays out of the cache.
+        s.remember_opened(id, old.clone(), seen);
+        assert!(
+            s.cached(id).is_none(),
+            "a handle of the unlinked file was cached"
+        );
+        // A write after that creates a new file, which a read then sees.
+        s.write(id, 0, b"new").expect("write");
+        assert_eq!(&s.read(id, 0, 3).expect("read")[..], b"new");
+        // With nothing replaced in between, the handle is cached.
+        s.forget_inode(8, 0);
+        let seen = s.replaced.load(Ordering::SeqCst);
+        let f = Arc::new(File::open(s.chunk_path(id)).expect("open"));
+        s.remember_opened(id, f, seen);
+        assert!(s.cached(id).is_some());
     }
 
     #[test]
