@@ -26,6 +26,7 @@
 //! straddles the end of the area: a wrap record pads to it.
 
 use crate::ChunkId;
+use nitrofs_common::group_sync::GroupSync;
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -125,9 +126,8 @@ pub(crate) struct Journal {
     /// Bytes of the circular record area.
     area: u64,
     tail: Mutex<Tail>,
-    /// Every record with a lower sequence number is durable. Holding this
-    /// lock is being the one thread that fdatasyncs.
-    durable: Mutex<u64>,
+    /// Every record with a lower sequence number is durable.
+    durable: GroupSync,
     /// A write or sync of the journal (or a checkpoint) failed: what it
     /// covered may not be on the disk, and a later fdatasync would not say
     /// so (Linux reports a writeback error once, then the pages are clean).
@@ -186,7 +186,7 @@ impl Journal {
         Self {
             file,
             area,
-            durable: Mutex::new(tail.seq),
+            durable: GroupSync::new(tail.seq),
             broken: AtomicBool::new(false),
             tail: Mutex::new(tail),
         }
@@ -275,7 +275,7 @@ impl Journal {
                 seq: t.seq,
             }
         };
-        *self.durable.lock() = cut.seq;
+        self.durable.mark_reached(cut.seq);
         self.checkpointed(cut)
     }
 
@@ -359,17 +359,14 @@ impl Journal {
     /// Makes every record up to sequence number `seq` durable, with one
     /// fdatasync shared by every caller waiting meanwhile.
     pub(crate) fn sync_upto(&self, seq: u64) -> io::Result<()> {
-        let mut durable = self.durable.lock();
         // Already durable before anything broke: nothing to ask of the disk.
-        if *durable > seq {
-            return Ok(());
-        }
-        self.usable()?;
-        // Every record appended by now is written: this fdatasync covers it.
-        let covered = self.tail.lock().seq;
-        self.file.sync_data().map_err(|e| self.broke(e))?;
-        *durable = covered;
-        Ok(())
+        self.durable.sync_to(seq.saturating_add(1), || {
+            self.usable()?;
+            // Every record appended by now is written: this fdatasync covers it.
+            let covered = self.tail.lock().seq;
+            self.file.sync_data().map_err(|e| self.broke(e))?;
+            Ok(covered)
+        })
     }
 
     /// Refuses every later call (see `broken`); returns `e`.
@@ -392,7 +389,7 @@ impl Journal {
     /// Every record below this sequence number is durable.
     #[cfg(test)]
     pub(crate) fn durable_below(&self) -> u64 {
-        *self.durable.lock()
+        self.durable.reached()
     }
 
     /// Bytes of the area live records hold.

@@ -7,6 +7,7 @@
 pub mod beside;
 pub mod buf;
 pub mod crashsafe;
+pub mod group_sync;
 
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -2,7 +2,7 @@
 //! conflicts on every key read with `get_for_update`.
 
 use crate::{KvError, KvPair, KvResult, MetaKv, Txn};
-use parking_lot::Mutex;
+use nitrofs_common::group_sync::GroupSync;
 use rocksdb::{
     BlockBasedOptions, Cache, OptimisticTransactionDB, OptimisticTransactionOptions, Options,
     ReadOptions, Transaction, WriteOptions,
@@ -21,10 +21,8 @@ pub struct RocksKv {
     /// Group commit: transactions committed so far (each is in the WAL,
     /// not yet necessarily on disk) ...
     committed: AtomicU64,
-    /// ... and how many of them a WAL fsync has made durable. Holding
-    /// this lock is being the one thread that syncs; the others wait and
-    /// usually find their commit already covered.
-    synced: Mutex<u64>,
+    /// ... and how many of them a WAL fsync has made durable.
+    synced: GroupSync,
     /// A WAL fsync failed: the kernel may have dropped the pages it did
     /// not write, and a later fsync can succeed without them, so no sync
     /// is trusted again until the database is reopened (and recovers
@@ -117,7 +115,7 @@ impl RocksKv {
         Ok(Self {
             db,
             committed: AtomicU64::new(0),
-            synced: Mutex::new(0),
+            synced: GroupSync::new(0),
             sync_failed: AtomicBool::new(false),
         })
     }
@@ -132,23 +130,20 @@ impl RocksKv {
     /// by every committer waiting meanwhile (group commit): concurrent
     /// durable transactions cost one fsync per group, not one each.
     fn sync_upto(&self, upto: u64) -> KvResult<()> {
-        let mut synced = self.synced.lock();
-        if *synced >= upto {
-            return Ok(());
-        }
-        if self.sync_failed.load(Ordering::SeqCst) {
-            return Err(KvError::Engine(
-                "an earlier metadata log sync failed; restart to recover".into(),
-            ));
-        }
-        // Everything committed by now is in the WAL: this fsync covers it.
-        let covered = self.committed.load(Ordering::SeqCst);
-        if let Err(e) = self.db.flush_wal(true) {
-            self.sync_failed.store(true, Ordering::SeqCst);
-            return Err(engine(e));
-        }
-        *synced = covered;
-        Ok(())
+        self.synced.sync_to(upto, || {
+            if self.sync_failed.load(Ordering::SeqCst) {
+                return Err(KvError::Engine(
+                    "an earlier metadata log sync failed; restart to recover".into(),
+                ));
+            }
+            // Everything committed by now is in the WAL: this fsync covers it.
+            let covered = self.committed.load(Ordering::SeqCst);
+            if let Err(e) = self.db.flush_wal(true) {
+                self.sync_failed.store(true, Ordering::SeqCst);
+                return Err(engine(e));
+            }
+            Ok(covered)
+        })
     }
 }
 
@@ -369,7 +364,7 @@ mod tests {
     fn deferring_sync_leaves_durable_commits_unsynced_and_says_so() {
         let dir = tempfile::tempdir().expect("tempdir");
         let kv = RocksKv::open(dir.path()).expect("open");
-        let unsynced = |kv: &RocksKv| *kv.synced.lock() < kv.committed.load(Ordering::SeqCst);
+        let unsynced = |kv: &RocksKv| kv.synced.reached() < kv.committed.load(Ordering::SeqCst);
         let (r, owed) = crate::deferring_sync(|| crate::transact(&kv, true, |t| t.put(b"a", b"1")));
         r.expect("commit");
         assert!(owed);

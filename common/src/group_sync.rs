@@ -1,0 +1,227 @@
+//! Group commit for an append-only log: many callers, one fsync at a time.
+//!
+//! Each caller wants the log durable up to its own position. One of them
+//! runs the sync, covering everything appended before it started; callers
+//! arriving meanwhile sleep until it ends and usually find themselves
+//! covered. Those that are not elect the next syncer among themselves.
+//!
+//! Waiting sleeps on a condition variable. The earlier way, holding a mutex
+//! across the fsync, made every waiter spin and `sched_yield` on that
+//! mutex before sleeping (its spinning suits a lock held for nanoseconds,
+//! not for a 0.3 ms flush): `perf` counted six `sched_yield`s per small
+//! file created over NFS, each one a context switch on a busy 2-core
+//! machine.
+
+use parking_lot::{Condvar, Mutex};
+
+/// Where a log is durable up to, and who is syncing it.
+#[derive(Debug, Default)]
+pub struct GroupSync {
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every position below this one is durable.
+    reached: u64,
+    /// A caller is running a sync.
+    running: bool,
+    /// Callers asleep until it ends.
+    waiting: usize,
+}
+
+impl GroupSync {
+    /// A log durable below `reached`.
+    pub fn new(reached: u64) -> Self {
+        Self {
+            state: Mutex::new(State {
+                reached,
+                ..State::default()
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Every position below this one is durable.
+    pub fn reached(&self) -> u64 {
+        self.state.lock().reached
+    }
+
+    /// Callers asleep until the running sync ends.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().waiting
+    }
+
+    /// Records that everything below `reached` is durable by other means
+    /// (a log reopened after recovery). The mark never moves back.
+    pub fn mark_reached(&self, reached: u64) {
+        let mut st = self.state.lock();
+        st.reached = st.reached.max(reached);
+    }
+
+    /// Makes every position below `target` durable. If that is already so,
+    /// returns at once; if another caller is syncing, waits for it to end
+    /// and looks again; otherwise runs `sync`, which makes the log durable
+    /// and returns the position it covered (read before it started the
+    /// flush). An error is returned to this caller only: the callers still
+    /// waiting elect another syncer, and `sync` must refuse at once if the
+    /// log can no longer be trusted.
+    pub fn sync_to<E>(&self, target: u64, sync: impl FnOnce() -> Result<u64, E>) -> Result<(), E> {
+        let mut st = self.state.lock();
+        loop {
+            if st.reached >= target {
+                return Ok(());
+            }
+            if !st.running {
+                break;
+            }
+            st.waiting += 1;
+            self.done.wait(&mut st);
+            st.waiting -= 1;
+        }
+        st.running = true;
+        drop(st);
+        // Ends the run even if `sync` panics, or the waiters sleep forever.
+        let mut run = Running {
+            group: self,
+            covered: None,
+        };
+        let covered = sync()?;
+        run.covered = Some(covered);
+        Ok(())
+    }
+}
+
+/// The run of one sync; ending it wakes every waiter.
+struct Running<'a> {
+    group: &'a GroupSync,
+    covered: Option<u64>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut st = self.group.state.lock();
+        st.running = false;
+        if let Some(c) = self.covered {
+            st.reached = st.reached.max(c);
+        }
+        drop(st);
+        self.group.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_covered_target_needs_no_sync_and_the_mark_only_rises() {
+        let g = GroupSync::new(5);
+        let r: Result<(), ()> = g.sync_to(5, || panic!("5 is already durable"));
+        r.expect("covered");
+        g.sync_to(6, || Ok::<_, ()>(9)).expect("sync");
+        assert_eq!(g.reached(), 9, "the sync covered more than asked");
+        g.mark_reached(3);
+        assert_eq!(g.reached(), 9, "never moves back");
+        g.mark_reached(20);
+        assert_eq!(g.reached(), 20);
+    }
+
+    #[test]
+    fn callers_arriving_during_a_sync_wait_for_it_instead_of_syncing_again() {
+        let g = Arc::new(GroupSync::new(0));
+        let syncs = Arc::new(AtomicU64::new(0));
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let leader = {
+            let (g, syncs) = (g.clone(), syncs.clone());
+            thread::spawn(move || {
+                g.sync_to(1, || {
+                    syncs.fetch_add(1, Ordering::SeqCst);
+                    started_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("test alive");
+                    // Everything the waiters below ask for was appended
+                    // before this flush started.
+                    Ok::<_, ()>(10)
+                })
+            })
+        };
+        started.recv().expect("leader started");
+        let waiters: Vec<_> = (2..=10)
+            .map(|target| {
+                let (g, syncs) = (g.clone(), syncs.clone());
+                thread::spawn(move || {
+                    g.sync_to(target, || {
+                        syncs.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, ()>(target)
+                    })
+                })
+            })
+            .collect();
+        // Every waiter arrives during the leader's flush and sleeps.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while g.waiting() < 9 {
+            assert!(Instant::now() < deadline, "the waiters never slept");
+            thread::yield_now();
+        }
+        assert_eq!(syncs.load(Ordering::SeqCst), 1);
+        release.send(()).expect("leader waiting");
+        leader.join().expect("leader").expect("leader synced");
+        for w in waiters {
+            w.join().expect("waiter").expect("covered");
+        }
+        assert_eq!(syncs.load(Ordering::SeqCst), 1, "one flush covered all");
+        assert_eq!(g.reached(), 10);
+    }
+
+    #[test]
+    fn a_waiter_not_covered_runs_the_next_sync() {
+        let g = Arc::new(GroupSync::new(0));
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let leader = {
+            let g = g.clone();
+            thread::spawn(move || {
+                g.sync_to(1, || {
+                    started_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("test alive");
+                    Ok::<_, ()>(1)
+                })
+            })
+        };
+        started.recv().expect("leader started");
+        let late = {
+            let g = g.clone();
+            thread::spawn(move || g.sync_to(7, || Ok::<_, ()>(7)))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while g.waiting() < 1 {
+            assert!(Instant::now() < deadline, "the late caller never slept");
+            thread::yield_now();
+        }
+        release.send(()).expect("leader waiting");
+        leader.join().expect("leader").expect("leader synced");
+        late.join().expect("late").expect("late synced");
+        assert_eq!(g.reached(), 7);
+    }
+
+    #[test]
+    fn a_failed_or_panicking_sync_leaves_the_mark_and_wakes_the_rest() {
+        let g = Arc::new(GroupSync::new(0));
+        assert_eq!(g.sync_to(3, || Err("disk gone")), Err("disk gone"));
+        assert_eq!(g.reached(), 0);
+        let panicked = {
+            let g = g.clone();
+            thread::spawn(move || g.sync_to(3, || -> Result<u64, ()> { panic!("bug") }))
+        };
+        assert!(panicked.join().is_err());
+        // Not left "running": the next caller syncs instead of sleeping.
+        g.sync_to(3, || Ok::<_, ()>(3)).expect("sync");
+        assert_eq!(g.reached(), 3);
+    }
+}
