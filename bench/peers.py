@@ -51,9 +51,12 @@ class S3Target:
     stores: bool = True  # False: a null server that keeps nothing (NullS3)
 
 
-def _mount_ok(port, export):
-    with nfs_rpc.Client(port) as c:
-        return c.mount(export)
+def _nfs_serves(nfs_port, mnt_port, export):
+    """A MOUNT and then a GETATTR of the export's root over the NFS port both answer."""
+    with nfs_rpc.Client(mnt_port) as m:
+        fh = m.mount(export)
+    with nfs_rpc.Client(nfs_port) as c:
+        return c.getattr(fh) is not None
 
 
 # -- NitroFS -------------------------------------------------------------------
@@ -153,8 +156,12 @@ class Ganesha:
                 self.dir / "ganesha.stderr",
             )
             self.proc.log_path = self.dir / "ganesha.log"
-            poll(lambda: _mount_ok(self.mnt_port, str(export)), 60, "ganesha MOUNT", self.proc)
-            poll(lambda: tcp_open(self.nfs_port), 30, "ganesha NFS port", self.proc)
+            # rpcbind stays until ganesha has finished registering: stopped as soon as
+            # MOUNT answered, it once left ganesha timing out on its remaining
+            # registrations ("rpcb_set: RPC: Timed out") and never serving NFS calls.
+            poll(lambda: "NFS SERVER INITIALIZED" in self.proc.log_path.read_text(errors="replace"),
+                 90, "ganesha start-up", self.proc)
+            poll(lambda: _nfs_serves(self.nfs_port, self.mnt_port, str(export)), 60, "ganesha NFS", self.proc)
         finally:
             if rb is not None:
                 procs.stop(rb)
