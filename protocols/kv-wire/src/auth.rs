@@ -4,7 +4,7 @@
 //! the same and compares in constant time.
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2_011::Sha256;
+use sha2::Sha256;
 
 /// Domain separation: a MAC for this protocol is useless anywhere else.
 pub const CONTEXT: &[u8] = b"nitrofs-kv-auth-v1\0";
