@@ -88,6 +88,10 @@ impl GroupSync {
             covered: None,
         };
         let covered = sync()?;
+        debug_assert!(
+            covered >= target,
+            "a sync covered {covered}, below the {target} it was run for"
+        );
         run.covered = Some(covered);
         Ok(())
     }
@@ -114,7 +118,7 @@ impl Drop for Running<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{mpsc, Arc};
     use std::thread;
     use std::time::{Duration, Instant};
@@ -211,17 +215,63 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_or_panicking_sync_leaves_the_mark_and_wakes_the_rest() {
+    fn a_failed_sync_wakes_the_waiters_and_the_next_syncer_gets_its_own_error() {
         let g = Arc::new(GroupSync::new(0));
-        assert_eq!(g.sync_to(3, || Err("disk gone")), Err("disk gone"));
-        assert_eq!(g.reached(), 0);
+        // As the real users do: a failed flush marks the log untrusted,
+        // and every later sync refuses at once.
+        let broken = Arc::new(AtomicBool::new(false));
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let leader = {
+            let (g, broken) = (g.clone(), broken.clone());
+            thread::spawn(move || {
+                g.sync_to(1, || {
+                    started_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("test alive");
+                    broken.store(true, Ordering::SeqCst);
+                    Err("disk gone")
+                })
+            })
+        };
+        started.recv().expect("leader started");
+        let waiter = {
+            let (g, broken) = (g.clone(), broken.clone());
+            thread::spawn(move || {
+                g.sync_to(2, || {
+                    if broken.load(Ordering::SeqCst) {
+                        return Err("log untrusted");
+                    }
+                    Ok(2)
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while g.waiting() < 1 {
+            assert!(Instant::now() < deadline, "the waiter never slept");
+            thread::yield_now();
+        }
+        release.send(()).expect("leader waiting");
+        assert_eq!(leader.join().expect("leader"), Err("disk gone"));
+        assert_eq!(
+            waiter.join().expect("waiter woke"),
+            Err("log untrusted"),
+            "not covered, the waiter synced itself and got the refusal"
+        );
+        assert_eq!(g.reached(), 0, "no failed sync moves the mark");
+    }
+
+    #[test]
+    fn a_panicking_sync_ends_its_run() {
+        let g = Arc::new(GroupSync::new(0));
         let panicked = {
             let g = g.clone();
             thread::spawn(move || g.sync_to(3, || -> Result<u64, ()> { panic!("bug") }))
         };
         assert!(panicked.join().is_err());
-        // Not left "running": the next caller syncs instead of sleeping.
-        g.sync_to(3, || Ok::<_, ()>(3)).expect("sync");
+        assert!(!g.state.lock().running, "the run ended with the panic");
+        assert_eq!(g.reached(), 0);
+        g.sync_to(3, || Ok::<_, ()>(3))
+            .expect("the next caller syncs");
         assert_eq!(g.reached(), 3);
     }
 }
