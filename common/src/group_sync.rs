@@ -136,26 +136,50 @@ mod tests {
         assert_eq!(g.reached(), 20);
     }
 
+    type Outcome<E> = thread::JoinHandle<Result<(), E>>;
+
+    /// Starts a caller whose sync to `target` is held mid-flush until the
+    /// returned sender is used, then ends as `flush` says. Returns once
+    /// the flush has started.
+    fn held_sync<E: Send + 'static>(
+        g: &Arc<GroupSync>,
+        target: u64,
+        flush: impl FnOnce() -> Result<u64, E> + Send + 'static,
+    ) -> (Outcome<E>, mpsc::Sender<()>) {
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let g = g.clone();
+        let leader = thread::spawn(move || {
+            g.sync_to(target, || {
+                started_tx.send(()).expect("test alive");
+                release_rx.recv().expect("test alive");
+                flush()
+            })
+        });
+        started.recv().expect("the held sync started");
+        (leader, release)
+    }
+
+    /// Waits (bounded) until `n` callers sleep behind the running sync.
+    fn await_sleepers(g: &GroupSync, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while g.waiting() < n {
+            assert!(Instant::now() < deadline, "{n} callers never slept");
+            thread::yield_now();
+        }
+    }
+
     #[test]
     fn callers_arriving_during_a_sync_wait_for_it_instead_of_syncing_again() {
         let g = Arc::new(GroupSync::new(0));
         let syncs = Arc::new(AtomicU64::new(0));
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        let leader = {
-            let (g, syncs) = (g.clone(), syncs.clone());
-            thread::spawn(move || {
-                g.sync_to(1, || {
-                    syncs.fetch_add(1, Ordering::SeqCst);
-                    started_tx.send(()).expect("test alive");
-                    release_rx.recv().expect("test alive");
-                    // Everything the waiters below ask for was appended
-                    // before this flush started.
-                    Ok::<_, ()>(10)
-                })
-            })
-        };
-        started.recv().expect("leader started");
+        let counted = syncs.clone();
+        // Everything the callers below ask for was appended before this
+        // flush started.
+        let (leader, release) = held_sync(&g, 1, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(10)
+        });
         let waiters: Vec<_> = (2..=10)
             .map(|target| {
                 let (g, syncs) = (g.clone(), syncs.clone());
@@ -167,13 +191,8 @@ mod tests {
                 })
             })
             .collect();
-        // Every waiter arrives during the leader's flush and sleeps.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while g.waiting() < 9 {
-            assert!(Instant::now() < deadline, "the waiters never slept");
-            thread::yield_now();
-        }
-        assert_eq!(syncs.load(Ordering::SeqCst), 1);
+        await_sleepers(&g, 9);
+        assert_eq!(syncs.load(Ordering::SeqCst), 0, "none synced meanwhile");
         release.send(()).expect("leader waiting");
         leader.join().expect("leader").expect("leader synced");
         for w in waiters {
@@ -186,28 +205,12 @@ mod tests {
     #[test]
     fn a_waiter_not_covered_runs_the_next_sync() {
         let g = Arc::new(GroupSync::new(0));
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        let leader = {
-            let g = g.clone();
-            thread::spawn(move || {
-                g.sync_to(1, || {
-                    started_tx.send(()).expect("test alive");
-                    release_rx.recv().expect("test alive");
-                    Ok::<_, ()>(1)
-                })
-            })
-        };
-        started.recv().expect("leader started");
+        let (leader, release) = held_sync(&g, 1, || Ok::<_, ()>(1));
         let late = {
             let g = g.clone();
             thread::spawn(move || g.sync_to(7, || Ok::<_, ()>(7)))
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while g.waiting() < 1 {
-            assert!(Instant::now() < deadline, "the late caller never slept");
-            thread::yield_now();
-        }
+        await_sleepers(&g, 1);
         release.send(()).expect("leader waiting");
         leader.join().expect("leader").expect("leader synced");
         late.join().expect("late").expect("late synced");
@@ -220,22 +223,13 @@ mod tests {
         // As the real users do: a failed flush marks the log untrusted,
         // and every later sync refuses at once.
         let broken = Arc::new(AtomicBool::new(false));
-        let (started_tx, started) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        let leader = {
-            let (g, broken) = (g.clone(), broken.clone());
-            thread::spawn(move || {
-                g.sync_to(1, || {
-                    started_tx.send(()).expect("test alive");
-                    release_rx.recv().expect("test alive");
-                    broken.store(true, Ordering::SeqCst);
-                    Err("disk gone")
-                })
-            })
-        };
-        started.recv().expect("leader started");
+        let breaks = broken.clone();
+        let (leader, release) = held_sync(&g, 1, move || {
+            breaks.store(true, Ordering::SeqCst);
+            Err("disk gone")
+        });
         let waiter = {
-            let (g, broken) = (g.clone(), broken.clone());
+            let g = g.clone();
             thread::spawn(move || {
                 g.sync_to(2, || {
                     if broken.load(Ordering::SeqCst) {
@@ -245,11 +239,7 @@ mod tests {
                 })
             })
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while g.waiting() < 1 {
-            assert!(Instant::now() < deadline, "the waiter never slept");
-            thread::yield_now();
-        }
+        await_sleepers(&g, 1);
         release.send(()).expect("leader waiting");
         assert_eq!(leader.join().expect("leader"), Err("disk gone"));
         assert_eq!(
