@@ -798,6 +798,85 @@ mod tests {
         assert!(j.checkpointed(j.cut()).is_err());
     }
 
+    /// A new, restarted journal of `capacity` bytes shared by 8 threads,
+    /// each running `work` with its number; returns their results.
+    fn on_8_threads<T: Send + 'static>(
+        path: &Path,
+        capacity: u64,
+        before_join: impl FnOnce(&Journal),
+        work: impl Fn(&Journal, u8) -> T + Send + Sync + 'static,
+    ) -> Vec<T> {
+        let (j, _) = Journal::open(path, capacity).expect("create");
+        j.restart().expect("restart");
+        let j = std::sync::Arc::new(j);
+        let work = std::sync::Arc::new(work);
+        let workers: Vec<_> = (0..8u8)
+            .map(|w| {
+                let (j, work) = (j.clone(), work.clone());
+                std::thread::spawn(move || work(&j, w))
+            })
+            .collect();
+        before_join(&j);
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect()
+    }
+
+    #[test]
+    fn concurrent_appenders_all_end_durable_and_reopen_finds_every_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let lasts = on_8_threads(
+            &path,
+            4 << 20,
+            |_| {},
+            |j, w| {
+                let mut last = 0;
+                for _ in 0..40 {
+                    let seq = append(j, &[chunk(w, 200)]).expect("room");
+                    j.sync_upto(seq).expect("sync");
+                    assert!(j.durable_below() > seq, "returned before durable");
+                    last = seq;
+                }
+                last
+            },
+        );
+        assert_eq!(lasts.len(), 8);
+        let (j, records) = reopen(&path);
+        assert_eq!(records.len(), 8 * 40, "every synced record is replayed");
+        assert!(j.last_seq() >= lasts.into_iter().max().unwrap_or(0));
+    }
+
+    #[test]
+    fn records_of_concurrent_appenders_never_pass_for_durable_after_a_break() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let appended = std::sync::Arc::new(std::sync::Barrier::new(9));
+        let mine = appended.clone();
+        let outcomes = on_8_threads(
+            &path,
+            1 << 20,
+            |j| {
+                appended.wait();
+                // Every record is written and none synced: the write-back fails.
+                j.broke(io::Error::other("injected"));
+                appended.wait();
+            },
+            move |j, w| {
+                let seq = append(j, &[chunk(w, 100)]).expect("room");
+                mine.wait();
+                mine.wait();
+                j.sync_upto(seq)
+            },
+        );
+        assert_eq!(outcomes.len(), 8);
+        assert!(
+            outcomes.iter().all(Result::is_err),
+            "a record of the failed run passed for durable"
+        );
+    }
+
     #[test]
     fn ops_larger_than_the_area_do_not_fit() {
         let dir = tempfile::tempdir().expect("tempdir");
