@@ -17,6 +17,14 @@
 //!   here and checked for content outside the root element, which s3s's
 //!   parser ignores (see [`crate::xmlcheck`]); the body is handed on
 //!   unchanged, so Content-MD5 and checksums are still verified by s3s.
+//! - A request with `Expect: 100-continue` answered before any of its body
+//!   was read closes the connection (`Connection: close`). The client was
+//!   never told to send the body and may not (botocore does not after a
+//!   final status, RFC 9110 §10.1.1 allows both), so the server cannot
+//!   know where the next request starts. hyper assumes the body follows
+//!   and takes the first Content-Length bytes of the next request for it
+//!   when they have already arrived: `HEAD` became `EAD` and failed its
+//!   signature check.
 
 use crate::host::NitroHost;
 use crate::xmlcheck::{self, MalformedBody};
@@ -24,7 +32,10 @@ use futures::future::BoxFuture;
 use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
 use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// The longest a presigned URL may be valid (7 days, as on AWS).
 const MAX_PRESIGNED_EXPIRES: u64 = 7 * 24 * 3600;
@@ -228,20 +239,80 @@ fn error_response(code: &str, message: &str, region: Option<&str>) -> HttpRespon
     resp
 }
 
+/// Whether `req` asks for `100 Continue` before it sends a body it has.
+fn holds_body_back(req: &hyper::Request<hyper::body::Incoming>) -> bool {
+    use hyper::body::Body as _;
+    let expects = req
+        .headers()
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    expects && !req.body().is_end_stream()
+}
+
+/// A request body that records whether any of it (or its end) arrived.
+struct Watched {
+    inner: hyper::body::Incoming,
+    arrived: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_ready() {
+            self.arrived.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Marks `resp` as the last on its connection.
+fn close_after(mut resp: HttpResponse) -> HttpResponse {
+    resp.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroService {
     type Response = HttpResponse;
     type Error = HttpError;
     type Future = BoxFuture<'static, Result<HttpResponse, HttpError>>;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let held_back = holds_body_back(&req);
         if let Some(resp) = self.refuse_early(&req) {
+            let resp = if held_back { close_after(resp) } else { resp };
             return Box::pin(async move { Ok(resp) });
         }
         let check_body = xml_body_to_check(&req);
         let inner = self.inner.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let mut body = s3s::Body::from(body);
+            // Only a held-back body is watched: the others stay s3s's
+            // unboxed hyper body.
+            let arrived = held_back.then(|| Arc::new(AtomicBool::new(false)));
+            let mut body = match &arrived {
+                Some(flag) => s3s::Body::http_body(Watched {
+                    inner: body,
+                    arrived: Arc::clone(flag),
+                }),
+                None => s3s::Body::from(body),
+            };
             if check_body {
                 // The limit is the Content-Length checked above.
                 match body.store_all_limited(usize::MAX).await {
@@ -259,7 +330,11 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroSer
                     }
                 }
             }
-            inner.call(hyper::Request::from_parts(parts, body)).await
+            let resp = inner.call(hyper::Request::from_parts(parts, body)).await?;
+            match arrived {
+                Some(flag) if !flag.load(Ordering::Relaxed) => Ok(close_after(resp)),
+                _ => Ok(resp),
+            }
         })
     }
 }
