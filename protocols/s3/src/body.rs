@@ -4,7 +4,8 @@
 //! Upload: the request body is gathered into 1 MiB buffers; each buffer is
 //! written by a blocking task and MD5-hashed by the shared hashing thread
 //! ([`crate::hashing`]) at the same time, while the next one arrives (one
-//! buffer in flight). Download: a task reads 1 MiB pieces into a bounded
+//! buffer in flight). A last buffer too small to share is hashed and
+//! written by the blocking task that then publishes the upload. Download: a task reads 1 MiB pieces into a bounded
 //! channel (two pieces ahead) that the response body drains; a client that
 //! goes away closes the channel and stops the reads.
 
@@ -46,17 +47,27 @@ struct Hashers {
 /// The write and hashing of one buffer, handing the hashers back.
 type Flight = tokio::task::JoinHandle<Result<Hashers, S3Error>>;
 
-/// Streams `body` into the file `ino` from offset 0, hashing as it goes.
-/// `expected` is the length the request announced; a body that ends early
-/// or runs long is `IncompleteBody`.
-pub async fn write_body(
+/// Streams `body` into the file `ino` from offset 0, hashing as it goes,
+/// then runs `finish` with what was written on the blocking pool (it
+/// verifies and publishes). `expected` is the length the request
+/// announced; a body that ends early or runs long is `IncompleteBody`.
+///
+/// A last piece too small for the shared hashing thread is written by the
+/// task that runs `finish`: a small PUT hops to the blocking pool once,
+/// not once to write and again to publish.
+pub async fn write_body<T, F>(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
     ino: InodeId,
     body: Option<StreamingBlob>,
     expected: Option<u64>,
     others: ChecksumHasher,
-) -> S3Result<Written> {
+    finish: F,
+) -> S3Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&FileSystem, Written) -> S3Result<T> + Send + 'static,
+{
     if expected.is_some_and(|n| n > MAX_PUT) {
         return Err(S3Error::with_message(
             S3ErrorCode::EntityTooLarge,
@@ -68,14 +79,53 @@ pub async fn write_body(
         others,
     });
     let mut flight: Option<Flight> = None;
-    let result = stream_in(fs, cred, ino, body, expected, &mut flight, &mut hashers).await;
-    if result.is_err() {
-        // Never leave a write running against a file the caller discards.
-        if let Some(f) = flight.take() {
-            let _ = f.await;
+    let streamed = stream_in(fs, cred, ino, body, expected, &mut flight, &mut hashers).await;
+    let tail = match streamed {
+        Ok(tail) => tail,
+        Err(e) => {
+            // Never leave a write running against a file the caller discards.
+            if let Some(f) = flight.take() {
+                let _ = f.await;
+            }
+            return Err(e);
         }
-    }
-    result
+    };
+    let fs = Arc::clone(fs);
+    let cred = cred.clone();
+    tokio::task::spawn_blocking(move || {
+        let Tail {
+            hashers: Hashers {
+                mut md5,
+                mut others,
+            },
+            last,
+            size,
+        } = tail;
+        if let Some((offset, data)) = last {
+            md5.update(&data);
+            others.update(&data);
+            fs.write(&cred, ino, offset, &data, false)
+                .map_err(fs_error)?;
+        }
+        let written = Written {
+            size,
+            md5: md5.finalize(),
+            checksum: others.finalize(),
+        };
+        finish(&fs, written)
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// A body streamed in but for its last piece when that one is small:
+/// the hashers have seen everything before it.
+struct Tail {
+    hashers: Hashers,
+    /// The last piece and its offset, not yet hashed or written.
+    last: Option<(u64, Bytes)>,
+    /// The body's length.
+    size: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -87,7 +137,7 @@ async fn stream_in(
     expected: Option<u64>,
     flight: &mut Option<Flight>,
     hashers: &mut Option<Hashers>,
-) -> S3Result<Written> {
+) -> S3Result<Tail> {
     let mut buf = BytesMut::with_capacity(PIECE);
     let mut offset = 0u64;
     let mut received = 0u64;
@@ -108,12 +158,6 @@ async fn stream_in(
             }
         }
     }
-    if !buf.is_empty() {
-        let data = buf.split().freeze();
-        let h = land(flight, hashers).await?;
-        *flight = Some(launch(fs, cred, ino, offset, data, h));
-    }
-    let h = land(flight, hashers).await?;
     if let Some(n) = expected {
         if received != n {
             return Err(S3Error::with_message(
@@ -122,10 +166,20 @@ async fn stream_in(
             ));
         }
     }
-    Ok(Written {
+    let mut last = None;
+    if !buf.is_empty() {
+        let data = buf.split().freeze();
+        if Md5::shares(data.len()) {
+            let h = land(flight, hashers).await?;
+            *flight = Some(launch(fs, cred, ino, offset, data, h));
+        } else {
+            last = Some((offset, data));
+        }
+    }
+    Ok(Tail {
+        hashers: land(flight, hashers).await?,
+        last,
         size: received,
-        md5: h.md5.finalize(),
-        checksum: h.others.finalize(),
     })
 }
 
@@ -150,6 +204,8 @@ async fn land(flight: &mut Option<Flight>, idle: &mut Option<Hashers>) -> S3Resu
     idle.take().ok_or_else(|| internal("upload hashers lost"))
 }
 
+/// Writes a piece on the blocking pool while the shared hashing thread
+/// hashes it (every piece but a small last one is large enough).
 fn launch(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
@@ -158,10 +214,7 @@ fn launch(
     data: Bytes,
     h: Hashers,
 ) -> Flight {
-    let Hashers {
-        mut md5,
-        mut others,
-    } = h;
+    let Hashers { md5, mut others } = h;
     let fs = Arc::clone(fs);
     let cred = cred.clone();
     // The blocking part: the other checksums and the write.
@@ -171,15 +224,6 @@ fn launch(
             .map_err(fs_error)?;
         Ok::<_, S3Error>(others)
     };
-    if !Md5::shares(data.len()) {
-        // Hashed where it is anyway: one blocking task for all of it (a
-        // second task per small PUT cost ~7% of 16 KiB PUTs/s).
-        return tokio::task::spawn_blocking(move || {
-            md5.update(&data);
-            let others = write(&data)?;
-            Ok(Hashers { md5, others })
-        });
-    }
     let piece = data.clone();
     let write = tokio::task::spawn_blocking(move || write(&piece));
     tokio::spawn(async move {

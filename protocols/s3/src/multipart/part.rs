@@ -46,26 +46,29 @@ impl NitroS3 {
         .await?;
         let length = input.content_length.and_then(|n| u64::try_from(n).ok());
         let n = input.part_number;
-        let result = async {
-            let w =
-                body::write_body(&self.fs, &cred, ino, input.body, length, expect.hasher()).await?;
-            let trailers = trailing_headers.as_ref().and_then(|t| t.take());
-            let verified = expect.verify(&w.md5, &w.checksum, trailers.as_ref())?;
-            let rec = PartRecord {
-                ino,
-                md5: meta::hex(&w.md5),
-                size: w.size,
-                modified: now_pair(),
-                checksum: part_checksums(&verified),
-            };
-            let etag = rec.md5.clone();
-            let cred = cred.clone();
-            ns::blocking(&self.fs, move |fs| {
-                record_part(fs, &cred, manifest, n, &rec)
-            })
-            .await?;
-            Ok::<_, S3Error>((etag, verified))
-        }
+        let hasher = expect.hasher();
+        let c2 = cred.clone();
+        let result = body::write_body(
+            &self.fs,
+            &cred,
+            ino,
+            input.body,
+            length,
+            hasher,
+            move |fs, w| {
+                let trailers = trailing_headers.as_ref().and_then(|t| t.take());
+                let verified = expect.verify(&w.md5, &w.checksum, trailers.as_ref())?;
+                let rec = PartRecord {
+                    ino,
+                    md5: meta::hex(&w.md5),
+                    size: w.size,
+                    modified: now_pair(),
+                    checksum: part_checksums(&verified),
+                };
+                record_part(fs, &c2, manifest, n, &rec)?;
+                Ok((rec.md5, verified))
+            },
+        )
         .await;
         let (etag, c) = match result {
             Ok(x) => x,

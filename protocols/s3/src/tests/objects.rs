@@ -94,24 +94,29 @@ async fn a_put_object_reads_back_with_its_metadata_and_md5_etag() {
 #[tokio::test]
 async fn a_large_put_streams_in_pieces_and_round_trips() {
     let h = Harness::new();
-    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17)
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
-    let input = PutObjectInput {
-        bucket: "default".into(),
-        key: "big.bin".into(),
-        body: blob_pieces(&data, 65_537),
-        content_length: Some(data.len() as i64),
-        ..PutObjectInput::default()
-    };
-    let out = h.s3.put_object(req(input, ROOT)).await.unwrap().output;
-    assert_eq!(out.e_tag.unwrap().value(), md5_hex(&data));
-    let got =
-        h.s3.get_object(req(get("big.bin"), ROOT))
-            .await
-            .unwrap()
-            .output;
-    assert_eq!(read_all(got.body).await, data);
+    // Sent in chunks of 65,537 bytes, so a write piece is 16 chunks
+    // (1,048,592 bytes). The ends: a large last piece, a small last piece
+    // after a large one (written by the publishing task), no last piece.
+    let piece = 16 * 65_537;
+    for (i, len) in [3 * 1024 * 1024 + 17, piece + 1000, 2 * piece]
+        .into_iter()
+        .enumerate()
+    {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let key = format!("big{i}.bin");
+        let input = PutObjectInput {
+            bucket: "default".into(),
+            key: key.clone(),
+            body: blob_pieces(&data, 65_537),
+            content_length: Some(data.len() as i64),
+            ..PutObjectInput::default()
+        };
+        let out = h.s3.put_object(req(input, ROOT)).await.unwrap().output;
+        assert_eq!(out.e_tag.unwrap().value(), md5_hex(&data), "{len}");
+        assert_eq!(out.size, Some(len as i64));
+        let got = h.s3.get_object(req(get(&key), ROOT)).await.unwrap().output;
+        assert_eq!(read_all(got.body).await, data, "{len}");
+    }
 }
 
 #[tokio::test]
