@@ -5,9 +5,11 @@
 //! written by a blocking task and MD5-hashed by the shared hashing thread
 //! ([`crate::hashing`]) at the same time, while the next one arrives (one
 //! buffer in flight). A last buffer too small to share is hashed and
-//! written by the blocking task that then publishes the upload. Download: a task reads 1 MiB pieces into a bounded
-//! channel (two pieces ahead) that the response body drains; a client that
-//! goes away closes the channel and stops the reads.
+//! written by the blocking task that then publishes the upload.
+//!
+//! Download: a task reads 1 MiB pieces into a bounded channel (two pieces
+//! ahead) that the response body drains; a client that goes away closes
+//! the channel and stops the reads.
 
 use crate::error::{fs_error, internal};
 use crate::hashing::Md5;

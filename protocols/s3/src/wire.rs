@@ -242,10 +242,12 @@ fn error_response(code: &str, message: &str, region: Option<&str>) -> HttpRespon
 /// Whether `req` asks for `100 Continue` before it sends a body it has.
 fn holds_body_back(req: &hyper::Request<hyper::body::Incoming>) -> bool {
     use hyper::body::Body as _;
+    // hyper heeds the last Expect header: any one asking counts here.
     let expects = req
         .headers()
-        .get(hyper::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        .get_all(hyper::header::EXPECT)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     expects && !req.body().is_end_stream()
 }
 
