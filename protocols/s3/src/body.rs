@@ -11,6 +11,7 @@
 //! ahead) that the response body drains; a client that goes away closes
 //! the channel and stops the reads.
 
+use crate::checksum::Expect;
 use crate::error::{fs_error, internal};
 use crate::hashing::Md5;
 use bytes::{Bytes, BytesMut};
@@ -19,7 +20,7 @@ use nitrofs_core_fs::{Attr, Credentials, FileSystem, InodeId};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::{Checksum, StreamingBlob};
 use s3s::stream::{ByteStream, RemainingLength};
-use s3s::{S3Error, S3ErrorCode, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -49,10 +50,39 @@ struct Hashers {
 /// The write and hashing of one buffer, handing the hashers back.
 type Flight = tokio::task::JoinHandle<Result<Hashers, S3Error>>;
 
-/// Streams `body` into the file `ino` from offset 0, hashing as it goes,
-/// then runs `finish` with what was written on the blocking pool (it
-/// verifies and publishes). `expected` is the length the request
-/// announced; a body that ends early or runs long is `IncompleteBody`.
+/// A PUT's or an UploadPart's body and what it must match.
+pub struct Upload {
+    body: Option<StreamingBlob>,
+    /// The length the request announced.
+    expected: Option<u64>,
+    expect: Expect,
+    trailers: Option<TrailingHeaders>,
+}
+
+impl Upload {
+    /// `content_length` is the request's; `trailers` carry the checksums
+    /// of an aws-chunked body's trailer.
+    pub fn new(
+        body: Option<StreamingBlob>,
+        content_length: Option<i64>,
+        expect: Expect,
+        trailers: Option<TrailingHeaders>,
+    ) -> Self {
+        Self {
+            body,
+            expected: content_length.and_then(|n| u64::try_from(n).ok()),
+            expect,
+            trailers,
+        }
+    }
+}
+
+/// Streams an upload's body into the file `ino` from offset 0, hashing as
+/// it goes, checks what was written against what the request asked for
+/// (with the checksums of its trailer), then runs `finish` on the blocking
+/// pool with what was written and the checksums verified (it publishes).
+/// A body that ends before its announced length or runs past it is
+/// `IncompleteBody`.
 ///
 /// A last piece too small for the shared hashing thread is written by the
 /// task that runs `finish`: a small PUT hops to the blocking pool once,
@@ -61,15 +91,19 @@ pub async fn write_body<T, F>(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
     ino: InodeId,
-    body: Option<StreamingBlob>,
-    expected: Option<u64>,
-    others: ChecksumHasher,
+    upload: Upload,
     finish: F,
 ) -> S3Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&FileSystem, Written) -> S3Result<T> + Send + 'static,
+    F: FnOnce(&FileSystem, Written, Checksum) -> S3Result<T> + Send + 'static,
 {
+    let Upload {
+        body,
+        expected,
+        expect,
+        trailers,
+    } = upload;
     if expected.is_some_and(|n| n > MAX_PUT) {
         return Err(S3Error::with_message(
             S3ErrorCode::EntityTooLarge,
@@ -78,7 +112,7 @@ where
     }
     let mut hashers = Some(Hashers {
         md5: Md5::new(),
-        others,
+        others: expect.hasher(),
     });
     let mut flight: Option<Flight> = None;
     let streamed = stream_in(fs, cred, ino, body, expected, &mut flight, &mut hashers).await;
@@ -114,7 +148,10 @@ where
             md5: md5.finalize(),
             checksum: others.finalize(),
         };
-        finish(&fs, written)
+        // The body has ended: its trailer, if any, has arrived.
+        let trailer = trailers.as_ref().and_then(|t| t.take());
+        let verified = expect.verify(&written.md5, &written.checksum, trailer.as_ref())?;
+        finish(&fs, written, verified)
     })
     .await
     .map_err(internal)?

@@ -148,41 +148,32 @@ impl NitroS3 {
         })
         .await?
         .ino;
-        let hasher = expect.hasher();
         let c2 = cred.clone();
-        let result = body::write_body(
-            &self.fs,
-            &cred,
-            ino,
-            input.body,
-            length,
-            hasher,
-            move |fs, w| {
-                let trailers = trailing_headers.as_ref().and_then(|t| t.take());
-                object_meta.checksum = expect.verify(&w.md5, &w.checksum, trailers.as_ref())?;
-                let etag = meta::hex(&w.md5);
-                let cond = if if_match.is_some() || if_none_match.is_some() {
-                    check_overwrite(
-                        fs,
-                        &c2,
-                        vol.root,
-                        &key,
-                        if_match.as_ref(),
-                        if_none_match.as_ref(),
-                    )?
-                } else {
-                    PublishIf::Always
-                };
-                let attr = fs.getattr(ino).map_err(fs_error)?;
-                let mut x = object_meta.to_xattrs();
-                x.extend(meta::etag_xattrs(&etag, &attr));
-                // The condition is checked again inside the publishing
-                // transaction, so a racing writer cannot slip in between.
-                fs.publish_if(&c2, ino, vol.root, &key.components, &x, cond)
-                    .map_err(fs_error)?;
-                Ok((etag, object_meta.checksum, w.size))
-            },
-        )
+        let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
+        let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
+            object_meta.checksum = verified;
+            let etag = meta::hex(&w.md5);
+            let cond = if if_match.is_some() || if_none_match.is_some() {
+                check_overwrite(
+                    fs,
+                    &c2,
+                    vol.root,
+                    &key,
+                    if_match.as_ref(),
+                    if_none_match.as_ref(),
+                )?
+            } else {
+                PublishIf::Always
+            };
+            let attr = fs.getattr(ino).map_err(fs_error)?;
+            let mut x = object_meta.to_xattrs();
+            x.extend(meta::etag_xattrs(&etag, &attr));
+            // The condition is checked again inside the publishing
+            // transaction, so a racing writer cannot slip in between.
+            fs.publish_if(&c2, ino, vol.root, &key.components, &x, cond)
+                .map_err(fs_error)?;
+            Ok((etag, object_meta.checksum, w.size))
+        })
         .await;
         let (etag, checksum, size) = match result {
             Ok(x) => x,

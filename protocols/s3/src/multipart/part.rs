@@ -44,31 +44,20 @@ impl NitroS3 {
             Ok((up.manifest, part.ino))
         })
         .await?;
-        let length = input.content_length.and_then(|n| u64::try_from(n).ok());
         let n = input.part_number;
-        let hasher = expect.hasher();
         let c2 = cred.clone();
-        let result = body::write_body(
-            &self.fs,
-            &cred,
-            ino,
-            input.body,
-            length,
-            hasher,
-            move |fs, w| {
-                let trailers = trailing_headers.as_ref().and_then(|t| t.take());
-                let verified = expect.verify(&w.md5, &w.checksum, trailers.as_ref())?;
-                let rec = PartRecord {
-                    ino,
-                    md5: meta::hex(&w.md5),
-                    size: w.size,
-                    modified: now_pair(),
-                    checksum: part_checksums(&verified),
-                };
-                record_part(fs, &c2, manifest, n, &rec)?;
-                Ok((rec.md5, verified))
-            },
-        )
+        let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
+        let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
+            let rec = PartRecord {
+                ino,
+                md5: meta::hex(&w.md5),
+                size: w.size,
+                modified: now_pair(),
+                checksum: part_checksums(&verified),
+            };
+            record_part(fs, &c2, manifest, n, &rec)?;
+            Ok((rec.md5, verified))
+        })
         .await;
         let (etag, c) = match result {
             Ok(x) => x,
