@@ -344,6 +344,37 @@ pub fn copy_range(
     })
 }
 
+/// Ranges this long or shorter are read in one piece before the answer
+/// ([`read_small`]), as NFS answers small READs.
+pub const SMALL_READ: u64 = 64 * 1024;
+
+/// `[start, end)` of file `ino`, read at once: on the executor when every
+/// byte is in memory (the page cache) and the blocking pool otherwise,
+/// with no reading task and channel behind the body.
+pub async fn read_small(
+    fs: &Arc<FileSystem>,
+    cred: &Credentials,
+    ino: InodeId,
+    start: u64,
+    end: u64,
+) -> S3Result<StreamingBlob> {
+    let n = u32::try_from(end - start).map_err(internal)?;
+    let cred = cred.clone();
+    let data = crate::ns::quick(fs, move |fs| {
+        fs.read(&cred, ino, start, n)
+            .map(|r| r.data)
+            .map_err(fs_error)
+    })
+    .await?;
+    if data.len() != n as usize {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InternalError,
+            "the object was truncated while it was read",
+        ));
+    }
+    Ok(StreamingBlob::from(s3s::Body::from(data)))
+}
+
 /// A response body reading `[start, end)` of a file.
 pub fn read_body(
     fs: &Arc<FileSystem>,

@@ -30,7 +30,8 @@ where
 /// record it reads is in memory (`memory_only`): no thread hop. One that
 /// would wait for the disk runs on the blocking pool instead, and a
 /// durable change it made is synced there before the answer (so `f` may
-/// change metadata; it must not do chunk I/O, which misses).
+/// change metadata; chunk reads answer from the page cache or miss; it
+/// must not write chunks).
 pub async fn quick<T, F>(fs: &Arc<FileSystem>, f: F) -> S3Result<T>
 where
     T: Send + 'static,

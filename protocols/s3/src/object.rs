@@ -261,7 +261,7 @@ impl NitroS3 {
         let key = parse_key(&input.key).map_err(key_error)?;
         let bucket = input.bucket.clone();
         let c2 = cred.clone();
-        let found = ns::blocking(&self.fs, move |fs| {
+        let found = ns::quick(&self.fs, move |fs| {
             let vol = ns::volume(fs, &bucket)?;
             find(fs, &c2, vol.root, &key)
         })
@@ -275,7 +275,13 @@ impl NitroS3 {
         .check_read(&found.etag, found.attr.mtime)?;
         let (start, end, content_range) = range_of(input.range.as_ref(), found.size)?;
         let full = content_range.is_none();
-        let body = (end > start).then(|| body::read_body(&self.fs, &cred, &found.attr, start, end));
+        let body = if end <= start {
+            None
+        } else if end - start <= body::SMALL_READ {
+            Some(body::read_small(&self.fs, &cred, found.attr.ino, start, end).await?)
+        } else {
+            Some(body::read_body(&self.fs, &cred, &found.attr, start, end))
+        };
         let checksum = checksums_to_return(&found, input.checksum_mode.as_ref(), full);
         let m = found.stored.meta;
         Ok(S3Response::new(GetObjectOutput {
@@ -313,7 +319,7 @@ impl NitroS3 {
         let input = req.input;
         let key = parse_key(&input.key).map_err(key_error)?;
         let bucket = input.bucket.clone();
-        let found = ns::blocking(&self.fs, move |fs| {
+        let found = ns::quick(&self.fs, move |fs| {
             let vol = ns::volume(fs, &bucket)?;
             find(fs, &cred, vol.root, &key)
         })
