@@ -16,7 +16,7 @@ use crate::error::{fs_error, internal};
 use crate::hashing::Md5;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use nitrofs_core_fs::{Attr, Credentials, FileSystem, InodeId};
+use nitrofs_core_fs::{Attr, Credentials, FileSystem, FsError, InodeId};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::{Checksum, StreamingBlob};
 use s3s::stream::{ByteStream, RemainingLength};
@@ -350,29 +350,38 @@ pub const SMALL_READ: u64 = 64 * 1024;
 
 /// `[start, end)` of file `ino`, read at once: on the executor when every
 /// byte is in memory (the page cache) and the blocking pool otherwise,
-/// with no reading task and channel behind the body.
+/// with no reading task and channel behind the body. `None` if the file
+/// is gone (the object was deleted or replaced since it was looked up).
 pub async fn read_small(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
     ino: InodeId,
     start: u64,
     end: u64,
-) -> S3Result<StreamingBlob> {
+) -> S3Result<Option<StreamingBlob>> {
     let n = u32::try_from(end - start).map_err(internal)?;
     let cred = cred.clone();
-    let data = crate::ns::quick(fs, move |fs| {
-        fs.read(&cred, ino, start, n)
-            .map(|r| r.data)
-            .map_err(fs_error)
-    })
-    .await?;
+    let read = move |fs: &FileSystem| match fs.read(&cred, ino, start, n) {
+        Ok(r) => Ok(Some(r.data)),
+        Err(FsError::Stale | FsError::NotFound) => Ok(None),
+        Err(e) => Err(fs_error(e)),
+    };
+    // Where reads cannot be answered from memory, every attempt would miss.
+    let data = if fs.reads_cached() {
+        crate::ns::quick(fs, read).await?
+    } else {
+        crate::ns::blocking(fs, read).await?
+    };
+    let Some(data) = data else {
+        return Ok(None);
+    };
     if data.len() != n as usize {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InternalError,
-            "the object was truncated while it was read",
-        ));
+        return Err(internal(format!(
+            "inode {ino}: {} bytes read of {n}: the object was truncated while it was read",
+            data.len()
+        )));
     }
-    Ok(StreamingBlob::from(s3s::Body::from(data)))
+    Ok(Some(StreamingBlob::from(s3s::Body::from(data))))
 }
 
 /// A response body reading `[start, end)` of a file.

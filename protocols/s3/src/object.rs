@@ -15,7 +15,7 @@
 
 use crate::checksum::Expect;
 use crate::cond::Conditions;
-use crate::error::{fs_error, key_error};
+use crate::error::{fs_error, internal, key_error};
 use crate::key::{parse_key, KeyPath};
 use crate::meta::{self, ObjectMeta, Stored};
 use crate::{acl, body, ns, NitroS3};
@@ -52,6 +52,10 @@ pub(crate) struct Found {
     pub etag: String,
     pub size: u64,
 }
+
+/// How many times a GET looks its object up when the object is replaced
+/// each time before its small body is read.
+const GET_ATTEMPTS: u32 = 3;
 
 /// Looks up an object and its metadata (needs read permission).
 pub(crate) fn find(
@@ -259,29 +263,42 @@ impl NitroS3 {
         let cred = self.cred(&req)?;
         let input = req.input;
         let key = parse_key(&input.key).map_err(key_error)?;
-        let bucket = input.bucket.clone();
-        let c2 = cred.clone();
-        let found = ns::quick(&self.fs, move |fs| {
-            let vol = ns::volume(fs, &bucket)?;
-            find(fs, &c2, vol.root, &key)
-        })
-        .await?;
-        Conditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        }
-        .check_read(&found.etag, found.attr.mtime)?;
-        let (start, end, content_range) = range_of(input.range.as_ref(), found.size)?;
-        let full = content_range.is_none();
-        let body = if end <= start {
-            None
-        } else if end - start <= body::SMALL_READ {
-            Some(body::read_small(&self.fs, &cred, found.attr.ino, start, end).await?)
-        } else {
-            Some(body::read_body(&self.fs, &cred, &found.attr, start, end))
+        // A small body is read before the answer: an object replaced
+        // between its lookup and that read is looked up again.
+        let mut attempts = 0;
+        let (found, start, end, content_range, body) = loop {
+            attempts += 1;
+            let (bucket, c2, key) = (input.bucket.clone(), cred.clone(), key.clone());
+            let found = ns::quick(&self.fs, move |fs| {
+                let vol = ns::volume(fs, &bucket)?;
+                find(fs, &c2, vol.root, &key)
+            })
+            .await?;
+            Conditions {
+                if_match: input.if_match.as_ref(),
+                if_none_match: input.if_none_match.as_ref(),
+                if_modified_since: input.if_modified_since.as_ref(),
+                if_unmodified_since: input.if_unmodified_since.as_ref(),
+            }
+            .check_read(&found.etag, found.attr.mtime)?;
+            let (start, end, content_range) = range_of(input.range.as_ref(), found.size)?;
+            let body = if end <= start {
+                None
+            } else if end - start <= body::SMALL_READ {
+                let ino = found.attr.ino;
+                match body::read_small(&self.fs, &cred, ino, start, end).await? {
+                    Some(b) => Some(b),
+                    None if attempts < GET_ATTEMPTS => continue,
+                    None => {
+                        return Err(internal("the object kept being replaced while it was read"))
+                    }
+                }
+            } else {
+                Some(body::read_body(&self.fs, &cred, &found.attr, start, end))
+            };
+            break (found, start, end, content_range, body);
         };
+        let full = content_range.is_none();
         let checksum = checksums_to_return(&found, input.checksum_mode.as_ref(), full);
         let m = found.stored.meta;
         Ok(S3Response::new(GetObjectOutput {

@@ -219,6 +219,44 @@ async fn ranges_and_suffix_ranges_return_partial_content() {
 }
 
 #[tokio::test]
+async fn small_ranges_read_at_once_match_the_object_across_a_chunk_boundary() {
+    let h = Harness::new();
+    let cs = u64::from(h.fs.chunk_size());
+    let len = cs + 100_000;
+    let data: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+    let input = PutObjectInput {
+        bucket: "default".into(),
+        key: "big".into(),
+        body: blob_pieces(&data, 65_537),
+        content_length: Some(len as i64),
+        ..PutObjectInput::default()
+    };
+    h.s3.put_object(req(input, ROOT)).await.unwrap();
+    // The largest range read at once (64 KiB) across the chunk boundary,
+    // the last byte, the first 100, and one byte more than 64 KiB (read
+    // by the streaming body).
+    for (first, last) in [
+        (cs - 32_768, cs + 32_767),
+        (len - 1, len - 1),
+        (0, 99),
+        (cs - 32_768, cs + 32_768),
+    ] {
+        let mut g = get("big");
+        g.range = Some(Range::Int {
+            first,
+            last: Some(last),
+        });
+        let out = h.s3.get_object(req(g, ROOT)).await.unwrap().output;
+        assert_eq!(out.content_length, Some((last - first + 1) as i64));
+        let got = read_all(out.body).await;
+        assert!(
+            got == data[first as usize..=last as usize],
+            "{first}-{last}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn conditional_gets_answer_304_and_412() {
     let h = Harness::new();
     let etag =
