@@ -22,6 +22,20 @@ pub struct Conditions<'a> {
     pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
+/// The [`Conditions`] of a GetObject or HeadObject input, whose fields
+/// have the same names.
+macro_rules! read_conditions {
+    ($input:expr) => {
+        $crate::cond::Conditions {
+            if_match: $input.if_match.as_ref(),
+            if_none_match: $input.if_none_match.as_ref(),
+            if_modified_since: $input.if_modified_since.as_ref(),
+            if_unmodified_since: $input.if_unmodified_since.as_ref(),
+        }
+    };
+}
+pub(crate) use read_conditions;
+
 fn matches(c: &ETagCondition, etag: &str) -> bool {
     match c {
         ETagCondition::Any => true,

@@ -14,7 +14,7 @@
 //! contents, and is listed through them).
 
 use crate::checksum::Expect;
-use crate::cond::Conditions;
+use crate::cond::{read_conditions, Conditions};
 use crate::error::{fs_error, internal, key_error};
 use crate::key::{parse_key, KeyPath};
 use crate::meta::{self, ObjectMeta, Stored};
@@ -256,6 +256,28 @@ impl NitroS3 {
         }))
     }
 
+    /// Looks up an object for GET or HEAD (on the connection's task when
+    /// its records are in memory) and checks the request's conditions;
+    /// returns it with the byte range to send (start, end, Content-Range).
+    async fn find_for_read(
+        &self,
+        cred: &Credentials,
+        bucket: &str,
+        key: &KeyPath,
+        conditions: Conditions<'_>,
+        range: Option<&Range>,
+    ) -> S3Result<(Found, (u64, u64, Option<String>))> {
+        let (bucket, c2, key) = (bucket.to_string(), cred.clone(), key.clone());
+        let found = ns::quick(&self.fs, move |fs| {
+            let vol = ns::volume(fs, &bucket)?;
+            find(fs, &c2, vol.root, &key)
+        })
+        .await?;
+        conditions.check_read(&found.etag, found.attr.mtime)?;
+        let range = range_of(range, found.size)?;
+        Ok((found, range))
+    }
+
     pub(crate) async fn get_object_impl(
         &self,
         req: S3Request<GetObjectInput>,
@@ -268,20 +290,10 @@ impl NitroS3 {
         let mut attempts = 0;
         let (found, start, end, content_range, body) = loop {
             attempts += 1;
-            let (bucket, c2, key) = (input.bucket.clone(), cred.clone(), key.clone());
-            let found = ns::quick(&self.fs, move |fs| {
-                let vol = ns::volume(fs, &bucket)?;
-                find(fs, &c2, vol.root, &key)
-            })
-            .await?;
-            Conditions {
-                if_match: input.if_match.as_ref(),
-                if_none_match: input.if_none_match.as_ref(),
-                if_modified_since: input.if_modified_since.as_ref(),
-                if_unmodified_since: input.if_unmodified_since.as_ref(),
-            }
-            .check_read(&found.etag, found.attr.mtime)?;
-            let (start, end, content_range) = range_of(input.range.as_ref(), found.size)?;
+            let conditions = read_conditions!(input);
+            let (found, (start, end, content_range)) = self
+                .find_for_read(&cred, &input.bucket, &key, conditions, input.range.as_ref())
+                .await?;
             let body = if end <= start {
                 None
             } else if end - start <= body::SMALL_READ {
@@ -335,20 +347,10 @@ impl NitroS3 {
         let cred = self.cred(&req)?;
         let input = req.input;
         let key = parse_key(&input.key).map_err(key_error)?;
-        let bucket = input.bucket.clone();
-        let found = ns::quick(&self.fs, move |fs| {
-            let vol = ns::volume(fs, &bucket)?;
-            find(fs, &cred, vol.root, &key)
-        })
-        .await?;
-        Conditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        }
-        .check_read(&found.etag, found.attr.mtime)?;
-        let (start, end, content_range) = range_of(input.range.as_ref(), found.size)?;
+        let conditions = read_conditions!(input);
+        let (found, (start, end, content_range)) = self
+            .find_for_read(&cred, &input.bucket, &key, conditions, input.range.as_ref())
+            .await?;
         let checksum = checksums_to_return(
             &found,
             input.checksum_mode.as_ref(),
