@@ -78,7 +78,7 @@ impl NitroS3 {
     ) -> S3Result<S3Response<HeadBucketOutput>> {
         let cred = self.cred(&req)?;
         let bucket = req.input.bucket;
-        ns::blocking(&self.fs, move |fs| {
+        ns::quick(&self.fs, move |fs| {
             let vol = ns::volume(fs, &bucket)?;
             let (_, granted) = fs
                 .access(&cred, vol.root, access::LOOKUP | access::READ)
@@ -142,7 +142,7 @@ impl NitroS3 {
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         let _ = self.cred(&req)?;
         let bucket = req.input.bucket;
-        ns::blocking(&self.fs, move |fs| ns::volume(fs, &bucket).map(|_| ())).await?;
+        ns::quick(&self.fs, move |fs| ns::volume(fs, &bucket).map(|_| ())).await?;
         // us-east-1 is reported as an empty constraint, as AWS does.
         let location_constraint = (self.region != "us-east-1")
             .then(|| BucketLocationConstraint::from(self.region.clone()));

@@ -136,7 +136,8 @@ impl S3Access for NitroAccess {
         }
         let op = cx.s3_op().name().to_string();
         let bucket = cx.s3_path().get_bucket_name().map(str::to_string);
-        let cred = ns::blocking(&self.fs, move |fs| anonymous(fs, &op, bucket.as_deref())).await?;
+        // Read-only, and nearly always in memory: decided on this task.
+        let cred = ns::quick(&self.fs, move |fs| anonymous(fs, &op, bucket.as_deref())).await?;
         cx.extensions_mut().insert(AnonymousGrant(cred));
         Ok(())
     }
