@@ -115,10 +115,9 @@ impl NitroS3 {
                 || input.grant_write_acp.is_some(),
         )?;
         let mode = acl::canned_mode(input.acl.as_ref().map(|a| a.as_str()), key.dir)?;
-        let length = input.content_length.and_then(|n| u64::try_from(n).ok());
         if key.dir {
             return self
-                .put_marker(&cred, vol.root, key, mode, input.body, length)
+                .put_marker(&cred, vol.root, key, mode, input.body, input.content_length)
                 .await;
         }
         let expect = Expect::from_request(
@@ -208,9 +207,9 @@ impl NitroS3 {
         key: KeyPath,
         mode: u32,
         body: Option<StreamingBlob>,
-        length: Option<u64>,
+        content_length: Option<i64>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        if length.is_some_and(|n| n > 0) {
+        if content_length.is_some_and(|n| n > 0) {
             return Err(ns::directory_holds_no_data());
         }
         if let Some(mut b) = body {
