@@ -5,67 +5,103 @@
 //! the metadata log is synced. Parking the executor thread on that fsync
 //! would stall every connection it serves, and a hop per call to the
 //! blocking pool costs more thread switches than the call itself, so the
-//! call asks this syncer instead and its reply waits on the answer: one
-//! thread runs one log sync at a time, each covering every request made
-//! before it started, and wakes their tasks.
+//! call takes a ticket from this syncer instead and its connection's
+//! writer holds the reply until the sync of that number has finished. One
+//! thread runs one log sync at a time, each covering every ticket handed
+//! out before it started, and then publishes its progress once for every
+//! connection: a sync wakes one task per connection waiting, not one per
+//! call, and no call spawns a task of its own.
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
-/// The outcome of a sync, sent to every request it covered.
-pub(crate) type Synced = Result<(), String>;
+/// Where the syncs stand, as published after each one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Syncs finished (they are numbered from 1).
+    done: u64,
+    /// The number of the last sync that failed, 0 if none has.
+    last_failed: u64,
+}
 
-/// The syncer thread and its queue; dropping it stops the thread after
-/// it answered every request.
+impl Progress {
+    /// The outcome for a call holding `ticket`: `None` while its sync has
+    /// not finished, then whether its change is durable. A failure in its
+    /// own sync or any later one counts against it (a later one may have
+    /// been the first to report a write-back error that also lost this
+    /// change), so an answer is never more hopeful than the syncs were.
+    pub(crate) fn outcome(&self, ticket: u64) -> Option<bool> {
+        (self.done >= ticket).then_some(self.last_failed < ticket)
+    }
+}
+
+/// The syncer thread and its state; dropping it stops the thread after
+/// the sync of every ticket handed out has run.
 pub(crate) struct LogSyncer {
     shared: Arc<Shared>,
+    progress: watch::Receiver<Progress>,
     thread: Option<JoinHandle<()>>,
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
+    state: Mutex<State>,
     wake: Condvar,
 }
 
 #[derive(Default)]
-struct Queue {
-    waiting: Vec<oneshot::Sender<Synced>>,
+struct State {
+    /// Syncs started so far.
+    started: u64,
+    /// The highest ticket handed out.
+    wanted: u64,
     stop: bool,
 }
 
 impl LogSyncer {
     /// Starts the thread; `sync` makes everything committed before the
-    /// call durable.
-    pub(crate) fn start(sync: impl Fn() -> Synced + Send + 'static) -> std::io::Result<Self> {
+    /// call durable, or says why it could not.
+    pub(crate) fn start(
+        sync: impl Fn() -> Result<(), String> + Send + 'static,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            state: Mutex::new(State::default()),
             wake: Condvar::new(),
         });
+        let (publish, progress) = watch::channel(Progress::default());
         let mine = shared.clone();
         let thread = std::thread::Builder::new()
             .name("nfs-log-sync".into())
-            .spawn(move || run(&mine, &sync))?;
+            .spawn(move || run(&mine, &sync, &publish))?;
         Ok(Self {
             shared,
+            progress,
             thread: Some(thread),
         })
     }
 
-    /// Asks for a sync covering everything committed before this call;
-    /// the receiver gets its outcome.
-    pub(crate) fn request(&self) -> oneshot::Receiver<Synced> {
-        let (tx, rx) = oneshot::channel();
-        self.shared.queue.lock().waiting.push(tx);
+    /// A ticket for a change committed before this call: the number of
+    /// the first sync that starts after it, which covers the change.
+    pub(crate) fn request(&self) -> u64 {
+        let mut state = self.shared.state.lock();
+        let ticket = state.started + 1;
+        state.wanted = ticket;
+        drop(state);
         self.shared.wake.notify_one();
-        rx
+        ticket
+    }
+
+    /// The syncs' progress, to wait on for tickets. Once the thread has
+    /// stopped, waiting on it fails.
+    pub(crate) fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
     }
 }
 
 impl Drop for LogSyncer {
     fn drop(&mut self) {
-        self.shared.queue.lock().stop = true;
+        self.shared.state.lock().stop = true;
         self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
@@ -75,41 +111,51 @@ impl Drop for LogSyncer {
     }
 }
 
-fn run(shared: &Shared, sync: &dyn Fn() -> Synced) {
+fn run(shared: &Shared, sync: &dyn Fn() -> Result<(), String>, publish: &watch::Sender<Progress>) {
+    let mut progress = Progress::default();
     loop {
-        let batch = {
-            let mut q = shared.queue.lock();
-            while q.waiting.is_empty() && !q.stop {
-                shared.wake.wait(&mut q);
+        let number = {
+            let mut state = shared.state.lock();
+            while state.wanted <= state.started && !state.stop {
+                shared.wake.wait(&mut state);
             }
-            if q.waiting.is_empty() {
+            if state.wanted <= state.started {
                 return;
             }
-            // Taken before the sync starts: every request in the batch was
-            // made after its commit, so this sync covers them all.
-            std::mem::take(&mut q.waiting)
+            // Numbered before it starts: every ticket up to this number
+            // was handed out after its change was committed.
+            state.started += 1;
+            state.started
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(sync))
             .unwrap_or_else(|_| Err("the metadata log sync panicked".into()));
+        progress.done = number;
         if let Err(e) = &outcome {
-            tracing::error!(error = %e, calls = batch.len(), "metadata log sync failed");
+            tracing::error!(error = %e, sync = number, "metadata log sync failed");
+            progress.last_failed = number;
         }
-        for waiter in batch {
-            // A dropped receiver: its connection closed meanwhile.
-            let _ = waiter.send(outcome.clone());
-        }
+        publish.send_replace(progress);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// Waits until the sync of `ticket` has finished; its outcome.
+    async fn settled(progress: &mut watch::Receiver<Progress>, ticket: u64) -> bool {
+        let p = progress
+            .wait_for(|p| p.outcome(ticket).is_some())
+            .await
+            .expect("the syncer is running");
+        p.outcome(ticket).expect("settled")
+    }
 
     #[tokio::test]
-    async fn every_request_is_answered_by_a_sync_that_started_after_it() {
+    async fn every_ticket_is_settled_by_a_sync_that_started_after_it() {
         // "Commits" count up; a sync makes durable what was committed
-        // when it started. Each request checks its commit is covered.
+        // when it started. Each ticket checks its commit is covered.
         let committed = Arc::new(AtomicU64::new(0));
         let durable = Arc::new(AtomicU64::new(0));
         let syncs = Arc::new(AtomicU64::new(0));
@@ -122,16 +168,19 @@ mod tests {
             Ok(())
         })
         .expect("start");
-        let mut waits = Vec::new();
+        let mut progress = syncer.progress();
+        let mut tickets = Vec::new();
         for _ in 0..200 {
             let mine = committed.fetch_add(1, Ordering::SeqCst) + 1;
-            waits.push((mine, syncer.request()));
+            tickets.push((mine, syncer.request()));
         }
-        for (mine, rx) in waits {
-            rx.await.expect("answered").expect("synced");
+        let numbers: Vec<u64> = tickets.iter().map(|t| t.1).collect();
+        assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "tickets go up");
+        for (mine, ticket) in tickets {
+            assert!(settled(&mut progress, ticket).await, "synced");
             assert!(
                 durable.load(Ordering::SeqCst) >= mine,
-                "answered before its sync"
+                "ticket {ticket} settled before its commit was synced"
             );
         }
         let ran = syncs.load(Ordering::SeqCst);
@@ -140,20 +189,62 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_sync_reaches_the_requests_it_covered() {
-        let syncer = LogSyncer::start(|| Err("disk gone".to_string())).expect("start");
-        let got = syncer.request().await.expect("answered");
-        assert_eq!(got, Err("disk gone".to_string()));
+    async fn a_failed_sync_fails_the_tickets_it_covered_and_not_later_ones() {
+        let failing = Arc::new(AtomicBool::new(true));
+        let f = failing.clone();
+        let syncer = LogSyncer::start(move || {
+            if f.load(Ordering::SeqCst) {
+                Err("disk gone".to_string())
+            } else {
+                Ok(())
+            }
+        })
+        .expect("start");
+        let mut progress = syncer.progress();
+        let early = syncer.request();
+        assert!(
+            !settled(&mut progress, early).await,
+            "a failed sync is no success"
+        );
+        failing.store(false, Ordering::SeqCst);
+        let late = syncer.request();
+        assert!(late > early);
+        assert!(settled(&mut progress, late).await, "a later sync succeeded");
+        // A ticket whose sync failed stays failed whatever came after.
+        assert_eq!(progress.borrow().outcome(early), Some(false));
     }
 
     #[test]
-    fn dropping_the_syncer_answers_what_was_asked_then_stops() {
-        let syncer = LogSyncer::start(|| Ok(())).expect("start");
-        let mut rx = syncer.request();
-        drop(syncer);
-        assert_eq!(
-            rx.try_recv().expect("answered before the thread ended"),
+    fn dropping_the_syncer_syncs_every_ticket_handed_out_then_stops() {
+        let syncs = Arc::new(AtomicU64::new(0));
+        let n = syncs.clone();
+        let syncer = LogSyncer::start(move || {
+            n.fetch_add(1, Ordering::SeqCst);
             Ok(())
-        );
+        })
+        .expect("start");
+        let mut progress = syncer.progress();
+        let ticket = syncer.request();
+        drop(syncer);
+        assert_eq!(progress.borrow_and_update().outcome(ticket), Some(true));
+        assert!(syncs.load(Ordering::SeqCst) >= 1);
+        assert!(progress.has_changed().is_err(), "the thread has stopped");
+    }
+
+    #[test]
+    fn an_outcome_waits_for_its_own_sync_and_counts_later_failures() {
+        let p = Progress {
+            done: 5,
+            last_failed: 0,
+        };
+        assert_eq!(p.outcome(5), Some(true));
+        assert_eq!(p.outcome(6), None);
+        let p = Progress {
+            done: 7,
+            last_failed: 6,
+        };
+        assert_eq!(p.outcome(5), Some(false), "a later sync failed");
+        assert_eq!(p.outcome(6), Some(false));
+        assert_eq!(p.outcome(7), Some(true));
     }
 }

@@ -9,7 +9,7 @@
 //! reader stops reading.
 
 use crate::export::{ExportOptions, ExportPolicy};
-use crate::logsync::LogSyncer;
+use crate::logsync::{LogSyncer, Progress};
 use crate::metrics::NfsMetrics;
 use crate::record::{read_record, write_reply, MAX_RECORD};
 use crate::rpc::{self, Auth, Fault, Reply};
@@ -18,7 +18,7 @@ use crate::{mount, nfs, portmap};
 use nfs3_types::nfs3::nfsstat3;
 use nitrofs_core_fs::{FileSystem, FsError, VolumeId};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::Instrument;
 
 /// Calls one connection may have outstanding.
@@ -152,9 +152,16 @@ impl NfsServer {
         tracing::debug!("connection opened");
         let (rd, wr) = sock.into_split();
         let mut rd = BufReader::with_capacity(256 * 1024, rd);
-        let (tx, rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
-        let writer =
-            tokio::spawn(write_replies(wr, rx, Arc::clone(&self.zero_copy)).in_current_span());
+        let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
+        let writer = Writer {
+            w: BufWriter::with_capacity(64 * 1024, wr),
+            zero_copy: Arc::clone(&self.zero_copy),
+            metrics: Arc::clone(&self.metrics),
+            synced: self.log_sync.as_ref().map(LogSyncer::progress),
+            held: VecDeque::new(),
+            syncer_gone: false,
+        };
+        let writer = tokio::spawn(writer.run(rx).in_current_span());
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -209,7 +216,7 @@ impl NfsServer {
                     }
                     Some((Some(reply), false)) => {
                         drop(permit);
-                        if tx.send(reply).await.is_err() {
+                        if tx.send(reply.into()).await.is_err() {
                             break;
                         }
                         continue;
@@ -218,7 +225,11 @@ impl NfsServer {
                         // It changed metadata: answered once a log sync
                         // shared with other calls has made that durable,
                         // while this task reads the next call.
-                        self.answer_after_sync(reply, proc_num, started, &record, &tx, permit);
+                        let held =
+                            self.answer_after_sync(reply, proc_num, started, &record, &tx, permit);
+                        if held.await.is_err() {
+                            break;
+                        }
                         continue;
                     }
                 }
@@ -232,7 +243,7 @@ impl NfsServer {
                 let _conn = conn_span.enter();
                 if let Some(reply) = run_call(&server, peer.ip(), local_port, &record) {
                     // A send error means the connection is closing.
-                    let _ = tx.blocking_send(reply);
+                    let _ = tx.blocking_send(reply.into());
                 }
                 drop(permit);
             });
@@ -354,46 +365,33 @@ impl NfsServer {
         (inline || sync_after).then_some(p)
     }
 
-    /// Sends `reply` (of a call that committed metadata without syncing
-    /// the log) once a log sync has covered it, or NFS3ERR_IO if that sync
-    /// failed; the call's time is counted then.
-    fn answer_after_sync(
-        self: &Arc<Self>,
+    /// Hands `reply` (of a call that committed metadata without syncing
+    /// the log) to the writer, which sends it once a log sync has covered
+    /// it, or NFS3ERR_IO if that sync failed; the call's time is counted
+    /// then.
+    async fn answer_after_sync(
+        &self,
         reply: Reply,
         proc_num: u32,
         started: std::time::Instant,
         record: &[u8],
-        tx: &mpsc::Sender<Reply>,
+        tx: &mpsc::Sender<Outgoing>,
         permit: tokio::sync::OwnedSemaphorePermit,
-    ) {
+    ) -> Result<(), mpsc::error::SendError<Outgoing>> {
         let Some(log_sync) = &self.log_sync else {
             // `inline_proc` only lets these calls run here with a syncer.
             tracing::error!("metadata changed on the connection task without a log syncer");
-            return;
+            return Ok(());
         };
-        let synced = log_sync.request();
-        let xid = header_word(record, 0);
-        let server = self.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let reply = match synced.await {
-                Ok(Ok(())) => reply,
-                // The sync failed or its thread is gone: the change may not
-                // be durable, so it is not acknowledged.
-                _ => {
-                    let Some(xid) = xid else { return };
-                    let mut out = rpc::success(xid);
-                    match nfs::not_durable(proc_num, &mut out) {
-                        Ok(data) => Reply { head: out, data },
-                        Err(_) => Reply::head(rpc::system_err(xid)),
-                    }
-                }
-            };
-            server.metrics.nfs_call(proc_num, started.elapsed());
-            // A send error means the connection is closing.
-            let _ = tx.send(reply).await;
-            drop(permit);
-        });
+        let held = Held {
+            ticket: log_sync.request(),
+            reply,
+            proc_num,
+            xid: header_word(record, 0),
+            started,
+            _permit: permit,
+        };
+        tx.send(Outgoing::Held(held)).await
     }
 }
 
@@ -444,20 +442,124 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
 
 /// Sends replies in the order they complete, batching those already
 /// waiting into one flush.
-async fn write_replies(
-    wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Reply>,
-    zero_copy: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(64 * 1024, wr);
-    while let Some(reply) = rx.recv().await {
-        write_reply(&mut w, &reply.head, &reply.data, &zero_copy).await?;
-        while let Ok(more) = rx.try_recv() {
-            write_reply(&mut w, &more.head, &more.data, &zero_copy).await?;
-        }
-        w.flush().await?;
+/// What a connection's writer is handed: a reply to send now, or one
+/// held until the log sync of its ticket has finished.
+pub(crate) enum Outgoing {
+    Now(Reply),
+    Held(Held),
+}
+
+impl From<Reply> for Outgoing {
+    fn from(reply: Reply) -> Self {
+        Self::Now(reply)
     }
-    w.shutdown().await
+}
+
+/// The reply of a call that committed metadata without syncing the log,
+/// with what answering it needs.
+pub(crate) struct Held {
+    /// The [`LogSyncer`] ticket whose sync makes the change durable.
+    ticket: u64,
+    reply: Reply,
+    proc_num: u32,
+    /// The call's xid (to answer NFS3ERR_IO instead), if it has one.
+    xid: Option<u32>,
+    started: std::time::Instant,
+    /// The call's place among those in flight, freed once answered.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A connection's writer: sends replies as they come, and held ones in
+/// ticket order as the log syncs finish (one wake-up per sync, however
+/// many replies it releases). It ends when the reader is done and every
+/// held reply has been answered.
+struct Writer {
+    w: BufWriter<OwnedWriteHalf>,
+    zero_copy: Arc<AtomicBool>,
+    metrics: Arc<NfsMetrics>,
+    /// The syncs' progress; `None` without a syncer (nothing is held then).
+    synced: Option<watch::Receiver<Progress>>,
+    /// Held replies, in the order their calls were answered, so in
+    /// ticket order.
+    held: VecDeque<Held>,
+    /// The syncer stopped: what it has not settled is not durable.
+    syncer_gone: bool,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Outgoing>) -> std::io::Result<()> {
+        let mut reading = true;
+        while reading || !self.held.is_empty() {
+            tokio::select! {
+                msg = rx.recv(), if reading => match msg {
+                    Some(msg) => {
+                        self.take(msg).await?;
+                        while let Ok(more) = rx.try_recv() {
+                            self.take(more).await?;
+                        }
+                    }
+                    None => reading = false,
+                },
+                gone = sync_finished(&mut self.synced), if !self.held.is_empty() && !self.syncer_gone => {
+                    self.syncer_gone = gone;
+                }
+            }
+            self.release().await?;
+            self.w.flush().await?;
+        }
+        self.w.shutdown().await
+    }
+
+    async fn take(&mut self, msg: Outgoing) -> std::io::Result<()> {
+        match msg {
+            Outgoing::Now(reply) => self.send(&reply).await,
+            Outgoing::Held(held) => {
+                self.held.push_back(held);
+                Ok(())
+            }
+        }
+    }
+
+    async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        write_reply(&mut self.w, &reply.head, &reply.data, &self.zero_copy).await
+    }
+
+    /// Answers the held replies whose sync has finished: the reply if it
+    /// succeeded, NFS3ERR_IO if it (or a later one) failed or the syncer
+    /// is gone, since the change may then not be durable.
+    async fn release(&mut self) -> std::io::Result<()> {
+        let progress = self.synced.as_mut().map(|rx| *rx.borrow_and_update());
+        while let Some(front) = self.held.front() {
+            let durable = match progress.and_then(|p| p.outcome(front.ticket)) {
+                Some(durable) => durable,
+                None if self.syncer_gone => false,
+                None => break,
+            };
+            let Some(held) = self.held.pop_front() else {
+                break;
+            };
+            self.metrics.nfs_call(held.proc_num, held.started.elapsed());
+            if durable {
+                self.send(&held.reply).await?;
+            } else if let Some(xid) = held.xid {
+                let mut out = rpc::success(xid);
+                let reply = match nfs::not_durable(held.proc_num, &mut out) {
+                    Ok(data) => Reply { head: out, data },
+                    Err(_) => Reply::head(rpc::system_err(xid)),
+                };
+                self.send(&reply).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the next published sync; true if the syncer has stopped.
+async fn sync_finished(synced: &mut Option<watch::Receiver<Progress>>) -> bool {
+    match synced {
+        Some(rx) => rx.changed().await.is_err(),
+        None => true,
+    }
 }
 
 /// A procedure name for logs.

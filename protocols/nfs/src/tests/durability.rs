@@ -148,52 +148,23 @@ async fn a_create_is_answered_only_after_a_log_sync_covering_its_commit() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_reply_is_held_until_its_log_sync_has_finished() {
     let (h, ledger) = start_with_ledger().await;
     let mut c = Client::connect(h.addr).await;
     let root = c.root().await;
-    let (started_tx, started) = std::sync::mpsc::channel();
-    *ledger.gate.lock() = Some(started_tx);
-    // Opens the gate however the test ends, so the syncer thread (joined
-    // when the server drops) is never left waiting.
-    struct OpenOnDrop<'a>(&'a Ledger);
-    impl Drop for OpenOnDrop<'_> {
-        fn drop(&mut self) {
-            *self.0.gate.lock() = None;
-            self.0.opened.notify_all();
-        }
-    }
-    let gate = OpenOnDrop(&ledger);
-    let mut packed = Vec::new();
-    create_args(&root, "f", createhow3::GUARDED(sattr3::default()))
-        .pack(&mut packed)
-        .expect("pack");
-    let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
-    c.send_raw(&rec).await;
+    let held = HeldSync::new(&ledger);
+    let xid = send_create(&mut c, &root, "f").await;
     // The sync covering the CREATE has started and is held at the gate.
-    let waited = tokio::task::spawn_blocking(move || {
-        started.recv_timeout(std::time::Duration::from_secs(60))
-    })
-    .await
-    .expect("join");
-    waited.expect("the CREATE asked for no log sync");
+    held.wait_started().await;
     let mut byte = [0u8; 1];
     match c.sock.try_read(&mut byte) {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("the CREATE was answered before its log sync finished: {other:?}"),
     }
-    drop(gate);
+    drop(held);
     let reply = c.recv_raw().await.expect("reply");
-    let (rxid, answer) = parse_reply(&reply);
-    assert_eq!(rxid, xid);
-    match answer {
-        Answer::Accepted(0, body) => {
-            let (res, _) = CREATE3res::unpack(&mut &body[..]).expect("decode");
-            assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
-        }
-        other => panic!("CREATE failed: {other:?}"),
-    }
+    assert_created(&reply, xid);
     assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
 }
 
@@ -212,4 +183,116 @@ async fn a_create_whose_log_sync_fails_is_answered_with_an_io_error() {
     // Once syncs work again, so do creates.
     ledger.failing.store(false, Ordering::SeqCst);
     c.create_file(&root, "g").await;
+}
+
+/// Holds the ledger's next real sync at its gate until dropped (then
+/// opens it, however the test ends, so the syncer thread joined when the
+/// server drops is never left waiting); `started` hears when it is held.
+struct HeldSync<'a> {
+    ledger: &'a Ledger,
+    started: std::sync::mpsc::Receiver<()>,
+}
+
+impl<'a> HeldSync<'a> {
+    fn new(ledger: &'a Ledger) -> Self {
+        let (tx, started) = std::sync::mpsc::channel();
+        *ledger.gate.lock() = Some(tx);
+        Self { ledger, started }
+    }
+
+    /// Waits (bounded) until a sync is held at the gate.
+    async fn wait_started(&self) {
+        let waited = tokio::task::block_in_place(|| {
+            self.started
+                .recv_timeout(std::time::Duration::from_secs(60))
+        });
+        waited.expect("no log sync was asked for");
+    }
+}
+
+impl Drop for HeldSync<'_> {
+    fn drop(&mut self) {
+        *self.ledger.gate.lock() = None;
+        self.ledger.opened.notify_all();
+    }
+}
+
+/// Sends a GUARDED CREATE of `name` in `dir` without waiting; its xid.
+async fn send_create(c: &mut Client, dir: &nfs_fh3, name: &str) -> u32 {
+    let mut packed = Vec::new();
+    create_args(dir, name, createhow3::GUARDED(sattr3::default()))
+        .pack(&mut packed)
+        .expect("pack");
+    let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
+    c.send_raw(&rec).await;
+    xid
+}
+
+fn assert_created(reply: &[u8], xid: u32) {
+    let (rxid, answer) = parse_reply(reply);
+    assert_eq!(rxid, xid);
+    match answer {
+        Answer::Accepted(0, body) => {
+            let (res, _) = CREATE3res::unpack(&mut &body[..]).expect("decode");
+            assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+        }
+        other => panic!("CREATE failed: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_held_for_its_log_sync_does_not_hold_back_later_calls() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let held = HeldSync::new(&ledger);
+    let create = send_create(&mut c, &root, "f").await;
+    held.wait_started().await;
+    // A GETATTR sent after the held CREATE is answered first.
+    let mut packed = Vec::new();
+    GETATTR3args {
+        object: root.clone(),
+    }
+    .pack(&mut packed)
+    .expect("pack");
+    let (getattr, rec) = c.record(PROGRAM, VERSION, 1, &packed);
+    c.send_raw(&rec).await;
+    let first = c.recv_raw().await.expect("reply");
+    let (xid, answer) = parse_reply(&first);
+    assert_eq!(xid, getattr, "the first reply is the GETATTR's");
+    assert!(matches!(answer, Answer::Accepted(0, _)), "{answer:?}");
+    drop(held);
+    let second = c.recv_raw().await.expect("reply");
+    assert_created(&second, create);
+    assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_still_gets_its_held_replies() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let held = HeldSync::new(&ledger);
+    let xids = [
+        send_create(&mut c, &root, "a").await,
+        send_create(&mut c, &root, "b").await,
+    ];
+    held.wait_started().await;
+    // The client closes its sending side: the server's reader ends while
+    // both replies wait for syncs.
+    c.sock.shutdown().await.expect("shutdown");
+    drop(held);
+    let mut got = Vec::new();
+    while let Some(reply) = c.recv_raw().await {
+        got.push(reply);
+    }
+    assert_eq!(
+        got.len(),
+        2,
+        "both CREATEs answered before the server closed"
+    );
+    for (reply, xid) in got.iter().zip(xids) {
+        assert_created(reply, xid);
+    }
+    assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
 }
