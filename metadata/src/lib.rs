@@ -197,6 +197,12 @@ pub fn not_deferred<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Whether this thread is inside [`deferring_sync`] (and not in a
+/// [`not_deferred`] within it): a sync asked for now is put off.
+pub fn defers_sync() -> bool {
+    SYNC_DEFERRED.with(|d| d.get().is_some())
+}
+
 /// Whether this thread is inside [`deferring_sync`] and owes a sync so far.
 pub fn sync_owed() -> bool {
     SYNC_DEFERRED.with(|d| d.get()) == Some(true)

@@ -312,24 +312,35 @@ impl FileSystem {
         })
     }
 
-    /// Makes every earlier write to `ino` durable.
+    /// Makes every earlier write to `ino` durable. Inside
+    /// [`nitrofs_metadata::deferring_sync`] the metadata log's part is
+    /// left owed: the caller answers once a shared log sync after this
+    /// call has finished.
     pub fn commit(&self, ino: InodeId) -> FsResult<Wcc> {
         let rec = self.read_inode(ino)?;
-        // The chunk files and the metadata log are different files: their
-        // flushes run side by side, so the caller waits for the slower one
-        // (and the filesystem may merge both into one journal commit)
-        // instead of their sum. Neither order protects more than the other:
-        // any concurrent durable metadata commit already syncs the size an
-        // unstable write recorded, whatever this call does.
-        let kv = Arc::clone(&self.kv);
-        let meta = nitrofs_common::beside::run(move || kv.sync());
-        let chunks = rec
-            .data_inodes()
-            .into_iter()
-            .try_for_each(|d| self.chunks.sync(d));
-        let meta = meta.wait();
-        chunks?;
-        meta?;
+        let sync_chunks = || {
+            rec.data_inodes()
+                .into_iter()
+                .try_for_each(|d| self.chunks.sync(d))
+        };
+        if nitrofs_metadata::defers_sync() {
+            self.kv.sync()?;
+            sync_chunks()?;
+        } else {
+            // The chunk files and the metadata log are different files:
+            // their flushes run side by side, so the caller waits for the
+            // slower one (and the filesystem may merge both into one
+            // journal commit) instead of their sum. Neither order protects
+            // more than the other: any concurrent durable metadata commit
+            // already syncs the size an unstable write recorded, whatever
+            // this call does.
+            let kv = Arc::clone(&self.kv);
+            let meta = nitrofs_common::beside::run(move || kv.sync());
+            let chunks = sync_chunks();
+            let meta = meta.wait();
+            chunks?;
+            meta?;
+        }
         let attr = rec.attr();
         Ok(Wcc {
             before: (&attr).into(),

@@ -225,9 +225,17 @@ impl NfsServer {
                         // It changed metadata: answered once a log sync
                         // shared with other calls has made that durable,
                         // while this task reads the next call.
-                        let held =
-                            self.answer_after_sync(reply, proc_num, started, &record, &tx, permit);
-                        if held.await.is_err() {
+                        let Some(log_sync) = &self.log_sync else {
+                            // `inline_proc` only lets these calls run
+                            // here with a syncer.
+                            tracing::error!(
+                                "metadata changed on the connection task without a log syncer"
+                            );
+                            continue;
+                        };
+                        let ticket = log_sync.request();
+                        let held = Held::new(reply, ticket, proc_num, started, &record, permit);
+                        if tx.send(Outgoing::Held(held)).await.is_err() {
                             break;
                         }
                         continue;
@@ -241,11 +249,7 @@ impl NfsServer {
             // and hands its reply straight to the writer: one thread hop.
             tokio::task::spawn_blocking(move || {
                 let _conn = conn_span.enter();
-                if let Some(reply) = run_call(&server, peer.ip(), local_port, &record) {
-                    // A send error means the connection is closing.
-                    let _ = tx.blocking_send(reply.into());
-                }
-                drop(permit);
+                server.run_blocking(peer.ip(), local_port, &record, &tx, permit);
             });
         }
         drop(tx);
@@ -365,33 +369,44 @@ impl NfsServer {
         (inline || sync_after).then_some(p)
     }
 
-    /// Hands `reply` (of a call that committed metadata without syncing
-    /// the log) to the writer, which sends it once a log sync has covered
-    /// it, or NFS3ERR_IO if that sync failed; the call's time is counted
-    /// then.
-    async fn answer_after_sync(
+    /// Runs a call on the blocking pool and hands its reply to the
+    /// writer. A COMMIT there asks the syncer thread for a metadata log
+    /// sync before it syncs the file's chunks, and its reply is held for
+    /// that sync: the two run side by side, and the log's part is shared
+    /// with the CREATEs and SETATTRs answered on connection tasks instead
+    /// of waking a thread of its own.
+    fn run_blocking(
         &self,
-        reply: Reply,
-        proc_num: u32,
-        started: std::time::Instant,
+        peer: IpAddr,
+        local_port: u16,
         record: &[u8],
         tx: &mpsc::Sender<Outgoing>,
         permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<(), mpsc::error::SendError<Outgoing>> {
-        let Some(log_sync) = &self.log_sync else {
-            // `inline_proc` only lets these calls run here with a syncer.
-            tracing::error!("metadata changed on the connection task without a log syncer");
-            return Ok(());
+    ) {
+        let log_sync = self.log_sync.as_ref().filter(|_| {
+            header_word(record, 12) == Some(nfs::PROGRAM) && header_word(record, 20) == Some(COMMIT)
+        });
+        let Some(log_sync) = log_sync else {
+            if let Some(reply) = run_call(self, peer, local_port, record) {
+                // A send error means the connection is closing.
+                let _ = tx.blocking_send(reply.into());
+            }
+            return;
         };
-        let held = Held {
-            ticket: log_sync.request(),
-            reply,
-            proc_num,
-            xid: header_word(record, 0),
-            started,
-            _permit: permit,
+        let started = std::time::Instant::now();
+        // What a COMMIT makes durable in the log (the sizes its file's
+        // unstable WRITEs recorded) was committed before the call began.
+        let ticket = log_sync.request();
+        let (reply, owed) =
+            nitrofs_core_fs::deferring_sync(|| run_call(self, peer, local_port, record));
+        let out = match reply {
+            Some(reply) if owed => {
+                Outgoing::Held(Held::new(reply, ticket, COMMIT, started, record, permit))
+            }
+            Some(reply) => reply.into(),
+            None => return,
         };
-        tx.send(Outgoing::Held(held)).await
+        let _ = tx.blocking_send(out);
     }
 }
 
@@ -413,6 +428,9 @@ const INLINE_PROCS: [u32; 8] = [0, 1, 3, 4, READ, 18, 19, 20];
 
 /// NFSv3 READ's procedure number.
 const READ: u32 = 6;
+
+/// NFSv3 COMMIT's procedure number.
+const COMMIT: u32 = 21;
 
 /// The big-endian word at byte `at` of a call record (its fixed header:
 /// xid at 0, program at 12, version at 16, procedure at 20), if the
@@ -440,8 +458,6 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
     }
 }
 
-/// Sends replies in the order they complete, batching those already
-/// waiting into one flush.
 /// What a connection's writer is handed: a reply to send now, or one
 /// held until the log sync of its ticket has finished.
 pub(crate) enum Outgoing {
@@ -467,6 +483,30 @@ pub(crate) struct Held {
     started: std::time::Instant,
     /// The call's place among those in flight, freed once answered.
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Held {
+    /// `reply` (of a call that committed metadata without syncing the
+    /// log), for the writer to send once the log sync of `ticket` (one
+    /// asked for after that commit) has finished, or NFS3ERR_IO if it
+    /// failed; the call's time is counted then.
+    fn new(
+        reply: Reply,
+        ticket: u64,
+        proc_num: u32,
+        started: std::time::Instant,
+        record: &[u8],
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Self {
+        Self {
+            ticket,
+            reply,
+            proc_num,
+            xid: header_word(record, 0),
+            started,
+            _permit: permit,
+        }
+    }
 }
 
 /// A connection's writer: sends replies as they come, and held ones in

@@ -10,12 +10,12 @@ use crate::rpc::ProcResult;
 use crate::server::Call;
 use crate::xdr::XdrReader;
 use nfs3_types::nfs3::{
-    createhow3, ftype3, nfsstat3, sattr3, specdata3, wcc_data, CREATE3res, CREATE3resfail,
-    CREATE3resok, LINK3res, LINK3resfail, LINK3resok, LOOKUP3res, LOOKUP3resfail, LOOKUP3resok,
-    MKDIR3res, MKDIR3resfail, MKDIR3resok, MKNOD3res, MKNOD3resfail, MKNOD3resok, Nfs3Option,
-    Nfs3Result, REMOVE3res, REMOVE3resfail, REMOVE3resok, RENAME3res, RENAME3resfail, RENAME3resok,
-    RMDIR3res, RMDIR3resfail, RMDIR3resok, SETATTR3res, SETATTR3resfail, SYMLINK3res,
-    SYMLINK3resfail, SYMLINK3resok,
+    createhow3, ftype3, nfsstat3, sattr3, specdata3, wcc_data, COMMIT3res, COMMIT3resfail,
+    CREATE3res, CREATE3resfail, CREATE3resok, LINK3res, LINK3resfail, LINK3resok, LOOKUP3res,
+    LOOKUP3resfail, LOOKUP3resok, MKDIR3res, MKDIR3resfail, MKDIR3resok, MKNOD3res, MKNOD3resfail,
+    MKNOD3resok, Nfs3Option, Nfs3Result, REMOVE3res, REMOVE3resfail, REMOVE3resok, RENAME3res,
+    RENAME3resfail, RENAME3resok, RMDIR3res, RMDIR3resfail, RMDIR3resok, SETATTR3res,
+    SETATTR3resfail, SYMLINK3res, SYMLINK3resfail, SYMLINK3resok,
 };
 use nitrofs_core_fs::{Attr, CreateHow, FsResult, InodeId, NodeKind, Wcc};
 
@@ -315,8 +315,9 @@ pub(super) fn link(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
 /// durable first.
 pub(crate) const SYNC_AFTER_PROCS: [u32; 6] = [2, 8, 9, 10, 11, 15];
 
-/// The reply of one of [`SYNC_AFTER_PROCS`] whose change could not be
-/// made durable: NFS3ERR_IO, with no attributes.
+/// The reply of one of [`SYNC_AFTER_PROCS`], or of a COMMIT (see
+/// `crate::server`), whose change could not be made durable: NFS3ERR_IO,
+/// with no attributes.
 pub(crate) fn not_durable(proc_num: u32, out: &mut Vec<u8>) -> ProcResult {
     let io = nfsstat3::NFS3ERR_IO;
     match proc_num {
@@ -340,6 +341,15 @@ pub(crate) fn not_durable(proc_num: u32, out: &mut Vec<u8>) -> ProcResult {
                 LINK3resfail {
                     file_attributes: Nfs3Option::None,
                     linkdir_wcc: wcc_data::default(),
+                },
+            )),
+        ),
+        21 => reply(
+            out,
+            &COMMIT3res::Err((
+                io,
+                COMMIT3resfail {
+                    file_wcc: wcc_data::default(),
                 },
             )),
         ),

@@ -296,3 +296,70 @@ async fn a_client_that_stops_sending_still_gets_its_held_replies() {
     }
     assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
 }
+
+fn commit_args(file: &nfs_fh3) -> COMMIT3args {
+    COMMIT3args {
+        file: file.clone(),
+        offset: 0,
+        count: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_durable() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let f = c.create_file(&root, "f").await;
+    let w = c
+        .write(&f, 0, b"unstable bytes", stable_how::UNSTABLE)
+        .await;
+    assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
+    // Every commit so far, the WRITE's new size among them.
+    let made = ledger.commits.load(Ordering::SeqCst);
+    let held = HeldSync::new(&ledger);
+    let mut packed = Vec::new();
+    commit_args(&f).pack(&mut packed).expect("pack");
+    let (xid, rec) = c.record(PROGRAM, VERSION, 21, &packed);
+    c.send_raw(&rec).await;
+    held.wait_started().await;
+    let mut byte = [0u8; 1];
+    match c.sock.try_read(&mut byte) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the COMMIT was answered before its log sync finished: {other:?}"),
+    }
+    drop(held);
+    let reply = c.recv_raw().await.expect("reply");
+    let (rxid, answer) = parse_reply(&reply);
+    assert_eq!(rxid, xid);
+    let Answer::Accepted(0, body) = answer else {
+        panic!("COMMIT failed: {answer:?}");
+    };
+    let (res, _) = COMMIT3res::unpack(&mut &body[..]).expect("decode");
+    let Nfs3Result::Ok(ok) = res else {
+        panic!("COMMIT refused: {res:?}");
+    };
+    assert_eq!(ok.verf.0, h.fs.boot_count().to_be_bytes());
+    assert!(
+        ledger.synced.load(Ordering::SeqCst) >= made,
+        "COMMIT answered before the WRITE's size was synced"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_log_sync_fails_is_answered_with_an_io_error() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let f = c.create_file(&root, "f").await;
+    let w = c
+        .write(&f, 0, b"unstable bytes", stable_how::UNSTABLE)
+        .await;
+    assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
+    ledger.failing.store(true, Ordering::SeqCst);
+    let res: COMMIT3res = c.nfs(21, &commit_args(&f)).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+    ledger.failing.store(false, Ordering::SeqCst);
+    let res: COMMIT3res = c.nfs(21, &commit_args(&f)).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+}
