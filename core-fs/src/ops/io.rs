@@ -312,10 +312,11 @@ impl FileSystem {
         })
     }
 
-    /// Makes every earlier write to `ino` durable. Inside
-    /// [`nitrofs_metadata::deferring_sync`] the metadata log's part is
-    /// left owed: the caller answers once a shared log sync after this
-    /// call has finished.
+    /// Makes every earlier write to `ino` durable. It commits no metadata
+    /// of its own. Inside [`nitrofs_metadata::deferring_sync`] the
+    /// metadata log's part is left owed: the caller answers once a shared
+    /// log sync that started after the writes' commits (it may start
+    /// before this call) has finished.
     pub fn commit(&self, ino: InodeId) -> FsResult<Wcc> {
         let rec = self.read_inode(ino)?;
         let sync_chunks = || {

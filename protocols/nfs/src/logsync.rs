@@ -1,8 +1,10 @@
-//! Group commit for calls answered on the connection's task.
+//! Group commit for calls answered on the connection's task, and for
+//! COMMIT.
 //!
 //! A CREATE (or SETATTR, MKDIR, …) run there commits its transaction inside
 //! [`nitrofs_core_fs::deferring_sync`] and must not be answered before
-//! the metadata log is synced. Parking the executor thread on that fsync
+//! the metadata log is synced; a COMMIT must not be answered before the
+//! sizes its file's unstable WRITEs committed are. Parking the executor thread on that fsync
 //! would stall every connection it serves, and a hop per call to the
 //! blocking pool costs more thread switches than the call itself, so the
 //! call takes a ticket from this syncer instead and its connection's
@@ -154,17 +156,17 @@ mod tests {
 
     #[tokio::test]
     async fn every_ticket_is_settled_by_a_sync_that_started_after_it() {
-        // "Commits" count up; a sync makes durable what was committed
-        // when it started. Each ticket checks its commit is covered.
+        // "Commits" count up; sync number k (they run one at a time, so
+        // in order) makes durable what was committed when it started,
+        // recorded at index k - 1. Each ticket's own sync must cover its
+        // commit.
         let committed = Arc::new(AtomicU64::new(0));
-        let durable = Arc::new(AtomicU64::new(0));
-        let syncs = Arc::new(AtomicU64::new(0));
-        let (c, d, n) = (committed.clone(), durable.clone(), syncs.clone());
+        let covered = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (c, d) = (committed.clone(), covered.clone());
         let syncer = LogSyncer::start(move || {
             let upto = c.load(Ordering::SeqCst);
             std::thread::yield_now();
-            d.fetch_max(upto, Ordering::SeqCst);
-            n.fetch_add(1, Ordering::SeqCst);
+            d.lock().push(upto);
             Ok(())
         })
         .expect("start");
@@ -178,12 +180,14 @@ mod tests {
         assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "tickets go up");
         for (mine, ticket) in tickets {
             assert!(settled(&mut progress, ticket).await, "synced");
+            let index = usize::try_from(ticket - 1).expect("small");
+            let by_its_sync = covered.lock()[index];
             assert!(
-                durable.load(Ordering::SeqCst) >= mine,
-                "ticket {ticket} settled before its commit was synced"
+                by_its_sync >= mine,
+                "ticket {ticket} for commit {mine}: its sync covered only {by_its_sync}"
             );
         }
-        let ran = syncs.load(Ordering::SeqCst);
+        let ran = covered.lock().len();
         assert!((1..=200).contains(&ran), "{ran} syncs");
         drop(syncer);
     }

@@ -1,10 +1,13 @@
 //! The TCP server: accept loop, one task per connection, many calls in
 //! flight per connection, and the dispatch of each call to its program.
 //!
-//! A connection reads records in a loop and hands each to its own task,
-//! which runs the (blocking) core call on tokio's blocking pool and sends
-//! the reply to the connection's single writer task. Replies therefore go
-//! out in completion order, as ONC-RPC allows; at most
+//! A connection reads records in a loop. Quick metadata calls run on the
+//! connection's task when everything they need is in memory; the others
+//! run on tokio's blocking pool. Every reply goes to the connection's
+//! single writer task, which sends it at once, or, for a call whose
+//! metadata change is not durable yet, once the log sync it was given a
+//! ticket for has finished (see [`crate::logsync`]). Replies therefore
+//! go out in completion order, as ONC-RPC allows; at most
 //! [`MAX_IN_FLIGHT`] calls per connection are outstanding before the
 //! reader stops reading.
 
@@ -56,7 +59,8 @@ pub struct NfsServer {
     /// How long an idle connection is kept.
     idle_timeout: Duration,
     /// Log syncs for metadata changes answered on the connection's task
-    /// (without it they run on the blocking pool and sync there).
+    /// and for COMMIT (without it those run on the blocking pool and sync
+    /// there).
     log_sync: Option<LogSyncer>,
     /// READ replies of at least `nfs::io::ZERO_COPY_MIN` bytes send chunk
     /// file ranges with `sendfile` (turned off for good after it fails
@@ -395,7 +399,11 @@ impl NfsServer {
         };
         let started = std::time::Instant::now();
         // What a COMMIT makes durable in the log (the sizes its file's
-        // unstable WRITEs recorded) was committed before the call began.
+        // unstable WRITEs recorded) was committed before the call began,
+        // and the call commits no metadata itself (`FileSystem::commit`
+        // only reads and syncs), so a ticket taken now covers it all and
+        // the log sync overlaps the chunk sync. A call that committed
+        // durably inside this scope would need a ticket taken after it.
         let ticket = log_sync.request();
         let (reply, owed) =
             nitrofs_core_fs::deferring_sync(|| run_call(self, peer, local_port, record));
@@ -509,8 +517,8 @@ impl Held {
     }
 }
 
-/// A connection's writer: sends replies as they come, and held ones in
-/// ticket order as the log syncs finish (one wake-up per sync, however
+/// A connection's writer: sends replies as they come, and held ones as
+/// the log syncs of their tickets finish (one wake-up per sync, however
 /// many replies it releases). It ends when the reader is done and every
 /// held reply has been answered.
 struct Writer {
@@ -519,8 +527,9 @@ struct Writer {
     metrics: Arc<NfsMetrics>,
     /// The syncs' progress; `None` without a syncer (nothing is held then).
     synced: Option<watch::Receiver<Progress>>,
-    /// Held replies, in the order their calls were answered, so in
-    /// ticket order.
+    /// Held replies, in the order their calls were answered. Not quite
+    /// ticket order: a COMMIT takes its ticket before it syncs its chunks,
+    /// so CREATEs answered meanwhile may come before it with later ones.
     held: VecDeque<Held>,
     /// The syncer stopped: what it has not settled is not durable.
     syncer_gone: bool,
@@ -543,6 +552,9 @@ impl Writer {
                 gone = sync_finished(&mut self.synced), if !self.held.is_empty() && !self.syncer_gone => {
                     self.syncer_gone = gone;
                 }
+                // Not reached: once the syncer is gone, `release` answers
+                // every held reply, so some branch is always enabled.
+                else => break,
             }
             self.release().await?;
             self.w.flush().await?;
@@ -569,13 +581,17 @@ impl Writer {
     /// is gone, since the change may then not be durable.
     async fn release(&mut self) -> std::io::Result<()> {
         let progress = self.synced.as_mut().map(|rx| *rx.borrow_and_update());
-        while let Some(front) = self.held.front() {
-            let durable = match progress.and_then(|p| p.outcome(front.ticket)) {
+        let mut i = 0;
+        while let Some(held) = self.held.get(i) {
+            let durable = match progress.and_then(|p| p.outcome(held.ticket)) {
                 Some(durable) => durable,
                 None if self.syncer_gone => false,
-                None => break,
+                None => {
+                    i += 1;
+                    continue;
+                }
             };
-            let Some(held) = self.held.pop_front() else {
+            let Some(held) = self.held.remove(i) else {
                 break;
             };
             self.metrics.nfs_call(held.proc_num, held.started.elapsed());

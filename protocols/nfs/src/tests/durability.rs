@@ -317,6 +317,7 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
     assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
     // Every commit so far, the WRITE's new size among them.
     let made = ledger.commits.load(Ordering::SeqCst);
+    let deferred = ledger.deferred.load(Ordering::SeqCst);
     let held = HeldSync::new(&ledger);
     let mut packed = Vec::new();
     commit_args(&f).pack(&mut packed).expect("pack");
@@ -343,6 +344,12 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
     assert!(
         ledger.synced.load(Ordering::SeqCst) >= made,
         "COMMIT answered before the WRITE's size was synced"
+    );
+    // The COMMIT put its log sync off for the syncer thread, whose sync
+    // the gate held, instead of syncing on a thread of its own.
+    assert!(
+        ledger.deferred.load(Ordering::SeqCst) > deferred,
+        "the COMMIT synced the log itself"
     );
 }
 
