@@ -34,6 +34,7 @@ pub use nitrofs_metadata::{deferring_sync, sync_owed};
 pub use nitrofs_metadata::{may_wait, memory_only, memory_read_missed};
 pub use ops::acl::AclListing;
 pub use ops::object::{DetachedKind, PublishIf, IMPLICIT_DIR_XATTR};
+pub use ops::pinned::PinnedRead;
 pub use ops::xattr::{XATTR_NAME_MAX, XATTR_VALUE_MAX};
 pub use perm::{access_permitted, R, W, X};
 pub use quota::{QuotaInfo, QuotaLimits, QuotaPhase, QuotaTarget, QuotaUsage};
@@ -129,6 +130,8 @@ pub struct FileSystem {
     snap_collector: Mutex<()>,
     /// Write reservations and the quota walk lock.
     quota_gate: quota::Gate,
+    /// Data inodes open for reading, whose chunk deletion waits for them.
+    read_pins: ops::pinned::ReadPins,
 }
 
 /// How long a call inside `memory_only` waits for a lock another thread

@@ -60,6 +60,59 @@ both_backends! {
         assert!(!fx.chunks.inodes().expect("inodes").contains(&first.ino));
     }
 
+    fn a_reader_opened_before_its_object_is_replaced_reads_the_old_bytes_to_the_end(fx) {
+        use nitrofs_chunk_store::ChunkStore;
+        let cred = root_cred();
+        let old = pattern(3, 3 * C + 17);
+        let first = detached(fx, &old);
+        fx.fs.publish(&cred, first.ino, fx.root(), &path("k"), &[]).expect("publish 1");
+        let reader = FileSystem::open_read(&fx.fs, &cred, first.ino).expect("open");
+        let second = detached(fx, b"new");
+        fx.fs.publish(&cred, second.ino, fx.root(), &path("k"), &[]).expect("publish 2");
+        assert_err!(fx.fs.getattr(first.ino), FsError::Stale);
+        // A reader opened now finds the object gone.
+        assert!(FileSystem::open_read(&fx.fs, &cred, first.ino).is_err());
+        // The one opened before reads every byte, across chunks.
+        assert_eq!(reader.attr().size, old.len() as u64);
+        let mut got = Vec::new();
+        while (got.len() as u64) < reader.attr().size {
+            let piece = reader.read(got.len() as u64, 50_000).expect("read");
+            assert!(!piece.is_empty(), "short read at {}", got.len());
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, old);
+        assert!(reader.read(old.len() as u64, 10).expect("read at the end").is_empty());
+        assert!(fx.chunks.inodes().expect("inodes").contains(&first.ino), "freed while read");
+        reader.close();
+        assert!(!fx.chunks.inodes().expect("inodes").contains(&first.ino), "kept after the read");
+        assert_eq!(fx.read_all(second.ino), b"new");
+    }
+
+    fn a_removed_file_stays_readable_by_each_reader_until_the_last_closes(fx) {
+        use nitrofs_chunk_store::ChunkStore;
+        let cred = root_cred();
+        let f = fx.file(fx.root(), "f");
+        let data = pattern(5, C + 100);
+        fx.write(f.ino, 0, &data);
+        let a = FileSystem::open_read(&fx.fs, &cred, f.ino).expect("open a");
+        let b = FileSystem::open_read(&fx.fs, &cred, f.ino).expect("open b");
+        fx.fs.remove(&cred, fx.root(), b"f").expect("remove");
+        a.close();
+        assert!(fx.chunks.inodes().expect("inodes").contains(&f.ino), "freed with a reader left");
+        assert_eq!(b.read(C as u64, 100).expect("read").as_ref(), &data[C..]);
+        b.close();
+        assert!(!fx.chunks.inodes().expect("inodes").contains(&f.ino), "kept after both closed");
+    }
+
+    fn a_reader_needs_read_permission_and_a_regular_file(fx) {
+        let f = fx.file_with(fx.root(), "secret", 0o600, 1000, 1000);
+        fx.write(f.ino, 0, b"x");
+        assert_err!(FileSystem::open_read(&fx.fs, &user(2000), f.ino), FsError::Access);
+        assert!(FileSystem::open_read(&fx.fs, &user(1000), f.ino).is_ok());
+        let d = fx.dir(fx.root(), "d");
+        assert_err!(FileSystem::open_read(&fx.fs, &root_cred(), d.ino), FsError::IsDir);
+    }
+
     fn publish_refuses_a_directory_target_and_a_file_in_the_path(fx) {
         let cred = root_cred();
         fx.dir(fx.root(), "d");

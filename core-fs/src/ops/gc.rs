@@ -21,6 +21,12 @@ impl FileSystem {
             tracing::debug!(ino, "chunk deletion left to the collector: sync owed");
             return;
         }
+        // A reader that opened the file before it lost its name keeps its
+        // bytes; the last one to finish deletes them.
+        if self.read_pins.defer_deletion(ino) {
+            tracing::debug!(ino, "chunk deletion waits for readers");
+            return;
+        }
         // A snapshot may have taken the data over instead (no GC record).
         match self.kv.get(&keys::gc(ino)) {
             Ok(Some(_)) => {}

@@ -183,9 +183,29 @@ impl FileSystem {
             });
         }
         let end = rec.size.min(offset.saturating_add(u64::from(count)));
-        let len = end - offset;
+        let parts = self.gather(&rec, offset, end - offset, ranges)?;
+        // The data first: inside `memory_only` a read that misses must find
+        // nothing committed yet (the call runs again elsewhere), and after an
+        // atime commit reads would be free to wait on this thread.
+        Ok(RangesResult {
+            attr: self.touch_atime(&rec)?,
+            pieces: parts,
+            eof: end >= rec.size,
+        })
+    }
+
+    /// The bytes `[offset, offset+len)` of `rec`'s data (within its size)
+    /// as pieces; with `ranges`, as ranges of chunk files where the chunk
+    /// store can show them. Holes read as zeros.
+    pub(crate) fn gather(
+        &self,
+        rec: &InodeRecord,
+        offset: u64,
+        len: u64,
+        ranges: bool,
+    ) -> FsResult<Vec<ReadPiece>> {
         let mut parts: Vec<ReadPiece> = Vec::with_capacity(2);
-        for (data_ino, cs, ext_off, ext_len) in extents(&rec, offset, len) {
+        for (data_ino, cs, ext_off, ext_len) in extents(rec, offset, len) {
             for (index, within, n) in pieces(cs, ext_off, ext_len) {
                 let id = ChunkId {
                     ino: data_ino,
@@ -209,18 +229,11 @@ impl FileSystem {
                 }
             }
         }
-        // The data first: inside `memory_only` a read that misses must find
-        // nothing committed yet (the call runs again elsewhere), and after an
-        // atime commit reads would be free to wait on this thread.
-        Ok(RangesResult {
-            attr: self.touch_atime(&rec)?,
-            pieces: parts,
-            eof: end >= rec.size,
-        })
+        Ok(parts)
     }
 
     /// Refreshes atime with relatime rules; returns the attributes.
-    fn touch_atime(&self, rec: &InodeRecord) -> FsResult<Attr> {
+    pub(crate) fn touch_atime(&self, rec: &InodeRecord) -> FsResult<Attr> {
         let now = Timestamp::now();
         if rec.atime > rec.mtime && now.secs - rec.atime.secs < RELATIME_SECS {
             return Ok(rec.attr());

@@ -10,6 +10,7 @@ pub(crate) mod io;
 pub(crate) mod lookup;
 pub mod object;
 pub(crate) mod open;
+pub mod pinned;
 pub(crate) mod readdir;
 pub(crate) mod remove;
 pub(crate) mod rename;

@@ -47,6 +47,7 @@ pub(crate) fn open(
         snap_cache: Mutex::new(Default::default()),
         snap_collector: Mutex::new(()),
         quota_gate: Default::default(),
+        read_pins: Default::default(),
     };
     match fs.volume(DEFAULT_VOLUME) {
         Ok(_) => {}

@@ -28,8 +28,8 @@ pub enum Backend {
 pub struct Fixture {
     /// The backend under test.
     pub backend: Backend,
-    /// The filesystem.
-    pub fs: FileSystem,
+    /// The filesystem (shared, as servers hold it).
+    pub fs: Arc<FileSystem>,
     /// The chunk engine the filesystem writes to (for checking freed chunks).
     pub chunks: Arc<LocalChunkStore>,
     /// Kept so that a restart of a `Mem` fixture finds the same metadata.
@@ -224,12 +224,12 @@ fn open_fs(
     meta_dir: &std::path::Path,
     chunks: &Arc<LocalChunkStore>,
     opts: FsOptions,
-) -> FileSystem {
+) -> Arc<FileSystem> {
     let kv: Arc<dyn MetaKv> = match (backend, mem) {
         (Backend::Mem, Some(m)) => m.clone(),
         _ => Arc::new(RocksKv::open(meta_dir).expect("open rocksdb")),
     };
-    FileSystem::open(kv, chunks.clone(), opts).expect("open filesystem")
+    Arc::new(FileSystem::open(kv, chunks.clone(), opts).expect("open filesystem"))
 }
 
 /// Every entry of `dir` except `.` and `..`, as root, in cookie order.

@@ -16,7 +16,7 @@ use crate::error::{fs_error, internal};
 use crate::hashing::Md5;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use nitrofs_core_fs::{Attr, Credentials, FileSystem, FsError, InodeId};
+use nitrofs_core_fs::{Credentials, FileSystem, FsError, InodeId};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::{Checksum, StreamingBlob};
 use s3s::stream::{ByteStream, RemainingLength};
@@ -384,27 +384,42 @@ pub async fn read_small(
     Ok(Some(StreamingBlob::from(s3s::Body::from(data))))
 }
 
-/// A response body reading `[start, end)` of a file.
-pub fn read_body(
+/// A response body streaming `[start, end)` of file `ino`, opened before
+/// the answer so a PUT or DELETE of the key meanwhile does not cut it
+/// short: the bytes it sends are those of the file it opened
+/// ([`nitrofs_core_fs::PinnedRead`]). `None` if the file is gone or no
+/// longer `size` bytes long (the object was replaced since it was looked
+/// up).
+pub async fn open_body(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
-    attr: &Attr,
+    ino: InodeId,
+    size: u64,
     start: u64,
     end: u64,
-) -> StreamingBlob {
+) -> S3Result<Option<StreamingBlob>> {
+    let (shared, cred) = (Arc::clone(fs), cred.clone());
+    let opened = crate::ns::quick(fs, move |_| {
+        match FileSystem::open_read(&shared, &cred, ino) {
+            Ok(p) if p.attr().size == size => Ok(Some(p)),
+            Ok(_) | Err(FsError::Stale | FsError::NotFound) => Ok(None),
+            Err(e) => Err(fs_error(e)),
+        }
+    })
+    .await?;
+    let Some(file) = opened else {
+        return Ok(None);
+    };
+    let file = Arc::new(file);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let fs = Arc::clone(fs);
-    let cred = cred.clone();
-    let ino = attr.ino;
     tokio::spawn(async move {
         let mut pos = start;
         while pos < end {
             let n = (end - pos).min(PIECE as u64) as u32;
-            let fs2 = Arc::clone(&fs);
-            let cred2 = cred.clone();
-            let got = tokio::task::spawn_blocking(move || fs2.read(&cred2, ino, pos, n)).await;
+            let f = Arc::clone(&file);
+            let got = tokio::task::spawn_blocking(move || f.read(pos, n)).await;
             let piece = match got {
-                Ok(Ok(r)) if !r.data.is_empty() => Ok(r.data),
+                Ok(Ok(data)) if !data.is_empty() => Ok(data),
                 Ok(Ok(_)) => Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the object was truncated while it was read",
@@ -421,10 +436,10 @@ pub fn read_body(
             }
         }
     });
-    StreamingBlob::new(FileBody {
+    Ok(Some(StreamingBlob::new(FileBody {
         rx,
         remaining: (end - start) as usize,
-    })
+    })))
 }
 
 struct FileBody {

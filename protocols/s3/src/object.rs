@@ -54,7 +54,7 @@ pub(crate) struct Found {
 }
 
 /// How many times a GET looks its object up when the object is replaced
-/// each time before its small body is read.
+/// each time before its body is read (a small one) or opened.
 const GET_ATTEMPTS: u32 = 3;
 
 /// Looks up an object and its metadata (needs read permission).
@@ -284,8 +284,8 @@ impl NitroS3 {
         let cred = self.cred(&req)?;
         let input = req.input;
         let key = parse_key(&input.key).map_err(key_error)?;
-        // A small body is read before the answer: an object replaced
-        // between its lookup and that read is looked up again.
+        // A small body is read before the answer, a larger one opened: an
+        // object replaced between its lookup and then is looked up again.
         let mut attempts = 0;
         let (found, start, end, content_range, body) = loop {
             attempts += 1;
@@ -305,7 +305,14 @@ impl NitroS3 {
                     }
                 }
             } else {
-                Some(body::read_body(&self.fs, &cred, &found.attr, start, end))
+                let (ino, size) = (found.attr.ino, found.size);
+                match body::open_body(&self.fs, &cred, ino, size, start, end).await? {
+                    Some(b) => Some(b),
+                    None if attempts < GET_ATTEMPTS => continue,
+                    None => {
+                        return Err(internal("the object kept being replaced while it was read"))
+                    }
+                }
             };
             break (found, start, end, content_range, body);
         };

@@ -560,3 +560,49 @@ async fn deletes_are_idempotent_and_remove_implicit_parents() {
         "NoSuchKey"
     );
 }
+
+#[tokio::test]
+async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_replaced() {
+    let h = Harness::new();
+    let old: Vec<u8> = (0..8 * 1024 * 1024 + 17)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let input = PutObjectInput {
+        bucket: "default".into(),
+        key: "ckpt".into(),
+        body: blob_pieces(&old, 65_537),
+        content_length: Some(old.len() as i64),
+        ..PutObjectInput::default()
+    };
+    h.s3.put_object(req(input, ROOT)).await.unwrap();
+    let got =
+        h.s3.get_object(req(get("ckpt"), ROOT))
+            .await
+            .unwrap()
+            .output;
+    assert_eq!(got.content_length, Some(old.len() as i64));
+    // Replaced, then deleted, before the body is read.
+    h.s3.put_object(req(put("default", "ckpt", b"new"), ROOT))
+        .await
+        .unwrap();
+    let again =
+        h.s3.get_object(req(get("ckpt"), ROOT))
+            .await
+            .unwrap()
+            .output;
+    assert_eq!(read_all(again.body).await, b"new");
+    let del = DeleteObjectInput {
+        bucket: "default".into(),
+        key: "ckpt".into(),
+        ..DeleteObjectInput::default()
+    };
+    h.s3.delete_object(req(del, ROOT)).await.unwrap();
+    assert!(
+        read_all(got.body).await == old,
+        "the body is not the object it began"
+    );
+    assert_eq!(
+        code(h.s3.get_object(req(get("ckpt"), ROOT)).await),
+        "NoSuchKey"
+    );
+}
