@@ -71,7 +71,7 @@ both_backends! {
         fx.fs.publish(&cred, second.ino, fx.root(), &path("k"), &[]).expect("publish 2");
         assert_err!(fx.fs.getattr(first.ino), FsError::Stale);
         // A reader opened now finds the object gone.
-        assert!(FileSystem::open_read(&fx.fs, &cred, first.ino).is_err());
+        assert_err!(FileSystem::open_read(&fx.fs, &cred, first.ino), FsError::Stale);
         // The one opened before reads every byte, across chunks.
         assert_eq!(reader.attr().size, old.len() as u64);
         let mut got = Vec::new();
@@ -102,6 +102,23 @@ both_backends! {
         assert_eq!(b.read(C as u64, 100).expect("read").as_ref(), &data[C..]);
         b.close();
         assert!(!fx.chunks.inodes().expect("inodes").contains(&f.ino), "kept after both closed");
+    }
+
+    fn a_reader_whose_file_is_cut_short_fails_instead_of_reading_zeros(fx) {
+        let cred = root_cred();
+        let f = fx.file(fx.root(), "f");
+        let data = pattern(7, 2 * C + 5);
+        fx.write(f.ino, 0, &data);
+        let reader = FileSystem::open_read(&fx.fs, &cred, f.ino).expect("open");
+        assert_eq!(reader.read(0, 100).expect("read").as_ref(), &data[..100]);
+        let cut = SetAttr {
+            size: Some(10),
+            ..SetAttr::default()
+        };
+        fx.fs.setattr(&cred, f.ino, &cut, None).expect("truncate");
+        assert_err!(reader.read(C as u64, 100), FsError::Io(_));
+        // Within the new end, the bytes are still the file's.
+        assert_eq!(reader.read(0, 10).expect("read").as_ref(), &data[..10]);
     }
 
     fn a_reader_needs_read_permission_and_a_regular_file(fx) {

@@ -73,8 +73,10 @@ impl ReadPins {
 
 /// A file opened for reading by [`FileSystem::open_read`]: its bytes as
 /// they were when opened, even if its name is given to another file or
-/// removed meanwhile (an NFS WRITE or truncation of the same file still
-/// shows). Dropping it lets a deletion that waited for it run.
+/// removed meanwhile. Changes to the file itself are not held back: an
+/// NFS WRITE shows, and a read past a new, shorter end fails (as reading
+/// the file by number would), rather than returning the cut bytes as
+/// zeros. Dropping it lets a deletion that waited for it run.
 pub struct PinnedRead {
     fs: Arc<FileSystem>,
     source: Source,
@@ -115,19 +117,19 @@ impl FileSystem {
         perm::check_data(&mut fs.store_acls(), &rec, cred, R)?;
         let data = rec.data_inodes();
         fs.read_pins.pin(&data);
-        // Pinned, then looked at again: a deletion that ran before the pin
-        // had already removed the record (it deletes chunks only after its
-        // commit), so a record still there with the same data is safe.
-        let still = match fs.read_inode(ino) {
-            Ok(now) if now.data_inodes() == data => Ok(()),
-            Ok(_) => Err(FsError::Stale),
-            Err(e) => Err(e),
-        };
         let pinned = PinnedRead {
             fs: Arc::clone(fs),
             source: Source::Live { rec, data },
         };
-        still?;
+        // Pinned, then looked at again: a deletion that ran before the pin
+        // had already removed the record (it deletes chunks only after its
+        // commit), so a record still there with the same data is safe.
+        if let Source::Live { data, .. } = &pinned.source {
+            let now = fs.read_inode(ino)?;
+            if &now.data_inodes() != data {
+                return Err(FsError::Stale);
+            }
+        }
         if let Source::Live { rec, .. } = &pinned.source {
             fs.touch_atime(rec)?;
         }
@@ -168,6 +170,20 @@ impl PinnedRead {
         }
         let end = rec.size.min(offset.saturating_add(u64::from(count)));
         let pieces = self.fs.gather(rec, offset, end - offset, false)?;
+        // Truncation cuts a file's chunks in place (no deletion waits for
+        // it), so the gathered bytes may hold zeros for a cut tail. A file
+        // still there must still reach `end`; one that is gone (replaced,
+        // removed) had its chunks kept by the pin.
+        match self.fs.read_inode(rec.ino) {
+            Ok(now) if now.size < end || now.data_inodes() != rec.data_inodes() => {
+                return Err(FsError::Io(format!(
+                    "inode {}: truncated or rewritten while it was read",
+                    rec.ino
+                )));
+            }
+            Ok(_) | Err(FsError::Stale | FsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
         if let [ReadPiece::Bytes(b)] = pieces.as_slice() {
             return Ok(b.clone());
         }
@@ -183,8 +199,10 @@ impl PinnedRead {
 
 impl PinnedRead {
     /// Ends the read on this thread, which then deletes the chunks that
-    /// waited for it (it may wait for the disk). Dropping a reader does the
-    /// same on a pool thread.
+    /// waited for it (it may wait for the disk; inside
+    /// [`nitrofs_metadata::deferring_sync`] they are left to the collector
+    /// at the next start, as every deletion there is). Dropping a reader
+    /// does the same on a pool thread.
     pub fn close(mut self) {
         for ino in self.unpin() {
             self.fs.delete_chunks(ino);

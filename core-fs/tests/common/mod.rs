@@ -84,7 +84,12 @@ impl Fixture {
             mem,
             dir,
         } = self;
-        drop(fs);
+        // The fixture must hold the only reference, so RocksDB closes here
+        // (a reader or a queued deletion still holding one would keep it).
+        match Arc::try_unwrap(fs) {
+            Ok(fs) => drop(fs),
+            Err(_) => panic!("the filesystem is still shared at restart"),
+        }
         drop(chunks);
         let chunks =
             Arc::new(LocalChunkStore::open(&dir.path().join("chunks")).expect("chunk store"));
