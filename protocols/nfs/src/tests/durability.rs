@@ -157,11 +157,7 @@ async fn a_create_reply_is_held_until_its_log_sync_has_finished() {
     let xid = send_create(&mut c, &root, "f").await;
     // The sync covering the CREATE has started and is held at the gate.
     held.wait_started().await;
-    let mut byte = [0u8; 1];
-    match c.sock.try_read(&mut byte) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the CREATE was answered before its log sync finished: {other:?}"),
-    }
+    assert_no_reply_yet(&c, "CREATE");
     drop(held);
     let reply = c.recv_raw().await.expect("reply");
     assert_created(&reply, xid);
@@ -297,6 +293,30 @@ async fn a_client_that_stops_sending_still_gets_its_held_replies() {
     assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
 }
 
+/// A server on a ledger, a client, and file `f` with an UNSTABLE write
+/// of some bytes.
+async fn with_unstable_write() -> (Harness, Arc<Ledger>, Client, nfs_fh3) {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let f = c.create_file(&root, "f").await;
+    let w = c
+        .write(&f, 0, b"unstable bytes", stable_how::UNSTABLE)
+        .await;
+    assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
+    (h, ledger, c, f)
+}
+
+/// Nothing has arrived from the server yet (the `what` call's reply is
+/// held for its log sync).
+fn assert_no_reply_yet(c: &Client, what: &str) {
+    let mut byte = [0u8; 1];
+    match c.sock.try_read(&mut byte) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the {what} was answered before its log sync finished: {other:?}"),
+    }
+}
+
 fn commit_args(file: &nfs_fh3) -> COMMIT3args {
     COMMIT3args {
         file: file.clone(),
@@ -307,14 +327,7 @@ fn commit_args(file: &nfs_fh3) -> COMMIT3args {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_durable() {
-    let (h, ledger) = start_with_ledger().await;
-    let mut c = Client::connect(h.addr).await;
-    let root = c.root().await;
-    let f = c.create_file(&root, "f").await;
-    let w = c
-        .write(&f, 0, b"unstable bytes", stable_how::UNSTABLE)
-        .await;
-    assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
+    let (h, ledger, mut c, f) = with_unstable_write().await;
     // Every commit so far, the WRITE's new size among them.
     let made = ledger.commits.load(Ordering::SeqCst);
     let deferred = ledger.deferred.load(Ordering::SeqCst);
@@ -324,11 +337,7 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
     let (xid, rec) = c.record(PROGRAM, VERSION, 21, &packed);
     c.send_raw(&rec).await;
     held.wait_started().await;
-    let mut byte = [0u8; 1];
-    match c.sock.try_read(&mut byte) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the COMMIT was answered before its log sync finished: {other:?}"),
-    }
+    assert_no_reply_yet(&c, "COMMIT");
     drop(held);
     let reply = c.recv_raw().await.expect("reply");
     let (rxid, answer) = parse_reply(&reply);
@@ -355,14 +364,7 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_log_sync_fails_is_answered_with_an_io_error() {
-    let (h, ledger) = start_with_ledger().await;
-    let mut c = Client::connect(h.addr).await;
-    let root = c.root().await;
-    let f = c.create_file(&root, "f").await;
-    let w = c
-        .write(&f, 0, b"unstable bytes", stable_how::UNSTABLE)
-        .await;
-    assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
+    let (_h, ledger, mut c, f) = with_unstable_write().await;
     ledger.failing.store(true, Ordering::SeqCst);
     let res: COMMIT3res = c.nfs(21, &commit_args(&f)).await;
     assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
