@@ -38,6 +38,17 @@ pub enum RecordError {
     TooLarge(usize),
 }
 
+/// Whether `buf` (a connection's read buffer) begins with a whole
+/// record in one fragment, so the next [`read_record`] needs no read from
+/// the socket.
+pub fn whole_record_buffered(buf: &[u8]) -> bool {
+    let Some(header) = buf.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok()) else {
+        return false;
+    };
+    let word = u32::from_be_bytes(header);
+    word & LAST_FRAGMENT != 0 && buf.len() - 4 >= (word & LENGTH_MASK) as usize
+}
+
 /// Reads one complete record. `Ok(None)` is a clean end of stream at a
 /// record boundary.
 pub async fn read_record<R: AsyncRead + Unpin>(

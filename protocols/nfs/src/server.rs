@@ -14,7 +14,7 @@
 use crate::export::{ExportOptions, ExportPolicy};
 use crate::logsync::{LogSyncer, Progress};
 use crate::metrics::NfsMetrics;
-use crate::record::{read_record, write_reply, MAX_RECORD};
+use crate::record::{read_record, whole_record_buffered, write_reply, MAX_RECORD};
 use crate::rpc::{self, Auth, Fault, Reply};
 use crate::xdr::XdrReader;
 use crate::{mount, nfs, portmap};
@@ -167,7 +167,19 @@ impl NfsServer {
         };
         let writer = tokio::spawn(writer.run(rx).in_current_span());
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        // Replies of calls answered here that wait for a log sync not yet
+        // asked for: calls already in the read buffer run first, so one
+        // sync covers them all.
+        let mut unsynced: Vec<Held> = Vec::new();
         loop {
+            if !unsynced.is_empty()
+                && (unsynced.len() >= SYNC_BATCH
+                    || in_flight.available_permits() == 0
+                    || !whole_record_buffered(rd.buffer()))
+                && !self.ask_sync(&mut unsynced, &tx).await
+            {
+                break;
+            }
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
             };
@@ -228,20 +240,8 @@ impl NfsServer {
                     Some((Some(reply), true)) => {
                         // It changed metadata: answered once a log sync
                         // shared with other calls has made that durable,
-                        // while this task reads the next call.
-                        let Some(log_sync) = &self.log_sync else {
-                            // `inline_proc` only lets these calls run
-                            // here with a syncer.
-                            tracing::error!(
-                                "metadata changed on the connection task without a log syncer"
-                            );
-                            continue;
-                        };
-                        let ticket = log_sync.request();
-                        let held = Held::new(reply, ticket, proc_num, started, &record, permit);
-                        if tx.send(Outgoing::Held(held)).await.is_err() {
-                            break;
-                        }
+                        // asked for once the calls already received ran.
+                        unsynced.push(Held::new(reply, 0, proc_num, started, &record, permit));
                         continue;
                     }
                 }
@@ -373,6 +373,26 @@ impl NfsServer {
         (inline || sync_after).then_some(p)
     }
 
+    /// Asks for one log sync covering every call in `unsynced` (all
+    /// committed by now) and hands their replies to the writer to wait
+    /// for it; false if the writer is gone.
+    async fn ask_sync(&self, unsynced: &mut Vec<Held>, tx: &mpsc::Sender<Outgoing>) -> bool {
+        let Some(log_sync) = &self.log_sync else {
+            // `inline_proc` only lets these calls run here with a syncer.
+            tracing::error!("metadata changed on the connection task without a log syncer");
+            unsynced.clear();
+            return true;
+        };
+        let ticket = log_sync.request();
+        for mut held in unsynced.drain(..) {
+            held.ticket = ticket;
+            if tx.send(Outgoing::Held(held)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Runs a call on the blocking pool and hands its reply to the
     /// writer. A COMMIT there asks the syncer thread for a metadata log
     /// sync before it syncs the file's chunks, and its reply is held for
@@ -439,6 +459,11 @@ const READ: u32 = 6;
 
 /// NFSv3 COMMIT's procedure number.
 const COMMIT: u32 = 21;
+
+/// Calls answered on a connection's task whose replies share one log
+/// sync request at most, so a client that keeps the read buffer full
+/// still gets its replies in steady batches.
+const SYNC_BATCH: usize = 16;
 
 /// The big-endian word at byte `at` of a call record (its fixed header:
 /// xid at 0, program at 12, version at 16, procedure at 20), if the

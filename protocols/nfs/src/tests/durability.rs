@@ -19,6 +19,8 @@ struct Ledger {
     deferred: AtomicU64,
     /// Real syncs fail while set.
     failing: AtomicBool,
+    /// Real syncs run.
+    syncs: AtomicU64,
     /// While set, a real sync reports that it started and waits for the
     /// gate to open.
     gate: parking_lot::Mutex<Option<std::sync::mpsc::Sender<()>>>,
@@ -60,6 +62,7 @@ impl Txn for LedgerTxn<'_> {
 
 impl Ledger {
     fn sync_now(&self) -> KvResult<()> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
         let covered = self.commits.load(Ordering::SeqCst);
         let mut gate = self.gate.lock();
         if let Some(started) = gate.as_ref() {
@@ -371,4 +374,50 @@ async fn a_commit_whose_log_sync_fails_is_answered_with_an_io_error() {
     ledger.failing.store(false, Ordering::SeqCst);
     let res: COMMIT3res = c.nfs(21, &commit_args(&f)).await;
     assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_sent_together_share_one_log_sync() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    // Twelve CREATEs in one write: the server has them all in its read
+    // buffer before it answers the first.
+    let mut wire = Vec::new();
+    let mut xids = Vec::new();
+    for i in 0..12 {
+        let mut packed = Vec::new();
+        create_args(
+            &root,
+            &format!("f{i}"),
+            createhow3::GUARDED(sattr3::default()),
+        )
+        .pack(&mut packed)
+        .expect("pack");
+        let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
+        let marker = u32::try_from(rec.len()).expect("small") | 0x8000_0000;
+        wire.extend_from_slice(&marker.to_be_bytes());
+        wire.extend_from_slice(&rec);
+        xids.push(xid);
+    }
+    let before = ledger.syncs.load(Ordering::SeqCst);
+    // The first sync is held until the test sees it start: had it started
+    // after the first CREATE, the others would need another.
+    let held = HeldSync::new(&ledger);
+    c.sock.write_all(&wire).await.expect("send");
+    held.wait_started().await;
+    drop(held);
+    let mut answered = Vec::new();
+    for _ in 0..xids.len() {
+        let reply = c.recv_raw().await.expect("reply");
+        let xid = parse_reply(&reply).0;
+        assert_created(&reply, xid);
+        answered.push(xid);
+    }
+    answered.sort_unstable();
+    xids.sort_unstable();
+    assert_eq!(answered, xids);
+    assert!(ledger.synced.load(Ordering::SeqCst) >= ledger.commits.load(Ordering::SeqCst));
+    let syncs = ledger.syncs.load(Ordering::SeqCst) - before;
+    assert_eq!(syncs, 1, "log syncs for 12 CREATEs sent together");
 }
