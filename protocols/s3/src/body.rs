@@ -384,6 +384,12 @@ pub async fn read_small(
     Ok(Some(StreamingBlob::from(s3s::Body::from(data))))
 }
 
+/// How long a GET's body waits for its client to take the next piece
+/// before it gives up and the connection closes: the file it streams
+/// stays pinned (its bytes kept, even if the object was replaced or
+/// deleted) only while the client reads.
+pub const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A response body streaming `[start, end)` of file `ino`, opened before
 /// the answer so a PUT or DELETE of the key meanwhile does not cut it
 /// short: the bytes it sends are those of the file it opened
@@ -431,8 +437,17 @@ pub async fn open_body(
             if let Ok(p) = &piece {
                 pos += p.len() as u64;
             }
-            if tx.send(piece).await.is_err() || failed {
-                break;
+            match tokio::time::timeout(BODY_STALL, tx.send(piece)).await {
+                Ok(Ok(())) if !failed => {}
+                // The client is gone, or the read failed.
+                Ok(_) => break,
+                Err(_) => {
+                    tracing::info!(
+                        ino,
+                        "GET body given up: its client took nothing for {BODY_STALL:?}"
+                    );
+                    break;
+                }
             }
         }
     });

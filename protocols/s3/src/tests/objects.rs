@@ -606,3 +606,53 @@ async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_rep
         "NoSuchKey"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_get_whose_client_stops_reading_gives_up_and_lets_go_of_the_object() {
+    let h = Harness::new();
+    let old: Vec<u8> = (0..8 * 1024 * 1024 + 17)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let input = PutObjectInput {
+        bucket: "default".into(),
+        key: "ckpt".into(),
+        body: blob_pieces(&old, 65_537),
+        content_length: Some(old.len() as i64),
+        ..PutObjectInput::default()
+    };
+    h.s3.put_object(req(input, ROOT)).await.unwrap();
+    let got =
+        h.s3.get_object(req(get("ckpt"), ROOT))
+            .await
+            .unwrap()
+            .output;
+    // Nothing is read for longer than the stall limit (the runtime's
+    // clock is paused, so this waits for no real time).
+    tokio::time::sleep(crate::body::BODY_STALL * 2).await;
+    let sent = read_all(got.body).await;
+    assert!(
+        sent.len() < old.len(),
+        "a body nobody read for {:?} still sent all {} bytes",
+        crate::body::BODY_STALL * 2,
+        old.len()
+    );
+    assert_eq!(
+        sent[..],
+        old[..sent.len()],
+        "what was sent is the object's start"
+    );
+    // Nothing pins the object any more: replacing it frees its chunks at
+    // once.
+    let ino =
+        h.fs.lookup(&Credentials::root(), h.root(), b"ckpt")
+            .unwrap()
+            .ino;
+    h.s3.put_object(req(put("default", "ckpt", b"new"), ROOT))
+        .await
+        .unwrap();
+    use nitrofs_chunk_store::ChunkStore;
+    assert!(
+        !h.chunks.inodes().unwrap().contains(&ino),
+        "the old chunks are kept"
+    );
+}
