@@ -561,8 +561,9 @@ async fn deletes_are_idempotent_and_remove_implicit_parents() {
     );
 }
 
-#[tokio::test]
-async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_replaced() {
+/// A harness with an 8 MiB object `ckpt` (its bytes returned) and a GET
+/// of it answered, its body not read yet.
+async fn big_object_get_started() -> (Harness, Vec<u8>, GetObjectOutput) {
     let h = Harness::new();
     let old: Vec<u8> = (0..8 * 1024 * 1024 + 17)
         .map(|i| (i * 7 % 251) as u8)
@@ -580,6 +581,12 @@ async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_rep
             .await
             .unwrap()
             .output;
+    (h, old, got)
+}
+
+#[tokio::test]
+async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_replaced() {
+    let (h, old, got) = big_object_get_started().await;
     assert_eq!(got.content_length, Some(old.len() as i64));
     // Replaced, then deleted, before the body is read.
     h.s3.put_object(req(put("default", "ckpt", b"new"), ROOT))
@@ -609,23 +616,7 @@ async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_rep
 
 #[tokio::test(start_paused = true)]
 async fn a_get_whose_client_stops_reading_gives_up_and_lets_go_of_the_object() {
-    let h = Harness::new();
-    let old: Vec<u8> = (0..8 * 1024 * 1024 + 17)
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
-    let input = PutObjectInput {
-        bucket: "default".into(),
-        key: "ckpt".into(),
-        body: blob_pieces(&old, 65_537),
-        content_length: Some(old.len() as i64),
-        ..PutObjectInput::default()
-    };
-    h.s3.put_object(req(input, ROOT)).await.unwrap();
-    let got =
-        h.s3.get_object(req(get("ckpt"), ROOT))
-            .await
-            .unwrap()
-            .output;
+    let (h, old, got) = big_object_get_started().await;
     // Nothing is read for longer than the stall limit (the runtime's
     // clock is paused, so this waits for no real time).
     tokio::time::sleep(crate::body::BODY_STALL * 2).await;
