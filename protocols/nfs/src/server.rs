@@ -171,14 +171,21 @@ impl NfsServer {
         // asked for: calls already in the read buffer run first, so one
         // sync covers them all.
         let mut unsynced: Vec<Held> = Vec::new();
+        // Calls read since the oldest of them: any call counts, so a
+        // reply never waits behind many calls that need no sync.
+        let mut batch_age = 0usize;
         loop {
-            if !unsynced.is_empty()
-                && (unsynced.len() >= SYNC_BATCH
+            if !unsynced.is_empty() {
+                batch_age += 1;
+                if batch_age > SYNC_BATCH
                     || in_flight.available_permits() == 0
-                    || !whole_record_buffered(rd.buffer()))
-                && !self.ask_sync(&mut unsynced, &tx).await
-            {
-                break;
+                    || !whole_record_buffered(rd.buffer())
+                {
+                    batch_age = 0;
+                    if !self.ask_sync(&mut unsynced, &tx).await {
+                        break;
+                    }
+                }
             }
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
@@ -460,9 +467,9 @@ const READ: u32 = 6;
 /// NFSv3 COMMIT's procedure number.
 const COMMIT: u32 = 21;
 
-/// Calls answered on a connection's task whose replies share one log
-/// sync request at most, so a client that keeps the read buffer full
-/// still gets its replies in steady batches.
+/// Calls a connection reads, from the first whose reply waits for a log
+/// sync, before that sync is asked for at the latest, so a client that
+/// keeps the read buffer full still gets its replies in steady batches.
 const SYNC_BATCH: usize = 16;
 
 /// The big-endian word at byte `at` of a call record (its fixed header:
@@ -520,9 +527,12 @@ pub(crate) struct Held {
 
 impl Held {
     /// `reply` (of a call that committed metadata without syncing the
-    /// log), for the writer to send once the log sync of `ticket` (one
-    /// asked for after that commit) has finished, or NFS3ERR_IO if it
-    /// failed; the call's time is counted then.
+    /// log), for the writer to send once the log sync of `ticket` has
+    /// finished, or NFS3ERR_IO if it failed; the call's time is counted
+    /// then. The ticket must be asked for after that commit: calls
+    /// answered on the connection's task get theirs later, in
+    /// `ask_sync`, and hold 0 (which no sync settles as a success) until
+    /// then.
     fn new(
         reply: Reply,
         ticket: u64,
@@ -552,9 +562,9 @@ struct Writer {
     metrics: Arc<NfsMetrics>,
     /// The syncs' progress; `None` without a syncer (nothing is held then).
     synced: Option<watch::Receiver<Progress>>,
-    /// Held replies, in the order their calls were answered. Not quite
-    /// ticket order: a COMMIT takes its ticket before it syncs its chunks,
-    /// so CREATEs answered meanwhile may come before it with later ones.
+    /// Held replies, in the order they reached the writer. Not ticket
+    /// order: a COMMIT takes its ticket before it syncs its chunks, so a
+    /// batch of CREATEs may come before it with a later one.
     held: VecDeque<Held>,
     /// The syncer stopped: what it has not settled is not durable.
     syncer_gone: bool,

@@ -7,9 +7,11 @@
 //! buffer in flight). A last buffer too small to share is hashed and
 //! written by the blocking task that then publishes the upload.
 //!
-//! Download: a task reads 1 MiB pieces into a bounded channel (two pieces
-//! ahead) that the response body drains; a client that goes away closes
-//! the channel and stops the reads.
+//! Download: the file is opened and pinned before the answer, then a task
+//! reads 1 MiB pieces into a bounded channel (two pieces ahead) that the
+//! response body drains; a client that goes away closes the channel and
+//! stops the reads, and one that takes nothing for [`BODY_STALL`] is given
+//! up on.
 
 use crate::checksum::Expect;
 use crate::error::{fs_error, internal};
@@ -385,9 +387,11 @@ pub async fn read_small(
 }
 
 /// How long a GET's body waits for its client to take the next piece
-/// before it gives up and the connection closes: the file it streams
-/// stays pinned (its bytes kept, even if the object was replaced or
-/// deleted) only while the client reads.
+/// before it gives up: the reading task ends and lets go of the file it
+/// pinned (whose bytes are kept, even if the object was replaced or
+/// deleted, only while the client reads), and the body ends short of its
+/// Content-Length, so hyper aborts the connection once what was already
+/// queued has gone out.
 pub const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A response body streaming `[start, end)` of file `ino`, opened before

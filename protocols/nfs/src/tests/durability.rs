@@ -421,3 +421,37 @@ async fn creates_sent_together_share_one_log_sync() {
     let syncs = ledger.syncs.load(Ordering::SeqCst) - before;
     assert_eq!(syncs, 1, "log syncs for 12 CREATEs sent together");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_followed_by_part_of_another_call_is_answered_without_the_rest() {
+    let (h, _ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let mut wire = Vec::new();
+    let mut xids = Vec::new();
+    let mut ends = Vec::new();
+    for name in ["first", "second"] {
+        let mut packed = Vec::new();
+        create_args(&root, name, createhow3::GUARDED(sattr3::default()))
+            .pack(&mut packed)
+            .expect("pack");
+        let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
+        let marker = u32::try_from(rec.len()).expect("small") | 0x8000_0000;
+        wire.extend_from_slice(&marker.to_be_bytes());
+        wire.extend_from_slice(&rec);
+        xids.push(xid);
+        ends.push(wire.len());
+    }
+    // The first call whole and the second cut short: the server must not
+    // hold the first reply for a call it cannot read yet.
+    let cut = ends[0] + 10;
+    c.sock.write_all(&wire[..cut]).await.expect("send");
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(60), c.recv_raw())
+        .await
+        .expect("the first CREATE was held for a call not yet received")
+        .expect("reply");
+    assert_created(&reply, xids[0]);
+    c.sock.write_all(&wire[cut..]).await.expect("send the rest");
+    let reply = c.recv_raw().await.expect("reply");
+    assert_created(&reply, xids[1]);
+}
