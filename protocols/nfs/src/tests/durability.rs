@@ -216,15 +216,35 @@ impl Drop for HeldSync<'_> {
     }
 }
 
+/// GUARDED CREATEs of `names` in `dir`, framed back to back for the
+/// wire (nothing is sent): the bytes, each call's xid, and where each
+/// record ends.
+fn creates_framed(
+    c: &mut Client,
+    dir: &nfs_fh3,
+    names: &[String],
+) -> (Vec<u8>, Vec<u32>, Vec<usize>) {
+    let (mut wire, mut xids, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    for name in names {
+        let mut packed = Vec::new();
+        create_args(dir, name, createhow3::GUARDED(sattr3::default()))
+            .pack(&mut packed)
+            .expect("pack");
+        let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
+        let marker = u32::try_from(rec.len()).expect("small") | 0x8000_0000;
+        wire.extend_from_slice(&marker.to_be_bytes());
+        wire.extend_from_slice(&rec);
+        xids.push(xid);
+        ends.push(wire.len());
+    }
+    (wire, xids, ends)
+}
+
 /// Sends a GUARDED CREATE of `name` in `dir` without waiting; its xid.
 async fn send_create(c: &mut Client, dir: &nfs_fh3, name: &str) -> u32 {
-    let mut packed = Vec::new();
-    create_args(dir, name, createhow3::GUARDED(sattr3::default()))
-        .pack(&mut packed)
-        .expect("pack");
-    let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
-    c.send_raw(&rec).await;
-    xid
+    let (wire, xids, _) = creates_framed(c, dir, &[name.to_string()]);
+    c.sock.write_all(&wire).await.expect("send");
+    xids[0]
 }
 
 fn assert_created(reply: &[u8], xid: u32) {
@@ -383,23 +403,8 @@ async fn creates_sent_together_share_one_log_sync() {
     let root = c.root().await;
     // Twelve CREATEs in one write: the server has them all in its read
     // buffer before it answers the first.
-    let mut wire = Vec::new();
-    let mut xids = Vec::new();
-    for i in 0..12 {
-        let mut packed = Vec::new();
-        create_args(
-            &root,
-            &format!("f{i}"),
-            createhow3::GUARDED(sattr3::default()),
-        )
-        .pack(&mut packed)
-        .expect("pack");
-        let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
-        let marker = u32::try_from(rec.len()).expect("small") | 0x8000_0000;
-        wire.extend_from_slice(&marker.to_be_bytes());
-        wire.extend_from_slice(&rec);
-        xids.push(xid);
-    }
+    let names: Vec<String> = (0..12).map(|i| format!("f{i}")).collect();
+    let (wire, mut xids, _) = creates_framed(&mut c, &root, &names);
     let before = ledger.syncs.load(Ordering::SeqCst);
     // The first sync is held until the test sees it start: had it started
     // after the first CREATE, the others would need another.
@@ -427,21 +432,8 @@ async fn a_create_followed_by_part_of_another_call_is_answered_without_the_rest(
     let (h, _ledger) = start_with_ledger().await;
     let mut c = Client::connect(h.addr).await;
     let root = c.root().await;
-    let mut wire = Vec::new();
-    let mut xids = Vec::new();
-    let mut ends = Vec::new();
-    for name in ["first", "second"] {
-        let mut packed = Vec::new();
-        create_args(&root, name, createhow3::GUARDED(sattr3::default()))
-            .pack(&mut packed)
-            .expect("pack");
-        let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
-        let marker = u32::try_from(rec.len()).expect("small") | 0x8000_0000;
-        wire.extend_from_slice(&marker.to_be_bytes());
-        wire.extend_from_slice(&rec);
-        xids.push(xid);
-        ends.push(wire.len());
-    }
+    let names = ["first".to_string(), "second".to_string()];
+    let (wire, xids, ends) = creates_framed(&mut c, &root, &names);
     // The first call whole and the second cut short: the server must not
     // hold the first reply for a call it cannot read yet.
     let cut = ends[0] + 10;
