@@ -82,6 +82,26 @@ pub(crate) fn extents(rec: &InodeRecord, offset: u64, len: u64) -> Vec<Extent> {
     out
 }
 
+/// The bytes of `pieces` (read without file ranges) as one buffer: the
+/// piece itself when there is one, else a copy of them all.
+pub(crate) fn joined(pieces: Vec<ReadPiece>) -> Bytes {
+    let len = pieces.iter().map(ReadPiece::len).sum();
+    let mut pieces = pieces.into_iter();
+    match (pieces.next(), pieces.len()) {
+        (None, _) => Bytes::new(),
+        (Some(ReadPiece::Bytes(b)), 0) => b,
+        (first, _) => {
+            let mut b = BytesMut::with_capacity(len);
+            for p in first.into_iter().chain(pieces) {
+                if let ReadPiece::Bytes(p) = p {
+                    b.extend_from_slice(&p);
+                }
+            }
+            b.freeze()
+        }
+    }
+}
+
 impl FileSystem {
     /// Reads up to `count` bytes at `offset`. Holes read as zeros.
     pub fn read(
@@ -92,24 +112,9 @@ impl FileSystem {
         count: u32,
     ) -> FsResult<ReadResult> {
         let r = self.read_pieces(cred, ino, offset, count, false)?;
-        let len = r.pieces.iter().map(ReadPiece::len).sum();
-        let mut pieces = r.pieces.into_iter();
-        let data = match (pieces.next(), pieces.len()) {
-            (None, _) => Bytes::new(),
-            (Some(ReadPiece::Bytes(b)), 0) => b,
-            (first, _) => {
-                let mut b = BytesMut::with_capacity(len);
-                for p in first.into_iter().chain(pieces) {
-                    if let ReadPiece::Bytes(p) = p {
-                        b.extend_from_slice(&p);
-                    }
-                }
-                b.freeze()
-            }
-        };
         Ok(ReadResult {
             attr: r.attr,
-            data,
+            data: joined(r.pieces),
             eof: r.eof,
         })
     }

@@ -9,9 +9,9 @@
 use super::io::data_file;
 use crate::perm::{self, R};
 use crate::record::InodeRecord;
-use crate::types::{Attr, ReadPiece};
+use crate::types::Attr;
 use crate::{FileSystem, FsError, FsResult};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use nitrofs_common::{Credentials, InodeId};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -124,13 +124,10 @@ impl FileSystem {
         // Pinned, then looked at again: a deletion that ran before the pin
         // had already removed the record (it deletes chunks only after its
         // commit), so a record still there with the same data is safe.
-        if let Source::Live { data, .. } = &pinned.source {
-            let now = fs.read_inode(ino)?;
-            if &now.data_inodes() != data {
+        if let Source::Live { rec, data } = &pinned.source {
+            if &fs.read_inode(ino)?.data_inodes() != data {
                 return Err(FsError::Stale);
             }
-        }
-        if let Source::Live { rec, .. } = &pinned.source {
             fs.touch_atime(rec)?;
         }
         Ok(pinned)
@@ -159,8 +156,8 @@ impl PinnedRead {
     /// Up to `count` bytes at `offset` (fewer at the end of the file).
     /// Holes read as zeros.
     pub fn read(&self, offset: u64, count: u32) -> FsResult<Bytes> {
-        let rec = match &self.source {
-            Source::Live { rec, .. } => rec,
+        let (rec, data) = match &self.source {
+            Source::Live { rec, data } => (rec, data),
             Source::Snapshot { cred, ino, .. } => {
                 return Ok(self.fs.snap_read(cred, *ino, offset, count)?.data);
             }
@@ -175,7 +172,7 @@ impl PinnedRead {
         // still there must still reach `end`; one that is gone (replaced,
         // removed) had its chunks kept by the pin.
         match self.fs.read_inode(rec.ino) {
-            Ok(now) if now.size < end || now.data_inodes() != rec.data_inodes() => {
+            Ok(now) if now.size < end || &now.data_inodes() != data => {
                 return Err(FsError::Io(format!(
                     "inode {}: truncated or rewritten while it was read",
                     rec.ino
@@ -184,20 +181,9 @@ impl PinnedRead {
             Ok(_) | Err(FsError::Stale | FsError::NotFound) => {}
             Err(e) => return Err(e),
         }
-        if let [ReadPiece::Bytes(b)] = pieces.as_slice() {
-            return Ok(b.clone());
-        }
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
-        for p in &pieces {
-            if let ReadPiece::Bytes(b) = p {
-                out.extend_from_slice(b);
-            }
-        }
-        Ok(out.freeze())
+        Ok(super::io::joined(pieces))
     }
-}
 
-impl PinnedRead {
     /// Ends the read on this thread, which then deletes the chunks that
     /// waited for it (it may wait for the disk; inside
     /// [`nitrofs_metadata::deferring_sync`] they are left to the collector
