@@ -368,12 +368,7 @@ impl NfsServer {
     /// when a log syncer is running (read from the call header's fixed
     /// words; anything unparsable goes the general way).
     fn inline_proc(&self, record: &[u8]) -> Option<u32> {
-        let word = |at| header_word(record, at);
-        // xid, msg_type, rpcvers, prog, vers, proc.
-        if word(12) != Some(nfs::PROGRAM) || word(16) != Some(nfs::VERSION) {
-            return None;
-        }
-        let p = word(20)?;
+        let p = nfs3_proc(record)?;
         let sync_after = self.log_sync.is_some() && nfs::SYNC_AFTER_PROCS.contains(&p);
         // READ only where the chunk store can read without waiting.
         let inline = INLINE_PROCS.contains(&p) && (p != READ || self.fs.reads_cached());
@@ -414,9 +409,10 @@ impl NfsServer {
         tx: &mpsc::Sender<Outgoing>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
-        let log_sync = self.log_sync.as_ref().filter(|_| {
-            header_word(record, 12) == Some(nfs::PROGRAM) && header_word(record, 20) == Some(COMMIT)
-        });
+        let log_sync = self
+            .log_sync
+            .as_ref()
+            .filter(|_| nfs3_proc(record) == Some(COMMIT));
         let Some(log_sync) = log_sync else {
             if let Some(reply) = run_call(self, peer, local_port, record) {
                 // A send error means the connection is closing.
@@ -480,6 +476,17 @@ fn header_word(record: &[u8], at: usize) -> Option<u32> {
         .get(at..at + 4)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(u32::from_be_bytes)
+}
+
+/// The NFSv3 procedure a call record asks for, read from its header's
+/// fixed words (xid, msg_type, rpcvers, prog, vers, proc); `None` for
+/// another program or version, or a record too short to say.
+fn nfs3_proc(record: &[u8]) -> Option<u32> {
+    let word = |at| header_word(record, at);
+    if word(12) != Some(nfs::PROGRAM) || word(16) != Some(nfs::VERSION) {
+        return None;
+    }
+    word(20)
 }
 
 /// Runs one record and returns its reply; a panicking handler becomes a
