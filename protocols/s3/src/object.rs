@@ -295,18 +295,14 @@ impl NitroS3 {
                 .await?;
             let body = if end <= start {
                 None
-            } else if end - start <= body::SMALL_READ {
-                let ino = found.attr.ino;
-                match body::read_small(&self.fs, &cred, ino, start, end).await? {
-                    Some(b) => Some(b),
-                    None if attempts < GET_ATTEMPTS => continue,
-                    None => {
-                        return Err(internal("the object kept being replaced while it was read"))
-                    }
-                }
             } else {
                 let (ino, size) = (found.attr.ino, found.size);
-                match body::open_body(&self.fs, &cred, ino, size, start, end).await? {
+                let read = if end - start <= body::SMALL_READ {
+                    body::read_small(&self.fs, &cred, ino, start, end).await?
+                } else {
+                    body::open_body(&self.fs, &cred, ino, size, start, end).await?
+                };
+                match read {
                     Some(b) => Some(b),
                     None if attempts < GET_ATTEMPTS => continue,
                     None => {
