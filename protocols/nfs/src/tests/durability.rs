@@ -226,14 +226,9 @@ fn creates_framed(
 ) -> (Vec<u8>, Vec<u32>, Vec<usize>) {
     let (mut wire, mut xids, mut ends) = (Vec::new(), Vec::new(), Vec::new());
     for name in names {
-        let mut packed = Vec::new();
-        create_args(dir, name, createhow3::GUARDED(sattr3::default()))
-            .pack(&mut packed)
-            .expect("pack");
-        let (xid, rec) = c.record(PROGRAM, VERSION, 8, &packed);
-        let marker = u32::try_from(rec.len()).expect("small") | 0x8000_0000;
-        wire.extend_from_slice(&marker.to_be_bytes());
-        wire.extend_from_slice(&rec);
+        let args = create_args(dir, name, createhow3::GUARDED(sattr3::default()));
+        let (xid, rec) = c.nfs_record(8, &args);
+        wire.extend_from_slice(&super::framed(&rec));
         xids.push(xid);
         ends.push(wire.len());
     }
@@ -268,13 +263,10 @@ async fn a_reply_held_for_its_log_sync_does_not_hold_back_later_calls() {
     let create = send_create(&mut c, &root, "f").await;
     held.wait_started().await;
     // A GETATTR sent after the held CREATE is answered first.
-    let mut packed = Vec::new();
-    GETATTR3args {
+    let args = GETATTR3args {
         object: root.clone(),
-    }
-    .pack(&mut packed)
-    .expect("pack");
-    let (getattr, rec) = c.record(PROGRAM, VERSION, 1, &packed);
+    };
+    let (getattr, rec) = c.nfs_record(1, &args);
     c.send_raw(&rec).await;
     let first = c.recv_raw().await.expect("reply");
     let (xid, answer) = parse_reply(&first);
@@ -355,9 +347,7 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
     let made = ledger.commits.load(Ordering::SeqCst);
     let deferred = ledger.deferred.load(Ordering::SeqCst);
     let held = HeldSync::new(&ledger);
-    let mut packed = Vec::new();
-    commit_args(&f).pack(&mut packed).expect("pack");
-    let (xid, rec) = c.record(PROGRAM, VERSION, 21, &packed);
+    let (xid, rec) = c.nfs_record(21, &commit_args(&f));
     c.send_raw(&rec).await;
     held.wait_started().await;
     assert_no_reply_yet(&c, "COMMIT");

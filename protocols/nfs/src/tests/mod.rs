@@ -94,6 +94,13 @@ struct Client {
     cred: opaque_auth<'static>,
 }
 
+/// `record` as one last fragment on the wire (record marking).
+fn framed(record: &[u8]) -> Vec<u8> {
+    let mut wire = (record.len() as u32 | 0x8000_0000).to_be_bytes().to_vec();
+    wire.extend_from_slice(record);
+    wire
+}
+
 impl Client {
     async fn connect(addr: SocketAddr) -> Self {
         let sock = TcpStream::connect(addr).await.expect("connect");
@@ -105,9 +112,7 @@ impl Client {
     }
 
     async fn send_raw(&mut self, record: &[u8]) {
-        let mut wire = (record.len() as u32 | 0x8000_0000).to_be_bytes().to_vec();
-        wire.extend_from_slice(record);
-        self.sock.write_all(&wire).await.expect("send");
+        self.sock.write_all(&framed(record)).await.expect("send");
     }
 
     async fn recv_raw(&mut self) -> Option<Vec<u8>> {
@@ -133,6 +138,13 @@ impl Client {
         let mut rec = call(xid, prog, vers, proc_num, self.cred.borrow());
         rec.extend_from_slice(args);
         (xid, rec)
+    }
+
+    /// An NFSv3 call record of `proc_num` with `args` packed; its xid.
+    fn nfs_record<A: Pack>(&mut self, proc_num: u32, args: &A) -> (u32, Vec<u8>) {
+        let mut packed = Vec::new();
+        args.pack(&mut packed).expect("pack args");
+        self.record(PROGRAM, VERSION, proc_num, &packed)
     }
 
     async fn raw_call(&mut self, prog: u32, vers: u32, proc_num: u32, args: &[u8]) -> Answer {
