@@ -1,6 +1,6 @@
 //! Buckets, copies and ACLs.
 
-use super::objects::{get, head, put};
+use super::objects::{del, get, head, put};
 use super::*;
 #[allow(unused_imports)]
 use nitrofs_core_fs::Credentials;
@@ -80,27 +80,13 @@ async fn buckets_are_volumes_with_owners() {
         ),
         "NoSuchBucket"
     );
-    h.s3.delete_object(req(
-        DeleteObjectInput {
-            bucket: "alices".into(),
-            key: "k".into(),
-            ..Default::default()
-        },
-        ALICE,
-    ))
-    .await
-    .unwrap();
+    h.s3.delete_object(req(del("alices", "k"), ALICE))
+        .await
+        .unwrap();
     // What is left after deleting every object is implicit directories:
     // empty to S3. Explicit markers (PUT dir/) are objects.
     let put_alice = |k: &str, d: &'static [u8]| req(put("alices", k, d), ALICE);
-    let del_alice = |k: &str| {
-        let input = DeleteObjectInput {
-            bucket: "alices".into(),
-            key: k.into(),
-            ..Default::default()
-        };
-        req(input, ALICE)
-    };
+    let del_alice = |k: &str| req(del("alices", k), ALICE);
     h.s3.put_object(put_alice("d1/d2/k", b"v")).await.unwrap();
     h.s3.put_object(put_alice("d3/", b"")).await.unwrap();
     h.s3.put_object(put_alice("d4/x", b"")).await.unwrap();

@@ -26,6 +26,14 @@ pub(super) fn get(key: &str) -> GetObjectInput {
     }
 }
 
+pub(super) fn del(bucket: &str, key: &str) -> DeleteObjectInput {
+    DeleteObjectInput {
+        bucket: bucket.into(),
+        key: key.into(),
+        ..DeleteObjectInput::default()
+    }
+}
+
 pub(super) fn head(key: &str) -> HeadObjectInput {
     HeadObjectInput {
         bucket: "default".into(),
@@ -388,15 +396,8 @@ async fn posix_permissions_apply_to_s3_identities() {
     );
     assert_eq!(
         code(
-            h.s3.delete_object(req(
-                DeleteObjectInput {
-                    bucket: "default".into(),
-                    key: "secret".into(),
-                    ..Default::default()
-                },
-                ALICE
-            ))
-            .await
+            h.s3.delete_object(req(del("default", "secret"), ALICE))
+                .await
         ),
         "AccessDenied"
     );
@@ -462,15 +463,13 @@ async fn directory_markers_are_directories() {
 #[tokio::test]
 async fn deletes_are_idempotent_and_remove_implicit_parents() {
     let h = Harness::new();
-    let del = |k: &str| DeleteObjectInput {
-        bucket: "default".into(),
-        key: k.into(),
-        ..Default::default()
-    };
     h.s3.put_object(req(put("default", "a/b/c", b"x"), ROOT))
         .await
         .unwrap();
-    let r = h.s3.delete_object(req(del("a/b/c"), ROOT)).await.unwrap();
+    let r =
+        h.s3.delete_object(req(del("default", "a/b/c"), ROOT))
+            .await
+            .unwrap();
     assert_eq!(r.status, Some(hyper::StatusCode::NO_CONTENT));
     assert_eq!(
         code(h.s3.head_object(req(head("a/b/c"), ROOT)).await),
@@ -482,11 +481,14 @@ async fn deletes_are_idempotent_and_remove_implicit_parents() {
         "parents created for the key go with its last object"
     );
     assert_eq!(
-        code(h.s3.delete_object(req(del("a/b/c"), ROOT)).await),
+        code(h.s3.delete_object(req(del("default", "a/b/c"), ROOT)).await),
         "OK"
     );
     assert_eq!(
-        code(h.s3.delete_object(req(del("never/was"), ROOT)).await),
+        code(
+            h.s3.delete_object(req(del("default", "never/was"), ROOT))
+                .await
+        ),
         "OK"
     );
     // Deleting the marker of a non-empty directory is a no-op; of an empty one removes it.
@@ -496,9 +498,12 @@ async fn deletes_are_idempotent_and_remove_implicit_parents() {
     h.s3.put_object(req(put("default", "a/b/", b""), ROOT))
         .await
         .unwrap();
-    assert_eq!(code(h.s3.delete_object(req(del("a/"), ROOT)).await), "OK");
     assert_eq!(
-        code(h.s3.delete_object(req(del("a/b/c"), ROOT)).await),
+        code(h.s3.delete_object(req(del("default", "a/"), ROOT)).await),
+        "OK"
+    );
+    assert_eq!(
+        code(h.s3.delete_object(req(del("default", "a/b/c"), ROOT)).await),
         "OK"
     );
     assert!(
@@ -510,7 +515,10 @@ async fn deletes_are_idempotent_and_remove_implicit_parents() {
         .fs
         .lookup_path(&Credentials::root(), h.root(), "a/b")
         .is_ok());
-    assert_eq!(code(h.s3.delete_object(req(del("a/b/"), ROOT)).await), "OK");
+    assert_eq!(
+        code(h.s3.delete_object(req(del("default", "a/b/"), ROOT)).await),
+        "OK"
+    );
     assert!(h
         .fs
         .lookup_path(&Credentials::root(), h.root(), "a/b")
@@ -598,12 +606,9 @@ async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_rep
             .unwrap()
             .output;
     assert_eq!(read_all(again.body).await, b"new");
-    let del = DeleteObjectInput {
-        bucket: "default".into(),
-        key: "ckpt".into(),
-        ..DeleteObjectInput::default()
-    };
-    h.s3.delete_object(req(del, ROOT)).await.unwrap();
+    h.s3.delete_object(req(del("default", "ckpt"), ROOT))
+        .await
+        .unwrap();
     assert!(
         read_all(got.body).await == old,
         "the body is not the object it began"
