@@ -64,7 +64,19 @@ pub struct FsOptions {
     /// entries) keeps in memory: a few hundred bytes per inode record,
     /// about a hundred per directory entry.
     pub cache_entries: usize,
+    /// Files created from now on keep their bytes with their metadata
+    /// (one metadata transaction per write, no chunk file) while they
+    /// are at most this long; 0 puts every file's bytes in chunks. At
+    /// most [`INLINE_MAX_LIMIT`].
+    pub inline_max: u32,
 }
+
+/// Default of [`FsOptions::inline_max`].
+pub const DEFAULT_INLINE_MAX: u32 = 64 * 1024;
+
+/// The largest [`FsOptions::inline_max`]: an inline file's bytes are
+/// rewritten whole at each write.
+pub const INLINE_MAX_LIMIT: u32 = 1024 * 1024;
 
 /// Default of [`FsOptions::cache_entries`], for when the memory the
 /// process may use is not known.
@@ -101,6 +113,7 @@ impl Default for FsOptions {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             cache_entries: DEFAULT_CACHE_ENTRIES,
+            inline_max: DEFAULT_INLINE_MAX,
         }
     }
 }

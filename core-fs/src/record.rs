@@ -13,8 +13,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// First version of the inode record (no segments).
 const INODE_V1: u8 = 1;
-/// Current version of the inode record.
+/// Second version of the inode record (segments, no inline data).
 const INODE_V2: u8 = 2;
+/// Current version of the inode record.
+const INODE_V3: u8 = 3;
 /// Current version of the dentry record.
 const DENTRY_V1: u8 = 1;
 /// Current version of the volume record.
@@ -103,6 +105,11 @@ pub struct InodeRecord {
     /// parts were linked in without a copy). Empty for ordinary files.
     /// Bytes past the end of all but the last segment map into the last.
     pub segments: Vec<Segment>,
+    /// The file's bytes are in its `INLINE` record (none yet if there is
+    /// no record), not in chunks: a small file kept with its metadata.
+    /// Set at creation when the filesystem keeps small files inline;
+    /// cleared for good when the file outgrows the limit.
+    pub inline: bool,
 }
 
 /// A run of a file's bytes held in another (data-only) inode's chunks.
@@ -165,6 +172,62 @@ impl From<InodeRecordV1> for InodeRecord {
             create_verf: v.create_verf,
             epoch: v.epoch,
             segments: Vec::new(),
+            inline: false,
+        }
+    }
+}
+
+/// Version 2 of the inode record, decoded and migrated to the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InodeRecordV2 {
+    ino: u64,
+    generation: u32,
+    volume: u32,
+    kind: FileType,
+    mode: u32,
+    nlink: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    atime: Timestamp,
+    mtime: Timestamp,
+    ctime: Timestamp,
+    rdev: (u32, u32),
+    chunk_size: u32,
+    parent: u64,
+    next_cookie: u64,
+    entries: u64,
+    target: Option<Vec<u8>>,
+    create_verf: Option<[u8; 8]>,
+    epoch: u64,
+    segments: Vec<Segment>,
+}
+
+impl From<InodeRecordV2> for InodeRecord {
+    fn from(v: InodeRecordV2) -> Self {
+        Self {
+            ino: v.ino,
+            generation: v.generation,
+            volume: v.volume,
+            kind: v.kind,
+            mode: v.mode,
+            nlink: v.nlink,
+            uid: v.uid,
+            gid: v.gid,
+            size: v.size,
+            atime: v.atime,
+            mtime: v.mtime,
+            ctime: v.ctime,
+            rdev: v.rdev,
+            chunk_size: v.chunk_size,
+            parent: v.parent,
+            next_cookie: v.next_cookie,
+            entries: v.entries,
+            target: v.target,
+            create_verf: v.create_verf,
+            epoch: v.epoch,
+            segments: v.segments,
+            inline: false,
         }
     }
 }
@@ -197,14 +260,15 @@ impl InodeRecord {
 
     /// Encodes the current version.
     pub fn encode(&self) -> FsResult<Vec<u8>> {
-        encode(INODE_V2, self)
+        encode(INODE_V3, self)
     }
 
     /// Decodes any known version, migrating older ones.
     pub fn decode(bytes: &[u8]) -> FsResult<Self> {
         match bytes.first() {
             Some(&INODE_V1) => Ok(decode::<InodeRecordV1>("inode", INODE_V1, bytes)?.into()),
-            _ => decode("inode", INODE_V2, bytes),
+            Some(&INODE_V2) => Ok(decode::<InodeRecordV2>("inode", INODE_V2, bytes)?.into()),
+            _ => decode("inode", INODE_V3, bytes),
         }
     }
 
@@ -360,6 +424,7 @@ pub(crate) fn test_file(ino: u64, size: u64) -> InodeRecord {
         create_verf: None,
         epoch: 0,
         segments: Vec::new(),
+        inline: false,
     }
 }
 
@@ -389,8 +454,18 @@ mod tests {
             chunk_size: 4 << 20,
         });
         let b = r.encode().expect("encode");
-        assert_eq!(b[0], INODE_V2);
+        assert_eq!(b[0], INODE_V3);
         assert_eq!(InodeRecord::decode(&b).expect("decode"), r);
+        r.inline = true;
+        let b = r.encode().expect("encode");
+        assert_eq!(InodeRecord::decode(&b).expect("decode"), r);
+    }
+
+    fn fixture(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 
     /// Fixture: the bytes of a version-1 inode record as written by the
@@ -399,12 +474,22 @@ mod tests {
     /// decodes into the current record with no segments.
     #[test]
     fn version_1_inode_fixture_still_decodes() {
-        let bytes: Vec<u8> = (0..V1_INODE_FIXTURE.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&V1_INODE_FIXTURE[i..i + 2], 16).expect("hex"))
-            .collect();
+        let bytes = fixture(V1_INODE_FIXTURE);
         assert_eq!(InodeRecord::decode(&bytes).expect("decode"), sample());
     }
+
+    /// Fixture: a version-2 record (segments, written before inline data
+    /// existed) decodes into a file whose bytes are in chunks.
+    #[test]
+    fn version_2_inode_fixture_still_decodes_with_its_bytes_in_chunks() {
+        let bytes = fixture(V2_INODE_FIXTURE);
+        let r = InodeRecord::decode(&bytes).expect("decode");
+        assert_eq!(r, sample());
+        assert!(!r.inline);
+    }
+
+    /// The version-1 fixture's fields, then an empty segment list.
+    const V2_INODE_FIXTURE: &str = "022a00000000000000070000000100000000000000a401000001000000e8030000e80300000500000000000000010000000000000002000000030000000000000004000000050000000000000006000000000000000000000000004000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
 
     const V1_INODE_FIXTURE: &str = "012a00000000000000070000000100000000000000a401000001000000e8030000e8030000050000000000000001000000000000000200000003000000000000000400000005000000000000000600000000000000000000000000400000000000000000000000000000000000000000000000000000000000000000000000";
 

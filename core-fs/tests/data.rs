@@ -287,7 +287,8 @@ both_backends! {
         let root = fx.root();
         let src = fx.file(root, "src");
         let dst = fx.file(root, "dst");
-        fx.write(dst.ino, 0, &pattern(8, 1000));
+        // Past the inline limit: the bytes are in chunks.
+        fx.write(dst.ino, 0, &pattern(8, DEFAULT_INLINE_MAX as usize + 1000));
         assert!(has_chunks(fx, dst.ino));
         fx.fs.rename(&root_cred(), root, b"src", root, b"dst").expect("rename");
         assert!(!has_chunks(fx, dst.ino));

@@ -217,7 +217,9 @@ restart_tests! {
     fn chunks_of_unknown_inodes_are_collected_at_start(backend) {
         let fx = Fixture::new(backend);
         let f = fx.file(fx.root(), "kept");
-        fx.write(f.ino, 0, b"keep me");
+        // Past the inline limit: the bytes are in chunks.
+        let keep = pattern(3, DEFAULT_INLINE_MAX as usize + 7);
+        fx.write(f.ino, 0, &keep);
         let orphan = 999_999_999;
         fx.chunks.write(ChunkId { ino: orphan, index: 0 }, 0, b"orphan").expect("orphan chunk");
         fx.chunks.sync_all().expect("sync");
@@ -226,7 +228,7 @@ restart_tests! {
         let inodes = fx.chunks.inodes().expect("inodes");
         assert!(!inodes.contains(&orphan), "orphan chunk data was not collected");
         assert!(inodes.contains(&f.ino));
-        assert_eq!(fx.read_all(f.ino), b"keep me");
+        assert_eq!(fx.read_all(f.ino), keep);
     }
 
     fn writes_after_a_restart_land_in_the_same_files(backend) {

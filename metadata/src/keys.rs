@@ -24,6 +24,7 @@
 //! | `SNAP_STATE` | volume id (u32) | the volume's snapshots (epochs, high-water marks), read by every write transaction |
 //! | `CHUNK_HISTORY` | data inode (u64) ‖ chunk index (u64) | only inside `HISTORY`: where a snapshot's copy of a chunk lives |
 //! | `DATA_HISTORY` | data inode (u64) | only inside `HISTORY`: the inode's live chunks belong to the snapshot (file removed after it) |
+//! | `INLINE` | inode (u64) | the bytes of a small file kept with its metadata (data on the metadata service), at most the volume's inline limit |
 //!
 //! A `GC` key is `GC ‖ ino` (all chunks of the inode) or `GC ‖ ino ‖ index`
 //! (one chunk: a snapshot's copy that is no longer needed).
@@ -77,6 +78,8 @@ pub const SNAP_STATE: u8 = 0x10;
 pub const CHUNK_HISTORY: u8 = 0x11;
 /// Pseudo-prefix of a removed file's data history (only inside `HISTORY` keys).
 pub const DATA_HISTORY: u8 = 0x12;
+/// Bytes of small files kept in the metadata store.
+pub const INLINE: u8 = 0x13;
 
 /// Name of the system record holding the next snapshot epoch.
 pub const SYS_NEXT_EPOCH: &str = "next_epoch";
@@ -284,6 +287,13 @@ pub fn gc_prefix() -> Vec<u8> {
 pub fn ino_of(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(1..9)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
+}
+
+/// `INLINE ‖ ino`: the bytes of a small file.
+pub fn inline(ino: u64) -> Vec<u8> {
+    let mut k = with_prefix(INLINE, 8);
+    k.extend_from_slice(&ino.to_be_bytes());
+    k
 }
 
 /// `SNAPSHOT ‖ volume ‖ name`.

@@ -9,7 +9,7 @@ use crate::memory::memory_bytes;
 use nitrofs_chunk_store::DEFAULT_JOURNAL_BYTES;
 use nitrofs_core_fs::{
     cache_entries_for_memory, FsOptions, DEFAULT_CACHE_ENTRIES, DEFAULT_CHUNK_SIZE,
-    MIN_CACHE_ENTRIES,
+    DEFAULT_INLINE_MAX, INLINE_MAX_LIMIT, MIN_CACHE_ENTRIES,
 };
 use nitrofs_nfs::ExportPolicy;
 use serde::Deserialize;
@@ -158,6 +158,9 @@ pub struct CoreConfig {
     /// Bytes of the chunk store's journal of small syncs, when it is
     /// created (1 MiB to 1 GiB; an existing journal keeps its size).
     pub chunk_journal_bytes: u64,
+    /// Files created from now on keep their bytes in the metadata store
+    /// while they are at most this long (0 to 1 MiB; 0: never).
+    pub inline_max: u64,
 }
 
 impl Default for Config {
@@ -220,6 +223,7 @@ impl Default for CoreConfig {
             chunk_size: u64::from(DEFAULT_CHUNK_SIZE),
             cache_entries: None,
             chunk_journal_bytes: DEFAULT_JOURNAL_BYTES,
+            inline_max: u64::from(DEFAULT_INLINE_MAX),
         }
     }
 }
@@ -427,6 +431,18 @@ impl Config {
                 format!("{chunk_journal_bytes} must be from 1048576 (1 MiB) to 1073741824 (1 GiB)"),
             ));
         }
+        let inline_max = u32::try_from(self.core.inline_max)
+            .ok()
+            .filter(|n| *n <= INLINE_MAX_LIMIT)
+            .ok_or_else(|| {
+                invalid(
+                    "core.inline_max",
+                    format!(
+                        "{} must be from 0 to {INLINE_MAX_LIMIT} (1 MiB)",
+                        self.core.inline_max
+                    ),
+                )
+            })?;
         let s3 = self.s3.validate()?;
         let kv = self.kv.validate()?;
         Ok(Settings {
@@ -439,6 +455,7 @@ impl Config {
             fs: FsOptions {
                 chunk_size,
                 cache_entries,
+                inline_max,
             },
             chunk_journal_bytes,
         })
@@ -597,7 +614,7 @@ mod tests {
                 "s3.{key} is shown (commented out: it has no default)"
             );
         }
-        for key in ["chunk_size", "chunk_journal_bytes"] {
+        for key in ["chunk_size", "chunk_journal_bytes", "inline_max"] {
             assert!(get("core", key), "core.{key}");
         }
         assert!(
@@ -756,6 +773,19 @@ mod tests {
             invalid_field("[admin]\naddr = '127.0.0.1:99999'"),
             "admin.addr"
         );
+    }
+
+    #[test]
+    fn inline_max_is_at_most_one_mebibyte() {
+        for bad in [(1 << 20) + 1, 1 << 32, 1 << 40] {
+            let text = format!("[core]\ninline_max = {bad}");
+            assert_eq!(invalid_field(&text), "core.inline_max", "{bad}");
+        }
+        for good in [0, 4096, 64 << 10, 1 << 20] {
+            let text = format!("[core]\ninline_max = {good}");
+            let settings = parse(&text).and_then(Config::validate).expect("valid");
+            assert_eq!(u64::from(settings.fs.inline_max), good);
+        }
     }
 
     #[test]

@@ -215,10 +215,9 @@ impl FileSystem {
                     return Err(FsError::GuardFailed);
                 }
             }
-            if set
-                .size
-                .is_some_and(|size| size < rec.size && rec.size != current.size)
-            {
+            if set.size.is_some_and(|size| {
+                size < rec.size && (rec.size != current.size || rec.inline != current.inline)
+            }) {
                 // Nothing written: the transaction commits no change.
                 return Ok(None);
             }

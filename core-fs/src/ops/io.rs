@@ -5,6 +5,7 @@
 //! chunks, then commits metadata durably, before returning.
 
 use crate::perm::{self, R, W};
+use crate::quota::charge::Reservation;
 use crate::record::{self, InodeRecord};
 use crate::types::{
     Attr, FileType, FsStat, RangesResult, ReadPiece, ReadResult, Wcc, FILE_SIZE_MAX, S_ISGID,
@@ -100,6 +101,22 @@ pub(crate) fn joined(pieces: Vec<ReadPiece>) -> Bytes {
             b.freeze()
         }
     }
+}
+
+/// `[offset, offset+len)` of a file whose bytes are `bytes` (zeros past
+/// their end, as holes read).
+pub(crate) fn inline_range(bytes: Vec<u8>, offset: u64, len: u64) -> Bytes {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let lo = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let hi = lo.saturating_add(len).min(bytes.len());
+    if hi - lo == len {
+        return Bytes::from(bytes).slice(lo..hi);
+    }
+    let mut out = BytesMut::zeroed(len);
+    out[..hi - lo].copy_from_slice(&bytes[lo..hi]);
+    out.freeze()
 }
 
 impl FileSystem {
@@ -209,6 +226,20 @@ impl FileSystem {
         len: u64,
         ranges: bool,
     ) -> FsResult<Vec<ReadPiece>> {
+        if rec.inline {
+            if let Some(bytes) = self.kv.get(&keys::inline(rec.ino))? {
+                return Ok(vec![ReadPiece::Bytes(inline_range(bytes, offset, len))]);
+            }
+            // No bytes written yet, or moved to the chunks since `rec` was
+            // read (they were durable there before the record changed).
+            if self.read_inode(rec.ino)?.inline {
+                return Ok(vec![ReadPiece::Bytes(inline_range(
+                    Vec::new(),
+                    offset,
+                    len,
+                ))]);
+            }
+        }
         let mut parts: Vec<ReadPiece> = Vec::with_capacity(2);
         for (data_ino, cs, ext_off, ext_len) in extents(rec, offset, len) {
             for (index, within, n) in pieces(cs, ext_off, ext_len) {
@@ -284,6 +315,18 @@ impl FileSystem {
         let _barrier = self.snap_barrier.read();
         // Quotas: hold the bytes this write adds before writing any.
         let reserved = self.quota_reserve(&rec, end.saturating_sub(rec.size))?;
+        if rec.inline {
+            // Inline writes, and the move to chunks, run under the inode's
+            // lock: each rewrites the inline bytes whole.
+            let _guard = self.lock_inode(ino);
+            let rec = self.read_inode(ino)?;
+            if rec.inline {
+                if end <= u64::from(self.opts.inline_max) {
+                    return self.write_inline(cred, ino, offset, data, stable, reserved.as_ref());
+                }
+                self.move_inline_to_chunks(&rec)?;
+            }
+        }
         let mut done = 0usize;
         let exts = extents(&rec, offset, data.len() as u64);
         for &(data_ino, cs, ext_off, ext_len) in &exts {
@@ -313,20 +356,106 @@ impl FileSystem {
         let _guard = self.lock_inode(ino);
         self.transact(stable, |txn| -> FsResult<Wcc> {
             let mut r = record::load_inode(txn, ino)?;
-            let before = (&r.attr()).into();
-            let old = r.clone();
-            r.size = r.size.max(end);
-            r.mtime = now;
-            r.ctime = now;
-            if !cred.is_root() {
-                r.mode &= !(S_ISUID | S_ISGID);
+            self.wrote(txn, &mut r, end, now, cred, reserved.as_ref())
+        })
+    }
+
+    /// What a write changes in its file's record (inside `txn`): the size
+    /// grows to `end`, mtime and ctime are `now`, and a caller other than
+    /// root clears the set-id bits; quotas are charged for the growth.
+    fn wrote(
+        &self,
+        txn: &mut dyn Txn,
+        r: &mut InodeRecord,
+        end: u64,
+        now: Timestamp,
+        cred: &Credentials,
+        reserved: Option<&Reservation<'_>>,
+    ) -> FsResult<Wcc> {
+        let before = (&r.attr()).into();
+        let old = r.clone();
+        r.size = r.size.max(end);
+        r.mtime = now;
+        r.ctime = now;
+        if !cred.is_root() {
+            r.mode &= !(S_ISUID | S_ISGID);
+        }
+        self.quota_on_update(txn, &old, r, reserved)?;
+        record::put_inode(txn, r)?;
+        Ok(Wcc {
+            before,
+            after: r.attr(),
+        })
+    }
+
+    /// A write that keeps inline file `ino` within the inline limit: its
+    /// bytes change in the same metadata transaction as its size, so one
+    /// log sync makes both durable. The caller holds the inode's lock.
+    fn write_inline(
+        &self,
+        cred: &Credentials,
+        ino: InodeId,
+        offset: u64,
+        data: &[u8],
+        stable: bool,
+        reserved: Option<&Reservation<'_>>,
+    ) -> FsResult<Wcc> {
+        let key = keys::inline(ino);
+        let now = Timestamp::now();
+        self.transact(stable, |txn| -> FsResult<Wcc> {
+            let mut r = record::load_inode(txn, ino)?;
+            if !r.inline {
+                // Only a writer holding this lock moves the bytes out.
+                return Err(FsError::Io(format!(
+                    "inode {ino}: inline bytes moved out under the inode's lock"
+                )));
             }
-            self.quota_on_update(txn, &old, &r, reserved.as_ref())?;
-            record::put_inode(txn, &r)?;
-            Ok(Wcc {
-                before,
-                after: r.attr(),
-            })
+            let mut bytes = txn.get(&key)?.unwrap_or_default();
+            // Bytes past the size (never kept, but never shown either).
+            bytes.truncate(usize::try_from(r.size).unwrap_or(usize::MAX));
+            let lo = usize::try_from(offset).map_err(|_| FsError::TooBig)?;
+            let hi = lo + data.len();
+            if bytes.len() < hi {
+                bytes.resize(hi, 0);
+            }
+            bytes[lo..hi].copy_from_slice(data);
+            txn.put(&key, &bytes)?;
+            self.wrote(txn, &mut r, hi as u64, now, cred, reserved)
+        })
+    }
+
+    /// Moves inline file `rec`'s bytes into its chunks for good (a write
+    /// takes it past the inline limit, or a multipart upload links it as
+    /// a part). The chunks are durable before the record stops naming the
+    /// inline bytes, so a crash anywhere keeps one durable copy. The caller
+    /// holds the inode's lock.
+    ///
+    /// No snapshot needs the chunks kept: a file inline now was inline in
+    /// every snapshot that holds it, which reads its inline bytes. Chunks
+    /// left by a move that a crash or a restore undid mean nothing and go
+    /// first, so none of their bytes shows through a hole.
+    pub(crate) fn move_inline_to_chunks(&self, rec: &InodeRecord) -> FsResult<()> {
+        let key = keys::inline(rec.ino);
+        let mut bytes = self.kv.get(&key)?.unwrap_or_default();
+        bytes.truncate(usize::try_from(rec.size).unwrap_or(usize::MAX));
+        let cs = u64::from(rec.chunk_size);
+        self.chunks.remove_from(rec.ino, 0)?;
+        let mut done = 0usize;
+        for (index, within, n) in pieces(cs, 0, bytes.len() as u64) {
+            let n = n as usize;
+            let id = ChunkId {
+                ino: rec.ino,
+                index,
+            };
+            self.chunks.write(id, within, &bytes[done..done + n])?;
+            done += n;
+        }
+        self.chunks.sync(rec.ino)?;
+        self.transact(false, |txn| -> FsResult<()> {
+            let mut r = record::load_inode(txn, rec.ino)?;
+            r.inline = false;
+            txn.delete(&key)?;
+            record::put_inode(txn, &r)
         })
     }
 
@@ -434,6 +563,17 @@ impl FileSystem {
 /// size (their chunks were removed before the transaction).
 pub(crate) fn trim_after_resize(txn: &mut dyn Txn, rec: &mut InodeRecord) -> FsResult<()> {
     let size = rec.size;
+    if rec.inline {
+        let key = keys::inline(rec.ino);
+        if let Some(mut bytes) = txn.get(&key)? {
+            let keep = usize::try_from(size).unwrap_or(usize::MAX);
+            if bytes.len() > keep {
+                bytes.truncate(keep);
+                txn.put(&key, &bytes)?;
+            }
+        }
+        return Ok(());
+    }
     for dropped in trim_segments(rec, size) {
         txn.delete(&keys::data_owner(dropped))?;
         txn.put(&keys::gc(dropped), &[])?;

@@ -219,6 +219,15 @@ impl FileSystem {
         if parts.is_empty() {
             return Err(FsError::Invalid("no parts"));
         }
+        // A segment is a data inode's chunks: a part whose bytes are
+        // inline (a small last part) moves them there first.
+        for &p in parts {
+            let _guard = self.lock_inode(p);
+            let rec = self.read_inode(p)?;
+            if rec.inline {
+                self.move_inline_to_chunks(&rec)?;
+            }
+        }
         let now = Timestamp::now();
         self.transact(false, |txn| -> FsResult<Attr> {
             let mut t = require_detached(txn, target)?;
@@ -233,6 +242,11 @@ impl FileSystem {
                     return Err(FsError::Invalid("a part cannot be the target"));
                 }
                 let part = require_detached(txn, p)?;
+                if part.inline {
+                    return Err(FsError::Invalid(
+                        "a part was written during the concatenation",
+                    ));
+                }
                 if part.volume != t.volume {
                     return Err(FsError::CrossDevice);
                 }
@@ -263,6 +277,7 @@ impl FileSystem {
                 txn.put(&keys::data_owner(s.ino), &target.to_be_bytes())?;
             }
             t.segments = segments;
+            t.inline = false;
             t.size = size;
             t.mtime = now;
             t.ctime = now;

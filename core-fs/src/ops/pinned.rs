@@ -83,8 +83,14 @@ pub struct PinnedRead {
 }
 
 enum Source {
-    /// A live file: its record and pinned data inodes.
-    Live { rec: InodeRecord, data: Vec<u64> },
+    /// A live file: its record and pinned data inodes, and its bytes
+    /// when they were inline at the open (read whole then: at most the
+    /// inline limit, and a later replacement deletes them at once).
+    Live {
+        rec: InodeRecord,
+        data: Vec<u64>,
+        inline: Option<Bytes>,
+    },
     /// A file inside a snapshot, whose data stays until the snapshot is
     /// deleted: read through the snapshot's view.
     Snapshot {
@@ -117,16 +123,24 @@ impl FileSystem {
         perm::check_data(&mut fs.store_acls(), &rec, cred, R)?;
         let data = rec.data_inodes();
         fs.read_pins.pin(&data);
-        let pinned = PinnedRead {
+        let mut pinned = PinnedRead {
             fs: Arc::clone(fs),
-            source: Source::Live { rec, data },
+            source: Source::Live {
+                rec,
+                data,
+                inline: None,
+            },
         };
         // Pinned, then looked at again: a deletion that ran before the pin
         // had already removed the record (it deletes chunks only after its
         // commit), so a record still there with the same data is safe.
-        if let Source::Live { rec, data } = &pinned.source {
+        if let Source::Live { rec, data, inline } = &mut pinned.source {
             if &fs.read_inode(ino)?.data_inodes() != data {
                 return Err(FsError::Stale);
+            }
+            if rec.inline {
+                let pieces = fs.gather(rec, 0, rec.size, false)?;
+                *inline = Some(super::io::joined(pieces));
             }
             fs.touch_atime(rec)?;
         }
@@ -157,7 +171,16 @@ impl PinnedRead {
     /// Holes read as zeros.
     pub fn read(&self, offset: u64, count: u32) -> FsResult<Bytes> {
         let (rec, data) = match &self.source {
-            Source::Live { rec, data } => (rec, data),
+            Source::Live { rec, data, inline } => {
+                if let Some(bytes) = inline {
+                    let lo = usize::try_from(offset)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    let n = usize::try_from(count).unwrap_or(usize::MAX);
+                    return Ok(bytes.slice(lo..lo.saturating_add(n).min(bytes.len())));
+                }
+                (rec, data)
+            }
             Source::Snapshot { cred, ino, .. } => {
                 return Ok(self.fs.snap_read(cred, *ino, offset, count)?.data);
             }

@@ -38,6 +38,9 @@ pub(crate) fn drop_link(
     if victim.kind != FileType::Regular {
         return Ok(Vec::new());
     }
+    if victim.inline {
+        txn.delete(&keys::inline(victim.ino))?;
+    }
     for seg in &victim.segments {
         txn.delete(&keys::data_owner(seg.ino))?;
     }

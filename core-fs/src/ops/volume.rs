@@ -168,6 +168,7 @@ impl FileSystem {
             create_verf: None,
             epoch: 0,
             segments: Vec::new(),
+            inline: kind == FileType::Regular && self.opts.inline_max > 0,
         }
     }
 }

@@ -354,6 +354,7 @@ impl FileSystem {
                         }
                         txn.delete(&keys::acl(r.ino, 1))?;
                         txn.delete(&keys::acl(r.ino, 2))?;
+                        txn.delete(&keys::inline(r.ino))?;
                         txn.delete(&keys::inode(r.ino))?;
                         gc.extend(data_gc(txn, r)?);
                     }

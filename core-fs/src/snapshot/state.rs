@@ -170,9 +170,12 @@ pub(crate) fn decode_history(v: &[u8]) -> FsResult<Option<&[u8]>> {
 /// it is preserved), or `None` for keys outside any volume's namespace.
 pub(crate) fn owner_of(key: &[u8]) -> Option<u64> {
     match key.first()? {
-        &keys::INODE | &keys::DENTRY | &keys::DIR_COOKIE | &keys::XATTR | &keys::ACL => {
-            keys::ino_of(key)
-        }
+        &keys::INODE
+        | &keys::DENTRY
+        | &keys::DIR_COOKIE
+        | &keys::XATTR
+        | &keys::ACL
+        | &keys::INLINE => keys::ino_of(key),
         _ => None,
     }
 }
@@ -206,6 +209,7 @@ mod tests {
         assert_eq!(owner_of(&keys::dir_cookie(7, 3)), Some(7));
         assert_eq!(owner_of(&keys::xattr(8, b"user.a")), Some(8));
         assert_eq!(owner_of(&keys::acl(9, 1)), Some(9));
+        assert_eq!(owner_of(&keys::inline(10)), Some(10));
         assert_eq!(owner_of(&keys::gc(9)), None);
         assert_eq!(owner_of(&keys::volume("v")), None);
     }

@@ -319,6 +319,17 @@ impl FileSystem {
             });
         }
         let end = rec.size.min(offset.saturating_add(u64::from(count)));
+        if rec.inline {
+            let bytes = {
+                let mut txn = self.kv.begin();
+                self.view_get(txn.as_mut(), &v, &keys::inline(live), live)?
+            };
+            return Ok(ReadResult {
+                attr,
+                data: crate::ops::io::inline_range(bytes.unwrap_or_default(), offset, end - offset),
+                eof: end >= rec.size,
+            });
+        }
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         for (data_ino, cs, ext_off, ext_len) in crate::ops::io::extents(&rec, offset, end - offset)
         {
@@ -521,8 +532,17 @@ impl FileSystem {
             self.view_inode(txn.as_mut(), &v, live)?
         };
         let cs = u64::from(rec.chunk_size);
-        if !rec.segments.is_empty() || rec.chunk_size != self.chunk_size() || cs == 0 {
+        if rec.inline || !rec.segments.is_empty() || rec.chunk_size != self.chunk_size() || cs == 0
+        {
             return Ok(false);
+        }
+        // The shared chunks are `dst`'s bytes from now on.
+        {
+            let _guard = self.lock_inode(dst);
+            let d = self.read_inode(dst)?;
+            if d.inline {
+                self.move_inline_to_chunks(&d)?;
+            }
         }
         for index in 0..rec.size.div_ceil(cs) {
             let _guard = self.lock_inode(live);
