@@ -190,7 +190,9 @@ fn inline_bytes_survive_a_restart() {
         let fx = Fixture::new(backend);
         let f = fx.file(fx.root(), "durable");
         let data = pattern(12, 12_345);
-        fx.fs.write(&root_cred(), f.ino, 0, &data, true).expect("stable write");
+        fx.fs
+            .write(&root_cred(), f.ino, 0, &data, true)
+            .expect("stable write");
         let fx = fx.restart(small_chunks());
         assert_eq!(fx.read_all(f.ino), data, "{backend:?}");
         assert!(!has_chunks(&fx, f.ino), "{backend:?}");
@@ -234,7 +236,8 @@ fn concurrent_small_writes_and_the_move_to_chunks_lose_no_byte() {
                 for r in 0..rounds {
                     let at = ((r * writers + w) * block) as u64;
                     let data = vec![(w * 31 + r) as u8 | 1; block];
-                    fs.write(&root_cred(), ino, at, &data, false).expect("write");
+                    fs.write(&root_cred(), ino, at, &data, false)
+                        .expect("write");
                 }
             });
         }
