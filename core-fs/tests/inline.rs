@@ -185,6 +185,22 @@ both_backends! {
 }
 
 #[test]
+fn a_huge_sparse_inline_file_reads_in_pieces_without_holding_its_size() {
+    let fx = Fixture::new(Backend::Rocks);
+    let f = fx.file(fx.root(), "sparse");
+    fx.write(f.ino, 0, b"head");
+    set_size(&fx, f.ino, 1 << 40);
+    let pinned = FileSystem::open_read(&fx.fs, &root_cred(), f.ino).expect("open");
+    assert_eq!(&pinned.read(0, 8).expect("read head")[..], b"head\0\0\0\0");
+    let far = pinned.read((1 << 40) - 3, 10).expect("read the end");
+    assert_eq!(&far[..], &[0, 0, 0]);
+    assert!(pinned.read(1 << 40, 10).expect("read past").is_empty());
+    pinned.close();
+    let r = fx.fs.read(&root_cred(), f.ino, 1 << 39, 16).expect("read");
+    assert_eq!(&r.data[..], &[0; 16]);
+}
+
+#[test]
 fn inline_bytes_survive_a_restart() {
     for backend in [Backend::Mem, Backend::Rocks] {
         let fx = Fixture::new(backend);

@@ -777,7 +777,7 @@ mod tests {
 
     #[test]
     fn inline_max_is_at_most_one_mebibyte() {
-        for bad in [(1 << 20) + 1, 1 << 32, 1 << 40] {
+        for bad in [(1u64 << 20) + 1, 1 << 32, 1 << 40] {
             let text = format!("[core]\ninline_max = {bad}");
             assert_eq!(invalid_field(&text), "core.inline_max", "{bad}");
         }

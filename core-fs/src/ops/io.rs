@@ -21,6 +21,9 @@ use std::sync::Arc;
 /// atime is refreshed on read when older than mtime or than this (relatime).
 const RELATIME_SECS: i64 = 24 * 3600;
 
+/// Tries of a move of inline bytes to chunks that truncations race.
+const MOVE_ATTEMPTS: usize = 8;
+
 pub(crate) fn data_file(rec: &InodeRecord) -> FsResult<()> {
     match rec.kind {
         FileType::Regular => Ok(()),
@@ -105,14 +108,14 @@ pub(crate) fn joined(pieces: Vec<ReadPiece>) -> Bytes {
 
 /// `[offset, offset+len)` of a file whose bytes are `bytes` (zeros past
 /// their end, as holes read).
-pub(crate) fn inline_range(bytes: Vec<u8>, offset: u64, len: u64) -> Bytes {
+pub(crate) fn inline_range(bytes: &Bytes, offset: u64, len: u64) -> Bytes {
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     let lo = usize::try_from(offset)
         .unwrap_or(usize::MAX)
         .min(bytes.len());
     let hi = lo.saturating_add(len).min(bytes.len());
     if hi - lo == len {
-        return Bytes::from(bytes).slice(lo..hi);
+        return bytes.slice(lo..hi);
     }
     let mut out = BytesMut::zeroed(len);
     out[..hi - lo].copy_from_slice(&bytes[lo..hi]);
@@ -228,13 +231,20 @@ impl FileSystem {
     ) -> FsResult<Vec<ReadPiece>> {
         if rec.inline {
             if let Some(bytes) = self.kv.get(&keys::inline(rec.ino))? {
-                return Ok(vec![ReadPiece::Bytes(inline_range(bytes, offset, len))]);
+                let bytes = Bytes::from(bytes);
+                return Ok(vec![ReadPiece::Bytes(inline_range(&bytes, offset, len))]);
             }
             // No bytes written yet, or moved to the chunks since `rec` was
             // read (they were durable there before the record changed).
-            if self.read_inode(rec.ino)?.inline {
+            // Asked of the store, not the cache, which learns of the move
+            // only after its commit.
+            let now = match self.kv.get(&keys::inode(rec.ino))? {
+                Some(b) => InodeRecord::decode(&b)?,
+                None => return Err(FsError::Stale),
+            };
+            if now.inline {
                 return Ok(vec![ReadPiece::Bytes(inline_range(
-                    Vec::new(),
+                    &Bytes::new(),
                     offset,
                     len,
                 ))]);
@@ -436,27 +446,52 @@ impl FileSystem {
     /// first, so none of their bytes shows through a hole.
     pub(crate) fn move_inline_to_chunks(&self, rec: &InodeRecord) -> FsResult<()> {
         let key = keys::inline(rec.ino);
-        let mut bytes = self.kv.get(&key)?.unwrap_or_default();
-        bytes.truncate(usize::try_from(rec.size).unwrap_or(usize::MAX));
         let cs = u64::from(rec.chunk_size);
-        self.chunks.remove_from(rec.ino, 0)?;
-        let mut done = 0usize;
-        for (index, within, n) in pieces(cs, 0, bytes.len() as u64) {
-            let n = n as usize;
-            let id = ChunkId {
-                ino: rec.ino,
-                index,
-            };
-            self.chunks.write(id, within, &bytes[done..done + n])?;
-            done += n;
+        for _ in 0..MOVE_ATTEMPTS {
+            // What is copied is checked again in the transaction that
+            // flips the record: a truncation (it does not take the inode's
+            // lock) that ran meanwhile would otherwise leave its cut bytes
+            // in the chunks, to show again when the file grows.
+            let size = self.read_inode(rec.ino)?.size;
+            let raw = self.kv.get(&key)?;
+            let mut bytes = raw.clone().unwrap_or_default();
+            bytes.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+            self.chunks.remove_from(rec.ino, 0)?;
+            let spread: Vec<(u64, u64, u64)> = pieces(cs, 0, bytes.len() as u64).collect();
+            let mut done = 0usize;
+            for &(index, within, n) in &spread {
+                let n = n as usize;
+                let id = ChunkId {
+                    ino: rec.ino,
+                    index,
+                };
+                self.chunks.write(id, within, &bytes[done..done + n])?;
+                done += n;
+            }
+            self.chunks.sync(rec.ino)?;
+            let moved = self.transact(false, |txn| -> FsResult<bool> {
+                let mut r = record::load_inode(txn, rec.ino)?;
+                if !r.inline {
+                    return Ok(true);
+                }
+                if r.size != size || txn.get(&key)? != raw {
+                    return Ok(false);
+                }
+                r.inline = false;
+                txn.delete(&key)?;
+                let indexes = spread.iter().map(|(index, ..)| *index);
+                crate::snapshot::chunks_unseen(txn, r.volume, r.ino, indexes)?;
+                record::put_inode(txn, &r)?;
+                Ok(true)
+            })?;
+            if moved {
+                return Ok(());
+            }
         }
-        self.chunks.sync(rec.ino)?;
-        self.transact(false, |txn| -> FsResult<()> {
-            let mut r = record::load_inode(txn, rec.ino)?;
-            r.inline = false;
-            txn.delete(&key)?;
-            record::put_inode(txn, &r)
-        })
+        Err(FsError::Io(format!(
+            "inode {}: truncated while its inline bytes moved to chunks, {MOVE_ATTEMPTS} times",
+            rec.ino
+        )))
     }
 
     /// Makes every earlier write to `ino` durable. It commits no metadata

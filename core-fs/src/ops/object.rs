@@ -277,6 +277,9 @@ impl FileSystem {
                 txn.put(&keys::data_owner(s.ino), &target.to_be_bytes())?;
             }
             t.segments = segments;
+            if t.inline {
+                txn.delete(&keys::inline(target))?;
+            }
             t.inline = false;
             t.size = size;
             t.mtime = now;

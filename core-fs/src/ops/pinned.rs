@@ -83,9 +83,10 @@ pub struct PinnedRead {
 }
 
 enum Source {
-    /// A live file: its record and pinned data inodes, and its bytes
-    /// when they were inline at the open (read whole then: at most the
-    /// inline limit, and a later replacement deletes them at once).
+    /// A live file: its record and pinned data inodes, and its inline
+    /// bytes as they were at the open (at most the inline limit; a later
+    /// replacement deletes them at once). Past them, up to the size, the
+    /// file reads as zeros.
     Live {
         rec: InodeRecord,
         data: Vec<u64>,
@@ -139,8 +140,12 @@ impl FileSystem {
                 return Err(FsError::Stale);
             }
             if rec.inline {
-                let pieces = fs.gather(rec, 0, rec.size, false)?;
-                *inline = Some(super::io::joined(pieces));
+                // None: no bytes yet, or moved to chunks since `rec` was
+                // read; each read then goes through `gather`, which knows.
+                *inline = fs
+                    .kv
+                    .get(&nitrofs_metadata::keys::inline(ino))?
+                    .map(Bytes::from);
             }
             fs.touch_atime(rec)?;
         }
@@ -173,11 +178,11 @@ impl PinnedRead {
         let (rec, data) = match &self.source {
             Source::Live { rec, data, inline } => {
                 if let Some(bytes) = inline {
-                    let lo = usize::try_from(offset)
-                        .unwrap_or(usize::MAX)
-                        .min(bytes.len());
-                    let n = usize::try_from(count).unwrap_or(usize::MAX);
-                    return Ok(bytes.slice(lo..lo.saturating_add(n).min(bytes.len())));
+                    if offset >= rec.size {
+                        return Ok(Bytes::new());
+                    }
+                    let n = u64::from(count).min(rec.size - offset);
+                    return Ok(super::io::inline_range(bytes, offset, n));
                 }
                 (rec, data)
             }

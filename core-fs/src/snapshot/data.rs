@@ -17,6 +17,31 @@ use crate::{FileSystem, FsResult};
 use nitrofs_chunk_store::ChunkId;
 use nitrofs_metadata::{keys, transact};
 
+/// Inside `txn`, which moves inline file `ino`'s bytes into chunks
+/// `indexes`: the newest snapshot holding the file saw it inline, so
+/// those chunks were holes to it. Copy-on-write then copies nothing
+/// when they change, and a restore deletes them.
+pub(crate) fn chunks_unseen(
+    txn: &mut dyn nitrofs_metadata::Txn,
+    volume: u32,
+    ino: u64,
+    indexes: impl IntoIterator<Item = u64>,
+) -> FsResult<()> {
+    let Some(target) = SnapState::load(txn, volume)?.target() else {
+        return Ok(());
+    };
+    if ino >= target.next_inode {
+        return Ok(());
+    }
+    for index in indexes {
+        let hk = keys::history(target.epoch, &keys::chunk_history(ino, index));
+        if txn.get(&hk)?.is_none() {
+            txn.put(&hk, &encode_location(None))?;
+        }
+    }
+    Ok(())
+}
+
 impl FileSystem {
     /// Keeps the newest snapshot's copy of chunks `indexes` of data inode
     /// `ino` (in `volume`, chunk size `cs`) before they change.

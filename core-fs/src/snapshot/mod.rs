@@ -15,5 +15,6 @@ mod view;
 
 pub use admin::Snapshot;
 pub(crate) use cow::CowTxn;
+pub(crate) use data::chunks_unseen;
 pub(crate) use state::LIVE_INO_LIMIT;
 pub use state::SNAPSHOT_DIR;

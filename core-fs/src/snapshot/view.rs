@@ -326,7 +326,11 @@ impl FileSystem {
             };
             return Ok(ReadResult {
                 attr,
-                data: crate::ops::io::inline_range(bytes.unwrap_or_default(), offset, end - offset),
+                data: crate::ops::io::inline_range(
+                    &Bytes::from(bytes.unwrap_or_default()),
+                    offset,
+                    end - offset,
+                ),
                 eof: end >= rec.size,
             });
         }
