@@ -109,7 +109,19 @@ fn small_committed_file_survives_kill_9() {
 /// replay them, the later, shorter version of a rewritten file included.
 #[test]
 fn committed_small_files_come_back_from_the_journal_when_their_chunk_files_are_lost() {
-    let mut server = Server::start();
+    // Kept out of metadata, so their bytes are in chunk files.
+    small_files_survive_losing_every_chunk_file("[core]\ninline_max = 0\n");
+}
+
+/// Small files kept with their metadata (the default) never needed their
+/// chunk files: losing them all loses nothing either.
+#[test]
+fn committed_inline_files_need_no_chunk_file() {
+    small_files_survive_losing_every_chunk_file("");
+}
+
+fn small_files_survive_losing_every_chunk_file(config: &str) {
+    let mut server = Server::start_with_config(config);
     let files: Vec<(String, Vec<u8>)> = (0..20u64)
         .map(|i| {
             (
@@ -141,7 +153,11 @@ fn committed_small_files_come_back_from_the_journal_when_their_chunk_files_are_l
             std::fs::remove_dir_all(&path).expect("remove shard");
         }
     }
-    assert!(lost >= files.len(), "{lost} chunk files removed");
+    if config.is_empty() {
+        assert_eq!(lost, 0, "inline files made {lost} chunk files");
+    } else {
+        assert!(lost >= files.len(), "{lost} chunk files removed");
+    }
     server.restart();
     block_on(LIMIT, async {
         let mut c = mount(&server, 0, 0).await;
@@ -162,8 +178,9 @@ fn committed_small_files_come_back_from_the_journal_when_their_chunk_files_are_l
 #[test]
 fn a_small_chunk_journal_wraps_and_checkpoints_without_losing_a_commit() {
     let journal_bytes = 1u64 << 20;
-    let mut server =
-        Server::start_with_config(&format!("[core]\nchunk_journal_bytes = {journal_bytes}\n"));
+    let mut server = Server::start_with_config(&format!(
+        "[core]\nchunk_journal_bytes = {journal_bytes}\ninline_max = 0\n"
+    ));
     // 5 MiB of 16 KiB files: five times the journal.
     let files: Vec<(String, Vec<u8>)> = (0..320u64)
         .map(|i| (format!("wrap-{i}"), PatternRng::new(500 + i).bytes(16384)))
