@@ -177,61 +177,6 @@ impl From<InodeRecordV1> for InodeRecord {
     }
 }
 
-/// Version 2 of the inode record, decoded and migrated to the current one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct InodeRecordV2 {
-    ino: u64,
-    generation: u32,
-    volume: u32,
-    kind: FileType,
-    mode: u32,
-    nlink: u32,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    atime: Timestamp,
-    mtime: Timestamp,
-    ctime: Timestamp,
-    rdev: (u32, u32),
-    chunk_size: u32,
-    parent: u64,
-    next_cookie: u64,
-    entries: u64,
-    target: Option<Vec<u8>>,
-    create_verf: Option<[u8; 8]>,
-    epoch: u64,
-    segments: Vec<Segment>,
-}
-
-impl From<InodeRecordV2> for InodeRecord {
-    fn from(v: InodeRecordV2) -> Self {
-        Self {
-            ino: v.ino,
-            generation: v.generation,
-            volume: v.volume,
-            kind: v.kind,
-            mode: v.mode,
-            nlink: v.nlink,
-            uid: v.uid,
-            gid: v.gid,
-            size: v.size,
-            atime: v.atime,
-            mtime: v.mtime,
-            ctime: v.ctime,
-            rdev: v.rdev,
-            chunk_size: v.chunk_size,
-            parent: v.parent,
-            next_cookie: v.next_cookie,
-            entries: v.entries,
-            target: v.target,
-            create_verf: v.create_verf,
-            epoch: v.epoch,
-            segments: v.segments,
-            inline: false,
-        }
-    }
-}
-
 impl InodeRecord {
     /// The attributes protocols see.
     pub fn attr(&self) -> Attr {
@@ -267,7 +212,16 @@ impl InodeRecord {
     pub fn decode(bytes: &[u8]) -> FsResult<Self> {
         match bytes.first() {
             Some(&INODE_V1) => Ok(decode::<InodeRecordV1>("inode", INODE_V1, bytes)?.into()),
-            Some(&INODE_V2) => Ok(decode::<InodeRecordV2>("inode", INODE_V2, bytes)?.into()),
+            Some(&INODE_V2) => {
+                // bincode writes a struct's fields one after another, so a
+                // v2 record is a v1 record followed by its segments.
+                let (v1, segments): (InodeRecordV1, Vec<Segment>) =
+                    decode("inode", INODE_V2, bytes)?;
+                Ok(Self {
+                    segments,
+                    ..v1.into()
+                })
+            }
             _ => decode("inode", INODE_V3, bytes),
         }
     }
