@@ -1,6 +1,6 @@
 //! Caches of metadata records for reads outside transactions: inode
-//! records (getattr, lookup, READ, ACCESS, listings) and directory entries
-//! (lookup). Most metadata reads are of a few hot records, and each saved
+//! records (getattr, lookup, READ, ACCESS, listings), directory entries
+//! (lookup) and inline files' bytes (READ). Most metadata reads are of a few hot records, and each saved
 //! engine lookup is a skiplist or SST search; a record the engine has
 //! flushed to a table file and not read since is not even in its block
 //! cache, so an NFS call needing it would leave the connection's task for
@@ -23,6 +23,7 @@
 //! read through the caches (their reads are conflict-tracked).
 
 use crate::record::{DentryRecord, InodeRecord};
+use bytes::Bytes;
 use nitrofs_metadata::keys;
 use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
@@ -34,38 +35,61 @@ use std::hash::{BuildHasher, Hash};
 /// stripe meanwhile.
 const STRIPES: usize = 1024;
 
+/// Stripes of the inline bytes cache: fewer than the record caches', so
+/// that each stripe's share of the bytes holds even the largest inline
+/// file ([`crate::INLINE_MAX_LIMIT`]) when the cache is a few hundred MiB.
+const INLINE_STRIPES: usize = 64;
+
+/// What an inline file's cached bytes cost beyond their length (the map
+/// slot, the `Bytes` handle and the allocation's header).
+const INLINE_ENTRY_BYTES: usize = 64;
+
 struct Stripe<K, V> {
     map: HashMap<K, V>,
     generation: u64,
+    /// What the entries weigh together.
+    weight: usize,
 }
 
-/// A striped, coherent cache; see the module notes.
+/// A striped, coherent cache; see the module notes. Each entry has a
+/// weight (1 for records, its bytes for inline data) and each stripe
+/// holds at most its share of the capacity.
 pub(crate) struct Cache<K, V> {
     stripes: Vec<Mutex<Stripe<K, V>>>,
-    /// Entries per stripe before one is dropped for each new one.
+    /// Weight each stripe may hold.
     per_stripe: usize,
+    weigh: fn(&V) -> usize,
     hasher: RandomState,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// A cache of at most `capacity` entries.
     pub(crate) fn new(capacity: usize) -> Self {
+        Self::weighted(STRIPES, capacity, |_| 1)
+    }
+
+    /// A cache of at most `capacity` in the weights `weigh` gives, in
+    /// `stripes` stripes (each holds at least two entries of weight 1).
+    fn weighted(stripes: usize, capacity: usize, weigh: fn(&V) -> usize) -> Self {
         Self {
-            stripes: (0..STRIPES)
+            stripes: (0..stripes)
                 .map(|_| {
                     Mutex::new(Stripe {
                         map: HashMap::new(),
                         generation: 0,
+                        weight: 0,
                     })
                 })
                 .collect(),
-            per_stripe: (capacity / STRIPES).max(2),
+            per_stripe: (capacity / stripes).max(2),
+            weigh,
             hasher: RandomState::new(),
         }
     }
 
     fn stripe(&self, key: &K) -> &Mutex<Stripe<K, V>> {
-        &self.stripes[(self.hasher.hash_one(key) % STRIPES as u64) as usize]
+        let i = self.hasher.hash_one(key) % self.stripes.len() as u64;
+        &self.stripes[i as usize]
     }
 
     /// The cached value, or the generation to pass to [`Cache::fill`]
@@ -102,9 +126,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         s.generation = s.generation.wrapping_add(1);
         match value {
             Some(v) if unchanged => self.insert(&mut s, key, v),
-            _ => {
-                s.map.remove(&key);
-            }
+            _ => self.remove(&mut s, &key),
         }
     }
 
@@ -112,7 +134,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     pub(crate) fn invalidate(&self, key: &K) {
         let mut s = self.stripe(key).lock();
         s.generation = s.generation.wrapping_add(1);
-        s.map.remove(key);
+        self.remove(&mut s, key);
     }
 
     /// Forgets everything (after bulk changes such as a restore).
@@ -121,29 +143,46 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
             let mut s = s.lock();
             s.generation = s.generation.wrapping_add(1);
             s.map.clear();
+            s.weight = 0;
         }
     }
 
-    /// Inserts, making room in a full stripe by dropping one entry (the
-    /// first the map yields, in effect a random one). Dropping half a
+    fn remove(&self, s: &mut Stripe<K, V>, key: &K) {
+        if let Some(old) = s.map.remove(key) {
+            s.weight -= (self.weigh)(&old);
+        }
+    }
+
+    /// Inserts, making room in a full stripe by dropping entries (the
+    /// first the map yields, in effect random ones) until the new one
+    /// fits; one heavier than a whole stripe is not kept. Dropping half a
     /// stripe at a time, as this cache first did, threw away thousands of
     /// entries whenever a few stripes of a nearly full cache overflowed:
     /// LOOKUP p99 at 200,000 files stayed at 0.64x ganesha.
     fn insert(&self, s: &mut Stripe<K, V>, key: K, value: V) {
-        if s.map.len() >= self.per_stripe && !s.map.contains_key(&key) {
-            if let Some(victim) = s.map.keys().next().cloned() {
-                s.map.remove(&victim);
-            }
+        self.remove(s, &key);
+        let weight = (self.weigh)(&value);
+        if weight > self.per_stripe {
+            return;
         }
+        while s.weight + weight > self.per_stripe {
+            let Some(victim) = s.map.keys().next().cloned() else {
+                break;
+            };
+            self.remove(s, &victim);
+        }
+        s.weight += weight;
         s.map.insert(key, value);
     }
 }
 
-/// The caches of one file system: inode records by number, and directory
-/// entries (`None`: the name is absent) by their `DENTRY` key.
+/// The caches of one file system: inode records by number, directory
+/// entries (`None`: the name is absent) by their `DENTRY` key, and inline
+/// files' bytes by inode number (present ones only).
 pub(crate) struct MetaCaches {
     pub(crate) inodes: Cache<u64, InodeRecord>,
     pub(crate) dentries: Cache<Vec<u8>, Option<DentryRecord>>,
+    pub(crate) inline: Cache<u64, Bytes>,
 }
 
 /// An engine key that one of the caches holds.
@@ -153,6 +192,8 @@ pub(crate) enum CachedKey {
     Inode(u64),
     /// `DENTRY ‖ parent ‖ name`, whole.
     Dentry(Vec<u8>),
+    /// `INLINE ‖ ino`.
+    Inline(u64),
 }
 
 impl CachedKey {
@@ -161,6 +202,7 @@ impl CachedKey {
         match key.first() {
             Some(&keys::INODE) if key.len() == 9 => keys::ino_of(key).map(Self::Inode),
             Some(&keys::DENTRY) => Some(Self::Dentry(key.to_vec())),
+            Some(&keys::INLINE) if key.len() == 9 => keys::ino_of(key).map(Self::Inline),
             _ => None,
         }
     }
@@ -171,11 +213,15 @@ pub(crate) struct Written(Vec<(CachedKey, Option<Vec<u8>>, u64)>);
 
 impl MetaCaches {
     /// Caches of at most `entries` inode records and as many directory
-    /// entries (`FsOptions::cache_entries`).
-    pub(crate) fn new(entries: usize) -> Self {
+    /// entries (`FsOptions::cache_entries`), and of at most
+    /// `inline_bytes` of inline files' bytes (`FsOptions::inline_cache_bytes`).
+    pub(crate) fn new(entries: usize, inline_bytes: usize) -> Self {
         Self {
             inodes: Cache::new(entries),
             dentries: Cache::new(entries),
+            inline: Cache::weighted(INLINE_STRIPES, inline_bytes, |b: &Bytes| {
+                b.len() + INLINE_ENTRY_BYTES
+            }),
         }
     }
 
@@ -189,6 +235,7 @@ impl MetaCaches {
                     let generation = match &key {
                         CachedKey::Inode(ino) => self.inodes.generation(ino),
                         CachedKey::Dentry(k) => self.dentries.generation(k),
+                        CachedKey::Inline(ino) => self.inline.generation(ino),
                     };
                     (key, value, generation)
                 })
@@ -211,6 +258,10 @@ impl MetaCaches {
                     };
                     self.dentries.store_committed(k, entry, generation);
                 }
+                CachedKey::Inline(ino) => {
+                    self.inline
+                        .store_committed(ino, value.map(Bytes::from), generation);
+                }
             }
         }
     }
@@ -222,6 +273,7 @@ impl MetaCaches {
             match key {
                 CachedKey::Inode(ino) => self.inodes.invalidate(&ino),
                 CachedKey::Dentry(k) => self.dentries.invalidate(&k),
+                CachedKey::Inline(ino) => self.inline.invalidate(&ino),
             }
         }
     }
@@ -230,6 +282,7 @@ impl MetaCaches {
     pub(crate) fn clear(&self) {
         self.inodes.clear();
         self.dentries.clear();
+        self.inline.clear();
     }
 }
 
@@ -250,6 +303,34 @@ mod tests {
         assert_eq!(c.get(&7), Ok(2));
         c.invalidate(&7);
         assert!(c.get(&7).is_err());
+    }
+
+    #[test]
+    fn a_weighted_cache_keeps_each_stripe_within_its_share() {
+        // One stripe of 100 bytes: sizes are the weights.
+        let c: Cache<u64, Vec<u8>> = Cache::weighted(1, 100, |v| v.len());
+        let put = |k: u64, n: usize| c.store_committed(k, Some(vec![k as u8; n]), c.generation(&k));
+        put(1, 40);
+        put(2, 40);
+        assert!(c.get(&1).is_ok() && c.get(&2).is_ok());
+        // A third does not fit beside both: one of them makes room.
+        put(3, 40);
+        assert_eq!(c.get(&3).map(|v| v.len()), Ok(40));
+        assert_eq!([1, 2].iter().filter(|k| c.get(k).is_ok()).count(), 1);
+        // Replacing a value counts its new weight only.
+        put(3, 60);
+        put(3, 10);
+        let left = [1, 2].iter().filter(|k| c.get(k).is_ok()).count();
+        assert_eq!(left, 1, "10 + 40 fit; the replaced 60 no longer counts");
+        // One heavier than the whole stripe is not kept (nor does it
+        // push the others out).
+        put(4, 101);
+        assert!(c.get(&4).is_err());
+        assert!(c.get(&3).is_ok());
+        // After a clear, the full share is free again.
+        c.clear();
+        put(5, 100);
+        assert_eq!(c.get(&5).map(|v| v.len()), Ok(100));
     }
 
     #[test]

@@ -69,6 +69,25 @@ pub struct FsOptions {
     /// are at most this long; 0 puts every file's bytes in chunks. At
     /// most [`INLINE_MAX_LIMIT`].
     pub inline_max: u32,
+    /// Most bytes of inline files the read cache keeps in memory, so a
+    /// READ of a file written or read lately is answered on the
+    /// connection's task (as a chunk file's would be from the page
+    /// cache) instead of waiting for the metadata engine.
+    pub inline_cache_bytes: usize,
+}
+
+/// Default of [`FsOptions::inline_cache_bytes`], for when the memory the
+/// process may use is not known.
+pub const DEFAULT_INLINE_CACHE_BYTES: usize = 256 << 20;
+
+/// The inline bytes cache for a machine with `memory` bytes: a sixteenth
+/// of it, as the metadata caches take. The metadata engine's block cache
+/// is not enough: it holds only blocks read since they were flushed or
+/// compacted, so every file read once after its write missed it (20,000
+/// files of 16 KiB written over NFS then read: 2,728-2,746 files/s
+/// against 5,727-6,572 with the bytes in chunk files).
+pub fn inline_cache_bytes_for_memory(memory: u64) -> usize {
+    usize::try_from(memory / 16).unwrap_or(usize::MAX)
 }
 
 /// Default of [`FsOptions::inline_max`].
@@ -114,6 +133,7 @@ impl Default for FsOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             cache_entries: DEFAULT_CACHE_ENTRIES,
             inline_max: DEFAULT_INLINE_MAX,
+            inline_cache_bytes: DEFAULT_INLINE_CACHE_BYTES,
         }
     }
 }

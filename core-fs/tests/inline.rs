@@ -201,6 +201,44 @@ fn a_huge_sparse_inline_file_reads_in_pieces_without_holding_its_size() {
 }
 
 #[test]
+fn reads_of_inline_files_written_or_read_lately_are_answered_from_memory() {
+    let fx = Fixture::new(Backend::Rocks);
+    let hot = fx.file(fx.root(), "hot");
+    let cold = fx.file(fx.root(), "cold");
+    fx.write(hot.ino, 0, &pattern(3, 16 * 1024));
+    fx.write(cold.ino, 0, &pattern(4, 16 * 1024));
+    // Reopened: the bytes are in RocksDB's files, in no cache.
+    let fx = fx.restart(small_chunks());
+    let from_memory = |ino| memory_only(|| fx.fs.read(&root_cred(), ino, 0, 1 << 20));
+    for f in [&hot, &cold] {
+        // The record itself from memory, so only the bytes can miss; and
+        // one read for atime, so the reads below commit nothing.
+        fx.attr(f.ino);
+        fx.read_all(f.ino);
+    }
+    fx.write(hot.ino, 0, b"new");
+    let mut want = pattern(3, 16 * 1024);
+    want[..3].copy_from_slice(b"new");
+    for (f, want) in [(&hot, want), (&cold, pattern(4, 16 * 1024))] {
+        let r = from_memory(f.ino)
+            .expect("a file written or read lately is read from memory")
+            .expect("read");
+        assert_eq!(r.data.to_vec(), want);
+    }
+    // Without the bytes cached, the same read needs the disk.
+    let fx = fx.restart(FsOptions {
+        inline_cache_bytes: 0,
+        ..small_chunks()
+    });
+    fx.attr(cold.ino);
+    fx.read_all(cold.ino);
+    assert!(
+        memory_only(|| fx.fs.read(&root_cred(), cold.ino, 0, 1 << 20)).is_none(),
+        "the bytes are in a blob file that no cache holds"
+    );
+}
+
+#[test]
 fn inline_bytes_survive_a_restart() {
     for backend in [Backend::Mem, Backend::Rocks] {
         let fx = Fixture::new(backend);

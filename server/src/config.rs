@@ -8,8 +8,9 @@
 use crate::memory::memory_bytes;
 use nitrofs_chunk_store::DEFAULT_JOURNAL_BYTES;
 use nitrofs_core_fs::{
-    cache_entries_for_memory, FsOptions, DEFAULT_CACHE_ENTRIES, DEFAULT_CHUNK_SIZE,
-    DEFAULT_INLINE_MAX, INLINE_MAX_LIMIT, MIN_CACHE_ENTRIES,
+    cache_entries_for_memory, inline_cache_bytes_for_memory, FsOptions, DEFAULT_CACHE_ENTRIES,
+    DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_CACHE_BYTES, DEFAULT_INLINE_MAX, INLINE_MAX_LIMIT,
+    MIN_CACHE_ENTRIES,
 };
 use nitrofs_nfs::ExportPolicy;
 use serde::Deserialize;
@@ -161,6 +162,11 @@ pub struct CoreConfig {
     /// Files created from now on keep their bytes in the metadata store
     /// while they are at most this long (0 to 1 MiB; 0: never).
     pub inline_max: u64,
+    /// Most bytes of inline files kept in memory for reads. Unset: sized
+    /// from the memory the process may use ([`inline_cache_bytes_for_memory`]
+    /// of [`memory_bytes`]), or [`DEFAULT_INLINE_CACHE_BYTES`] when that
+    /// is unknown; 0 keeps none.
+    pub inline_cache_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -224,6 +230,7 @@ impl Default for CoreConfig {
             cache_entries: None,
             chunk_journal_bytes: DEFAULT_JOURNAL_BYTES,
             inline_max: u64::from(DEFAULT_INLINE_MAX),
+            inline_cache_bytes: None,
         }
     }
 }
@@ -443,6 +450,17 @@ impl Config {
                     ),
                 )
             })?;
+        let inline_cache_bytes = match self.core.inline_cache_bytes {
+            Some(n) => usize::try_from(n).map_err(|_| {
+                invalid(
+                    "core.inline_cache_bytes",
+                    format!("{n} does not fit in memory"),
+                )
+            })?,
+            None => {
+                memory_bytes().map_or(DEFAULT_INLINE_CACHE_BYTES, inline_cache_bytes_for_memory)
+            }
+        };
         let s3 = self.s3.validate()?;
         let kv = self.kv.validate()?;
         Ok(Settings {
@@ -456,6 +474,7 @@ impl Config {
                 chunk_size,
                 cache_entries,
                 inline_max,
+                inline_cache_bytes,
             },
             chunk_journal_bytes,
         })
@@ -620,6 +639,12 @@ mod tests {
         assert!(
             EXAMPLE.lines().any(|l| l.starts_with("# cache_entries = ")),
             "core.cache_entries is shown (commented out: its default depends on the machine)"
+        );
+        assert!(
+            EXAMPLE
+                .lines()
+                .any(|l| l.starts_with("# inline_cache_bytes = ")),
+            "core.inline_cache_bytes is shown (commented out: its default depends on the machine)"
         );
         for key in [
             "addr",
@@ -811,14 +836,20 @@ mod tests {
             let text = format!("[core]\nchunk_journal_bytes = {bad}");
             assert_eq!(invalid_field(&text), "core.chunk_journal_bytes", "{bad}");
         }
-        let text = "[core]\ncache_entries = 2048\nchunk_journal_bytes = 8388608";
+        let text = "[core]\ncache_entries = 2048\nchunk_journal_bytes = 8388608\n\
+                    inline_cache_bytes = 0";
         let settings = parse(text).and_then(Config::validate).expect("valid");
         assert_eq!(settings.fs.cache_entries, 2048);
         assert_eq!(settings.chunk_journal_bytes, 8 << 20);
+        assert_eq!(settings.fs.inline_cache_bytes, 0);
         let defaults = parse("").and_then(Config::validate).expect("valid");
         assert_eq!(
             defaults.fs.cache_entries,
             memory_bytes().map_or(DEFAULT_CACHE_ENTRIES, cache_entries_for_memory)
+        );
+        assert_eq!(
+            defaults.fs.inline_cache_bytes,
+            memory_bytes().map_or(DEFAULT_INLINE_CACHE_BYTES, inline_cache_bytes_for_memory)
         );
         if let Some(memory) = memory_bytes() {
             let bytes = defaults.fs.cache_entries as u64 * nitrofs_core_fs::CACHED_PAIR_BYTES;

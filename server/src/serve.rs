@@ -196,6 +196,7 @@ pub fn run(args: &ServeArgs) -> Result<(), ServeError> {
         data_dir = %settings.data_dir.display(),
         chunk_size = fs.chunk_size(),
         cache_entries = settings.fs.cache_entries,
+        inline_cache_bytes = settings.fs.inline_cache_bytes,
         boot_count = fs.boot_count(),
         "filesystem open"
     );

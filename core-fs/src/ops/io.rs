@@ -230,8 +230,7 @@ impl FileSystem {
         ranges: bool,
     ) -> FsResult<Vec<ReadPiece>> {
         if rec.inline {
-            if let Some(bytes) = self.kv.get(&keys::inline(rec.ino))? {
-                let bytes = Bytes::from(bytes);
+            if let Some(bytes) = self.read_inline(rec.ino)? {
                 return Ok(vec![ReadPiece::Bytes(inline_range(&bytes, offset, len))]);
             }
             // No bytes written yet, or moved to the chunks since `rec` was
@@ -337,25 +336,16 @@ impl FileSystem {
                 self.move_inline_to_chunks(&rec)?;
             }
         }
-        let mut done = 0usize;
         let exts = extents(&rec, offset, data.len() as u64);
         for &(data_ino, cs, ext_off, ext_len) in &exts {
             let touched = pieces(cs, ext_off, ext_len).map(|(index, ..)| index);
             self.preserve_chunks(rec.volume, data_ino, cs, touched)?;
         }
+        let mut done = 0usize;
         for &(data_ino, cs, ext_off, ext_len) in &exts {
-            for (index, within, n) in pieces(cs, ext_off, ext_len) {
-                let n = n as usize;
-                let id = ChunkId {
-                    ino: data_ino,
-                    index,
-                };
-                self.chunks.write(id, within, &data[done..done + n])?;
-                if !stable && within + n as u64 == cs {
-                    self.chunks.filled(id);
-                }
-                done += n;
-            }
+            let n = ext_len as usize;
+            self.write_chunks(data_ino, cs, ext_off, &data[done..done + n], !stable)?;
+            done += n;
         }
         if stable {
             for &(data_ino, ..) in &exts {
@@ -368,6 +358,33 @@ impl FileSystem {
             let mut r = record::load_inode(txn, ino)?;
             self.wrote(txn, &mut r, end, now, cred, reserved.as_ref())
         })
+    }
+
+    /// Writes `data` at `offset` of data inode `data_ino` (chunk size
+    /// `cs`), chunk by chunk. With `note_filled`, each chunk written up to
+    /// its end is handed to the background syncer.
+    fn write_chunks(
+        &self,
+        data_ino: u64,
+        cs: u64,
+        offset: u64,
+        data: &[u8],
+        note_filled: bool,
+    ) -> FsResult<()> {
+        let mut done = 0usize;
+        for (index, within, n) in pieces(cs, offset, data.len() as u64) {
+            let n = n as usize;
+            let id = ChunkId {
+                ino: data_ino,
+                index,
+            };
+            self.chunks.write(id, within, &data[done..done + n])?;
+            if note_filled && within + n as u64 == cs {
+                self.chunks.filled(id);
+            }
+            done += n;
+        }
+        Ok(())
     }
 
     /// What a write changes in its file's record (inside `txn`): the size
@@ -420,7 +437,12 @@ impl FileSystem {
                     "inode {ino}: inline bytes moved out under the inode's lock"
                 )));
             }
-            let mut bytes = txn.get(&key)?.unwrap_or_default();
+            // A write over every byte there is need not read them.
+            let mut bytes = if offset == 0 && data.len() as u64 >= r.size {
+                Vec::new()
+            } else {
+                txn.get(&key)?.unwrap_or_default()
+            };
             // Bytes past the size (never kept, but never shown either).
             bytes.truncate(usize::try_from(r.size).unwrap_or(usize::MAX));
             let lo = usize::try_from(offset).map_err(|_| FsError::TooBig)?;
@@ -457,17 +479,7 @@ impl FileSystem {
             let mut bytes = raw.clone().unwrap_or_default();
             bytes.truncate(usize::try_from(size).unwrap_or(usize::MAX));
             self.chunks.remove_from(rec.ino, 0)?;
-            let spread: Vec<(u64, u64, u64)> = pieces(cs, 0, bytes.len() as u64).collect();
-            let mut done = 0usize;
-            for &(index, within, n) in &spread {
-                let n = n as usize;
-                let id = ChunkId {
-                    ino: rec.ino,
-                    index,
-                };
-                self.chunks.write(id, within, &bytes[done..done + n])?;
-                done += n;
-            }
+            self.write_chunks(rec.ino, cs, 0, &bytes, false)?;
             self.chunks.sync(rec.ino)?;
             let moved = self.transact(false, |txn| -> FsResult<bool> {
                 let mut r = record::load_inode(txn, rec.ino)?;
@@ -479,7 +491,7 @@ impl FileSystem {
                 }
                 r.inline = false;
                 txn.delete(&key)?;
-                let indexes = spread.iter().map(|(index, ..)| *index);
+                let indexes = pieces(cs, 0, bytes.len() as u64).map(|(index, ..)| index);
                 crate::snapshot::chunks_unseen(txn, r.volume, r.ino, indexes)?;
                 record::put_inode(txn, &r)?;
                 Ok(true)

@@ -6,6 +6,7 @@ use crate::record::{self, InodeRecord};
 use crate::snapshot::LIVE_INO_LIMIT;
 use crate::types::{Attr, FileType, NAME_MAX};
 use crate::{FileSystem, FsError, FsResult};
+use bytes::Bytes;
 use nitrofs_common::{Credentials, InodeId, VolumeId};
 use nitrofs_metadata::keys;
 
@@ -47,6 +48,20 @@ impl FileSystem {
             }
             None => Err(FsError::Stale),
         }
+    }
+
+    /// Reads an inline file's bytes outside a transaction; `None` if it
+    /// holds none (no bytes written yet, or moved to chunks).
+    pub(crate) fn read_inline(&self, ino: InodeId) -> FsResult<Option<Bytes>> {
+        let generation = match self.caches.inline.get(&ino) {
+            Ok(bytes) => return Ok(Some(bytes)),
+            Err(g) => g,
+        };
+        let bytes = self.kv.get(&keys::inline(ino))?.map(Bytes::from);
+        if let Some(b) = &bytes {
+            self.caches.inline.fill(ino, b.clone(), generation);
+        }
+        Ok(bytes)
     }
 
     /// Reads the entry `name` of directory `dir` outside a transaction.

@@ -32,7 +32,7 @@ pub(crate) fn open(
         Ok(())
     })?;
     let boot_count = alloc::reserve(kv.as_ref(), keys::SYS_BOOT_COUNT, 1, 1)?;
-    let caches = crate::cache::MetaCaches::new(opts.cache_entries);
+    let caches = crate::cache::MetaCaches::new(opts.cache_entries, opts.inline_cache_bytes);
     let fs = FileSystem {
         kv,
         chunks,

@@ -142,10 +142,7 @@ impl FileSystem {
             if rec.inline {
                 // None: no bytes yet, or moved to chunks since `rec` was
                 // read; each read then goes through `gather`, which knows.
-                *inline = fs
-                    .kv
-                    .get(&nitrofs_metadata::keys::inline(ino))?
-                    .map(Bytes::from);
+                *inline = fs.read_inline(ino)?;
             }
             fs.touch_atime(rec)?;
         }
