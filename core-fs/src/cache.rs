@@ -24,6 +24,7 @@
 
 use crate::record::{DentryRecord, InodeRecord};
 use bytes::Bytes;
+use nitrofs_common::Timestamp;
 use nitrofs_metadata::keys;
 use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
@@ -95,10 +96,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// The cached value, or the generation to pass to [`Cache::fill`]
     /// after reading it from the engine.
     pub(crate) fn get(&self, key: &K) -> Result<V, u64> {
+        self.get_if(key, |_| true)
+    }
+
+    /// [`Cache::get`], with a cached value that `usable` refuses treated
+    /// as missing.
+    pub(crate) fn get_if(&self, key: &K, usable: impl FnOnce(&V) -> bool) -> Result<V, u64> {
         let s = self.stripe(key).lock();
         match s.map.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => Err(s.generation),
+            Some(v) if usable(v) => Ok(v.clone()),
+            _ => Err(s.generation),
         }
     }
 
@@ -176,13 +183,39 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     }
 }
 
+/// Which version of an inline file's record some cached bytes go with:
+/// every change of the bytes commits a new size or new times with them.
+///
+/// The record and the bytes are cached apart, and a reader takes the
+/// record first (from its cache or the engine), then the bytes. Without
+/// this mark, a reader between a write's commit and its cache updates
+/// could pair the new record with the old bytes, and show zeros where an
+/// append went, under the new mtime, which NFS clients cache by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InlineStamp {
+    size: u64,
+    mtime: Timestamp,
+    ctime: Timestamp,
+}
+
+impl InlineStamp {
+    pub(crate) fn of(rec: &InodeRecord) -> Self {
+        Self {
+            size: rec.size,
+            mtime: rec.mtime,
+            ctime: rec.ctime,
+        }
+    }
+}
+
 /// The caches of one file system: inode records by number, directory
 /// entries (`None`: the name is absent) by their `DENTRY` key, and inline
-/// files' bytes by inode number (present ones only).
+/// files' bytes by inode number (present ones only), each with the stamp
+/// of the record it goes with.
 pub(crate) struct MetaCaches {
     pub(crate) inodes: Cache<u64, InodeRecord>,
     pub(crate) dentries: Cache<Vec<u8>, Option<DentryRecord>>,
-    pub(crate) inline: Cache<u64, Bytes>,
+    pub(crate) inline: Cache<u64, (InlineStamp, Bytes)>,
 }
 
 /// An engine key that one of the caches holds.
@@ -219,7 +252,7 @@ impl MetaCaches {
         Self {
             inodes: Cache::new(entries),
             dentries: Cache::new(entries),
-            inline: Cache::weighted(INLINE_STRIPES, inline_bytes, |b: &Bytes| {
+            inline: Cache::weighted(INLINE_STRIPES, inline_bytes, |(_, b)| {
                 b.len() + INLINE_ENTRY_BYTES
             }),
         }
@@ -245,6 +278,19 @@ impl MetaCaches {
 
     /// The transaction committed: its writes are what the engine holds.
     pub(crate) fn committed(&self, w: Written) {
+        // Inline bytes are cached with the stamp of the record the same
+        // transaction wrote (it always writes one with them); without one
+        // they are dropped.
+        let mut stamps = HashMap::new();
+        if w.0.iter().any(|(k, ..)| matches!(k, CachedKey::Inline(_))) {
+            for (key, value, _) in &w.0 {
+                if let (CachedKey::Inode(ino), Some(v)) = (key, value) {
+                    if let Ok(rec) = InodeRecord::decode(v) {
+                        stamps.insert(*ino, InlineStamp::of(&rec));
+                    }
+                }
+            }
+        }
         for (key, value, generation) in w.0 {
             match key {
                 CachedKey::Inode(ino) => {
@@ -259,8 +305,8 @@ impl MetaCaches {
                     self.dentries.store_committed(k, entry, generation);
                 }
                 CachedKey::Inline(ino) => {
-                    self.inline
-                        .store_committed(ino, value.map(Bytes::from), generation);
+                    let entry = value.and_then(|v| Some((*stamps.get(&ino)?, Bytes::from(v))));
+                    self.inline.store_committed(ino, entry, generation);
                 }
             }
         }
@@ -356,6 +402,32 @@ mod tests {
         let w = c.generation(&7);
         c.store_committed(7, None, w);
         assert!(c.get(&7).is_err());
+    }
+
+    #[test]
+    fn inline_bytes_are_cached_with_the_record_committed_beside_them() {
+        let caches = MetaCaches::new(1024, 1 << 20);
+        let commit = |writes: Vec<(CachedKey, Option<Vec<u8>>)>| {
+            let w = caches.before_commit(writes.into_iter().collect());
+            caches.committed(w);
+        };
+        let rec = crate::record::test_file(7, 3);
+        let encoded = rec.encode().expect("encode");
+        commit(vec![
+            (CachedKey::Inline(7), Some(b"abc".to_vec())),
+            (CachedKey::Inode(7), Some(encoded)),
+        ]);
+        let stamp = InlineStamp::of(&rec);
+        let got = caches.inline.get_if(&7, |(s, _)| *s == stamp);
+        assert_eq!(got.map(|(_, b)| b), Ok(Bytes::from_static(b"abc")));
+        // A reader holding another version of the record does not take them.
+        let mut newer = rec.clone();
+        newer.size = 4;
+        let other = InlineStamp::of(&newer);
+        assert!(caches.inline.get_if(&7, |(s, _)| *s == other).is_err());
+        // Bytes committed without their record are not cached at all.
+        commit(vec![(CachedKey::Inline(8), Some(b"xyz".to_vec()))]);
+        assert!(caches.inline.get(&8).is_err());
     }
 
     #[test]

@@ -16,11 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 
 /// Values this long or longer are kept in blob files, apart from the
-/// table files of the namespace. Inline small files' bytes are the only
-/// such values: left in the table files, each compaction copied them again
-/// and competed with the calls for the CPU (20,000 files of 16 KiB
-/// written over NFS, then stat'ed: 8,300-10,175 files/s against
-/// 10,416-13,307 with blob files; see BENCHMARKS.md).
+/// table files of the namespace. They are mostly inline small files'
+/// bytes: left in the table files, each compaction copied them again and
+/// competed with the calls for the CPU (20,000 files of 16 KiB written
+/// over NFS, then stat'ed: 8,300-10,175 files/s against 10,416-13,307
+/// with blob files; see BENCHMARKS.md). Large extended attributes, the
+/// records of objects of hundreds of parts and snapshot copies of such
+/// values land there too: a memory-only read of one always misses (there
+/// is no blob cache), and waits for the disk where the caller may.
 pub const BLOB_MIN_BYTES: u64 = 4096;
 
 /// Metadata stored in a RocksDB directory.
@@ -125,6 +128,9 @@ impl RocksKv {
         opts.set_enable_blob_files(true);
         opts.set_min_blob_size(BLOB_MIN_BYTES);
         opts.set_enable_blob_gc(true);
+        // Blob files whose bytes are mostly dead (removed or rewritten small
+        // files) are compacted soon, not only when a compaction happens by.
+        opts.set_blob_gc_force_threshold(0.5);
         opts.set_memtable_prefix_bloom_ratio(0.05);
         let db = OptimisticTransactionDB::open(&opts, dir).map_err(engine)?;
         Ok(Self {

@@ -230,7 +230,7 @@ impl FileSystem {
         ranges: bool,
     ) -> FsResult<Vec<ReadPiece>> {
         if rec.inline {
-            if let Some(bytes) = self.read_inline(rec.ino)? {
+            if let Some(bytes) = self.read_inline(rec)? {
                 return Ok(vec![ReadPiece::Bytes(inline_range(&bytes, offset, len))]);
             }
             // No bytes written yet, or moved to the chunks since `rec` was

@@ -1,6 +1,7 @@
 //! Read-only namespace calls: getattr, handle resolution, lookup,
 //! path walk and readlink.
 
+use crate::cache::InlineStamp;
 use crate::perm;
 use crate::record::{self, InodeRecord};
 use crate::snapshot::LIVE_INO_LIMIT;
@@ -50,16 +51,20 @@ impl FileSystem {
         }
     }
 
-    /// Reads an inline file's bytes outside a transaction; `None` if it
-    /// holds none (no bytes written yet, or moved to chunks).
-    pub(crate) fn read_inline(&self, ino: InodeId) -> FsResult<Option<Bytes>> {
-        let generation = match self.caches.inline.get(&ino) {
-            Ok(bytes) => return Ok(Some(bytes)),
+    /// Reads inline file `rec`'s bytes outside a transaction; `None` if it
+    /// holds none (no bytes written yet, or moved to chunks). Cached bytes
+    /// are taken only if they go with `rec` (see [`InlineStamp`]).
+    pub(crate) fn read_inline(&self, rec: &InodeRecord) -> FsResult<Option<Bytes>> {
+        let stamp = InlineStamp::of(rec);
+        let generation = match self.caches.inline.get_if(&rec.ino, |(s, _)| *s == stamp) {
+            Ok((_, bytes)) => return Ok(Some(bytes)),
             Err(g) => g,
         };
-        let bytes = self.kv.get(&keys::inline(ino))?.map(Bytes::from);
+        let bytes = self.kv.get(&keys::inline(rec.ino))?.map(Bytes::from);
         if let Some(b) = &bytes {
-            self.caches.inline.fill(ino, b.clone(), generation);
+            self.caches
+                .inline
+                .fill(rec.ino, (stamp, b.clone()), generation);
         }
         Ok(bytes)
     }

@@ -142,7 +142,7 @@ impl FileSystem {
             if rec.inline {
                 // None: no bytes yet, or moved to chunks since `rec` was
                 // read; each read then goes through `gather`, which knows.
-                *inline = fs.read_inline(ino)?;
+                *inline = fs.read_inline(rec)?;
             }
             fs.touch_atime(rec)?;
         }

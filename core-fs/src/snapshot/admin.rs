@@ -322,9 +322,11 @@ impl FileSystem {
                     txn.delete(k)?;
                 }
                 Ok(gc)
-            })?;
+            });
+            // Even a failed commit may have reached the engine (a log sync
+            // that failed after the write): nothing cached may survive it.
             self.caches.clear();
-            self.run_gc_keys(&gc);
+            self.run_gc_keys(&gc?);
         }
         // Inodes numbered after the snapshot's mark did not exist then.
         let mut cursor = keys::inode(snap.next_inode);
@@ -359,9 +361,9 @@ impl FileSystem {
                         gc.extend(data_gc(txn, r)?);
                     }
                     Ok(gc)
-                })?;
+                });
                 self.caches.clear();
-                self.run_gc_keys(&gc);
+                self.run_gc_keys(&gc?);
             }
             if rows.len() < BATCH {
                 break;
