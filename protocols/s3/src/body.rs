@@ -391,7 +391,8 @@ pub async fn read_small(
 /// pinned (whose bytes are kept, even if the object was replaced or
 /// deleted, only while the client reads), and the body ends short of its
 /// Content-Length, so hyper aborts the connection once what was already
-/// queued has gone out.
+/// queued has gone out, or once its write has waited as long again for a
+/// client that takes nothing (`stall::StallGuard`).
 pub const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A response body streaming `[start, end)` of file `ino`, opened before

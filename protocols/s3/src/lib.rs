@@ -39,6 +39,7 @@ mod ns;
 mod object;
 pub mod public;
 mod service;
+mod stall;
 pub mod walk;
 mod wire;
 mod xmlcheck;
@@ -138,6 +139,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
+            // A client that stops taking a response's bytes would
+            // otherwise hold the connection forever.
+            let stream = stall::StallGuard::new(stream, stall::WRITE_STALL);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -1,0 +1,172 @@
+//! A connection whose writes give up on a client that takes nothing.
+//!
+//! A GET's body gives up after [`crate::body::BODY_STALL`] without taking
+//! a piece, but what hyper already queued stays queued: with the client's
+//! receive window full, its write waits forever, and so do the
+//! connection's task and socket. [`StallGuard`] fails a write (and a
+//! flush) that has made no progress for its limit, so hyper drops the
+//! connection.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// How long a write may wait for the client to take bytes: as long as a
+/// GET's body waits for it ([`crate::body::BODY_STALL`]).
+pub(crate) const WRITE_STALL: Duration = crate::body::BODY_STALL;
+
+/// `S`, with writes that fail once they have waited `limit` without
+/// progress. Reads pass through (hyper's header timeout and the body
+/// readers bound those).
+pub(crate) struct StallGuard<S> {
+    inner: S,
+    limit: Duration,
+    /// Set while a write or flush is pending: when it gives up.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> StallGuard<S> {
+    pub(crate) fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a pending write or flush returns: still pending, or an error
+    /// once it has been pending for the limit.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let limit = self.limit;
+        let deadline = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took no bytes for {limit:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Passes on a write's or a flush's outcome; one that made progress
+    /// (or failed) ends the wait.
+    fn polled<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Pending => self.pending(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for StallGuard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for StallGuard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.polled(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.polled(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.polled(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.polled(cx, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LIMIT: Duration = Duration::from_secs(300);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_never_takes_fails_after_the_limit() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let mut guarded = StallGuard::new(server, LIMIT);
+        let started = tokio::time::Instant::now();
+        // The client reads nothing: the pipe fills, then the write waits.
+        let r = tokio::time::timeout(LIMIT * 2, guarded.write_all(&[7u8; 64 * 1024]))
+            .await
+            .expect("the write gave up within twice the limit");
+        let e = r.expect_err("a write nobody takes must give up");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() >= LIMIT,
+            "gave up early: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_reads_slowly_but_steadily_gets_everything() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let mut guarded = StallGuard::new(server, LIMIT);
+        let total = 16 * 1024;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                // Each read comes well within the limit, though the whole
+                // transfer takes many times the limit.
+                tokio::time::sleep(LIMIT / 2).await;
+                match client.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            got
+        });
+        let started = tokio::time::Instant::now();
+        guarded
+            .write_all(&vec![9u8; total])
+            .await
+            .expect("a client that keeps reading is not cut off");
+        guarded.shutdown().await.expect("shutdown");
+        assert!(
+            started.elapsed() > LIMIT * 4,
+            "the test must outlast the limit"
+        );
+        let got = reader.await.expect("reader");
+        assert_eq!(got, vec![9u8; total]);
+    }
+}
