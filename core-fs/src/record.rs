@@ -442,6 +442,32 @@ mod tests {
         assert!(!r.inline);
     }
 
+    /// Fixture: a version-2 record with two segments, as the last build
+    /// writing version 2 (d5e33a8) encoded it.
+    #[test]
+    fn version_2_inode_fixture_with_segments_still_decodes() {
+        let r = InodeRecord::decode(&fixture(V2_SEGMENTS_FIXTURE)).expect("decode");
+        let want = InodeRecord {
+            segments: vec![
+                Segment {
+                    ino: 9,
+                    len: 5 << 20,
+                    chunk_size: 4 << 20,
+                },
+                Segment {
+                    ino: 11,
+                    len: 0,
+                    chunk_size: 1 << 20,
+                },
+            ],
+            ..sample()
+        };
+        assert_eq!(r, want);
+        assert!(!r.inline);
+    }
+
+    const V2_SEGMENTS_FIXTURE: &str = "022a00000000000000070000000100000000000000a401000001000000e8030000e8030000050000000000000001000000000000000200000003000000000000000400000005000000000000000600000000000000000000000000400000000000000000000000000000000000000000000000000000000000000000000000020000000000000009000000000000000000500000000000000040000b00000000000000000000000000000000001000";
+
     /// The version-1 fixture's fields, then an empty segment list.
     const V2_INODE_FIXTURE: &str = "022a00000000000000070000000100000000000000a401000001000000e8030000e80300000500000000000000010000000000000002000000030000000000000004000000050000000000000006000000000000000000000000004000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
 
