@@ -183,7 +183,7 @@ async fn stream_in(
     let mut offset = 0u64;
     let mut received = 0u64;
     if let Some(mut body) = body {
-        while let Some(chunk) = body.next().await {
+        while let Some(chunk) = next_piece(&mut body).await? {
             let chunk = chunk.map_err(body_error)?;
             received += chunk.len() as u64;
             if received > expected.unwrap_or(MAX_PUT) {
@@ -278,6 +278,24 @@ fn launch(
 /// (x-amz-content-sha256, aws-chunked signatures) fail inside the body
 /// stream with error types it does not export, so they are told apart by
 /// their messages.
+/// The next piece of a request's body, or `RequestTimeout` once its
+/// client has sent nothing for [`BODY_STALL`]: an upload that stops
+/// mid-body would otherwise hold its task, its buffer and the data it has
+/// written so far for as long as the connection stays open.
+pub(crate) async fn next_piece<S>(body: &mut S) -> S3Result<Option<S::Item>>
+where
+    S: futures::Stream + Unpin,
+{
+    tokio::time::timeout(BODY_STALL, body.next())
+        .await
+        .map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::RequestTimeout,
+                format!("the client sent no body bytes for {BODY_STALL:?}"),
+            )
+        })
+}
+
 fn body_error(e: s3s::StdError) -> S3Error {
     let e = match e.downcast::<S3Error>() {
         Ok(s3) => return *s3,

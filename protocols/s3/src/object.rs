@@ -213,8 +213,7 @@ impl NitroS3 {
             return Err(ns::directory_holds_no_data());
         }
         if let Some(mut b) = body {
-            use futures::StreamExt;
-            while let Some(chunk) = b.next().await {
+            while let Some(chunk) = crate::body::next_piece(&mut b).await? {
                 let chunk = chunk.map_err(|e| {
                     S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
                 })?;

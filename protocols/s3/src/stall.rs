@@ -25,16 +25,20 @@ pub(crate) const WRITE_STALL: Duration = crate::body::BODY_STALL;
 pub(crate) struct StallGuard<S> {
     inner: S,
     limit: Duration,
-    /// Set while a write or flush is pending: when it gives up.
-    stalled: Option<Pin<Box<Sleep>>>,
+    /// When a pending write or flush gives up; set at the first `Pending`
+    /// after progress, and kept however often the task wakes meanwhile.
+    deadline: Pin<Box<Sleep>>,
+    waiting: bool,
 }
 
 impl<S> StallGuard<S> {
+    /// Must be called inside a Tokio runtime (it makes a timer).
     pub(crate) fn new(inner: S, limit: Duration) -> Self {
         Self {
             inner,
             limit,
-            stalled: None,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            waiting: false,
         }
     }
 
@@ -42,10 +46,12 @@ impl<S> StallGuard<S> {
     /// once it has been pending for the limit.
     fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let limit = self.limit;
-        let deadline = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match deadline.as_mut().poll(cx) {
+        if !self.waiting {
+            self.waiting = true;
+            let at = tokio::time::Instant::now() + limit;
+            self.deadline.as_mut().reset(at);
+        }
+        match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("the client took no bytes for {limit:?}"),
@@ -60,7 +66,7 @@ impl<S> StallGuard<S> {
         match r {
             Poll::Pending => self.pending(cx),
             ready => {
-                self.stalled = None;
+                self.waiting = false;
                 ready
             }
         }
@@ -134,6 +140,51 @@ mod tests {
             "gave up early: {:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wake_ups_without_progress_do_not_put_the_limit_off() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let mut guarded = StallGuard::new(server, LIMIT);
+        let started = tokio::time::Instant::now();
+        let write = guarded.write_all(&[7u8; 64 * 1024]);
+        tokio::pin!(write);
+        // Something else wakes the connection's task every third of the
+        // limit (as hyper's reads and the body's pieces do); each wake-up
+        // polls the stalled write again.
+        let mut tick = tokio::time::interval(LIMIT / 3);
+        let waited = tokio::time::timeout(LIMIT * 2, async {
+            loop {
+                tokio::select! {
+                    r = &mut write => break r,
+                    _ = tick.tick() => {}
+                }
+            }
+        })
+        .await
+        .expect("the write gave up within twice the limit");
+        assert_eq!(waited.expect_err("gave up").kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_vectored_write_the_client_never_takes_fails_too() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let mut guarded = StallGuard::new(server, LIMIT);
+        // Fill the pipe, then one more vectored write (hyper's kind) waits.
+        let full = [1u8; 1024];
+        let n = guarded
+            .write_vectored(&[io::IoSlice::new(&full)])
+            .await
+            .expect("room for the first");
+        assert_eq!(n, full.len());
+        let more = tokio::time::timeout(
+            LIMIT * 2,
+            guarded.write_vectored(&[io::IoSlice::new(b"more")]),
+        )
+        .await
+        .expect("the write gave up within twice the limit");
+        assert_eq!(more.expect_err("gave up").kind(), io::ErrorKind::TimedOut);
     }
 
     #[tokio::test(start_paused = true)]

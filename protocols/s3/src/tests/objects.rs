@@ -620,6 +620,36 @@ async fn a_get_under_way_sends_the_whole_object_it_began_although_the_key_is_rep
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_upload_whose_client_stops_sending_times_out_and_leaves_nothing() {
+    let h = Harness::new();
+    // One piece, then nothing: the client stalls mid-body.
+    let first: Result<Bytes, std::io::Error> = Ok(Bytes::from(vec![1u8; 64 * 1024]));
+    let stalled = futures::stream::iter([first]).chain(futures::stream::pending());
+    let input = PutObjectInput {
+        bucket: "default".into(),
+        key: "stalled".into(),
+        body: Some(StreamingBlob::wrap(stalled)),
+        content_length: Some(1 << 20),
+        ..PutObjectInput::default()
+    };
+    let started = tokio::time::Instant::now();
+    // The runtime's clock is paused: the wait takes no real time, and the
+    // outer timeout only stops a PUT that would wait forever.
+    let r = tokio::time::timeout(
+        crate::body::BODY_STALL * 2,
+        h.s3.put_object(req(input, ROOT)),
+    )
+    .await
+    .expect("a stalled upload must not wait forever");
+    assert_eq!(code(r), "RequestTimeout");
+    assert!(started.elapsed() >= crate::body::BODY_STALL);
+    assert_eq!(
+        code(h.s3.get_object(req(get("stalled"), ROOT)).await),
+        "NoSuchKey"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_get_whose_client_stops_reading_gives_up_and_lets_go_of_the_object() {
     let (h, old, got) = big_object_get_started().await;
     // Nothing is read for longer than the stall limit (the runtime's
