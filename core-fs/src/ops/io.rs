@@ -106,9 +106,9 @@ pub(crate) fn joined(pieces: Vec<ReadPiece>) -> Bytes {
     }
 }
 
-/// `[offset, offset+len)` of a file whose bytes are `bytes` (zeros past
-/// their end, as holes read).
-pub(crate) fn inline_range(bytes: &Bytes, offset: u64, len: u64) -> Bytes {
+/// `[offset, offset+len)` of `bytes`, with zeros past their end (as holes
+/// read): an inline file's range, or a chunk read that came back short.
+pub(crate) fn padded_range(bytes: &Bytes, offset: u64, len: u64) -> Bytes {
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     let lo = usize::try_from(offset)
         .unwrap_or(usize::MAX)
@@ -231,7 +231,7 @@ impl FileSystem {
     ) -> FsResult<Vec<ReadPiece>> {
         if rec.inline {
             if let Some(bytes) = self.read_inline(rec)? {
-                return Ok(vec![ReadPiece::Bytes(inline_range(&bytes, offset, len))]);
+                return Ok(vec![ReadPiece::Bytes(padded_range(&bytes, offset, len))]);
             }
             // No bytes written yet, or moved to the chunks since `rec` was
             // read (they were durable there before the record changed).
@@ -242,7 +242,7 @@ impl FileSystem {
                 None => return Err(FsError::Stale),
             };
             if now.inline {
-                return Ok(vec![ReadPiece::Bytes(inline_range(
+                return Ok(vec![ReadPiece::Bytes(padded_range(
                     &Bytes::new(),
                     offset,
                     len,
@@ -263,15 +263,9 @@ impl FileSystem {
                         continue;
                     }
                 }
+                // A short chunk: the rest of this range is a hole.
                 let got = self.read_chunk(id, within, n)?;
-                if got.len() == n {
-                    parts.push(ReadPiece::Bytes(got));
-                } else {
-                    // Short chunk: the rest of this range is a hole.
-                    let mut b = BytesMut::zeroed(n);
-                    b[..got.len()].copy_from_slice(&got);
-                    parts.push(ReadPiece::Bytes(b.freeze()));
-                }
+                parts.push(ReadPiece::Bytes(padded_range(&got, 0, n as u64)));
             }
         }
         Ok(parts)

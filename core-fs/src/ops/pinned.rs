@@ -179,7 +179,7 @@ impl PinnedRead {
                         return Ok(Bytes::new());
                     }
                     let n = u64::from(count).min(rec.size - offset);
-                    return Ok(super::io::inline_range(bytes, offset, n));
+                    return Ok(super::io::padded_range(bytes, offset, n));
                 }
                 (rec, data)
             }

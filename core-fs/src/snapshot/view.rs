@@ -326,7 +326,7 @@ impl FileSystem {
             };
             return Ok(ReadResult {
                 attr,
-                data: crate::ops::io::inline_range(
+                data: crate::ops::io::padded_range(
                     &Bytes::from(bytes.unwrap_or_default()),
                     offset,
                     end - offset,
