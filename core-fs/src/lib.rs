@@ -185,6 +185,18 @@ pub(crate) fn lock_on_executor<T>(lock: &Mutex<T>) -> FsResult<parking_lot::Mute
     Ok(lock.lock())
 }
 
+/// `lock` shared, like [`lock_on_executor`]: a snapshot being taken holds
+/// it exclusively across its log sync.
+pub(crate) fn read_on_executor<T>(
+    lock: &parking_lot::RwLock<T>,
+) -> FsResult<parking_lot::RwLockReadGuard<'_, T>> {
+    if let Some(held) = lock.try_read_for(EXECUTOR_LOCK_WAIT) {
+        return Ok(held);
+    }
+    nitrofs_metadata::may_wait()?;
+    Ok(lock.read())
+}
+
 /// Number of stripes in `inode_locks`.
 const INODE_LOCK_STRIPES: usize = 256;
 
@@ -212,6 +224,17 @@ impl FileSystem {
 
     fn lock_inode(&self, ino: InodeId) -> parking_lot::MutexGuard<'_, ()> {
         self.inode_locks[Self::inode_stripe(ino)].lock()
+    }
+
+    /// [`FileSystem::lock_inode`] inside `memory_only` too (see
+    /// [`lock_on_executor`]).
+    fn lock_inode_on_executor(&self, ino: InodeId) -> FsResult<parking_lot::MutexGuard<'_, ()>> {
+        lock_on_executor(&self.inode_locks[Self::inode_stripe(ino)])
+    }
+
+    /// The largest file kept inline ([`FsOptions::inline_max`]).
+    pub fn inline_max(&self) -> u32 {
+        self.opts.inline_max
     }
 
     /// Makes every write so far durable (all chunks, all metadata). Call

@@ -310,3 +310,43 @@ fn concurrent_small_writes_and_the_move_to_chunks_lose_no_byte() {
     }
     assert!(has_chunks(&fx, f.ino));
 }
+
+/// A write or COMMIT as the NFS server tries it on a connection's task:
+/// reads from memory only, and the log sync left to the caller.
+fn on_task<T>(f: impl FnOnce() -> FsResult<T>) -> Option<(T, bool)> {
+    memory_only(|| deferring_sync(f)).map(|(r, owed)| (r.expect("the call"), owed))
+}
+
+#[test]
+fn writes_and_commits_of_inline_files_run_in_memory_and_others_miss_untouched() {
+    let fx = Fixture::new(Backend::Rocks);
+    let f = fx.file(fx.root(), "small");
+    let write =
+        |off, data: &[u8], stable| on_task(|| fx.fs.write(&root_cred(), f.ino, off, data, stable));
+    let mut want = pattern(5, 16 * 1024);
+    // UNSTABLE: nothing is owed, the reply goes at once.
+    let (_, owed) = write(0, &want, false).expect("an inline write runs in memory");
+    assert!(!owed, "an unstable write owes no log sync");
+    // FILE_SYNC: its data is in the log, whose sync the caller owes.
+    let (_, owed) = write(want.len() as u64, b"tail", true).expect("a stable inline write");
+    assert!(owed, "a stable write must be answered after a log sync");
+    want.extend_from_slice(b"tail");
+    let (_, owed) = on_task(|| fx.fs.commit(f.ino)).expect("COMMIT of an inline file");
+    assert!(owed, "COMMIT of an inline file is its log sync");
+    // Past the inline limit it needs chunk I/O: a miss, with nothing done.
+    let before = fx.attr(f.ino);
+    assert!(write(0, &pattern(6, LIMIT + 1), false).is_none());
+    assert_eq!(fx.attr(f.ino), before);
+    assert!(!has_chunks(&fx, f.ino));
+    assert_eq!(fx.read_all(f.ino), want);
+    // Where it may wait, the same write moves the file to chunks; then
+    // neither a small write nor a COMMIT of it runs in memory.
+    let big = pattern(6, LIMIT + 1);
+    fx.write(f.ino, 0, &big);
+    assert!(has_chunks(&fx, f.ino));
+    let before = fx.attr(f.ino);
+    assert!(write(0, b"x", false).is_none());
+    assert!(on_task(|| fx.fs.commit(f.ino)).is_none());
+    assert_eq!(fx.attr(f.ino), before);
+    assert_eq!(fx.read_all(f.ino), big);
+}

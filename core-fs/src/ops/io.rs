@@ -280,7 +280,7 @@ impl FileSystem {
         let ino = rec.ino;
         // Inside `memory_only` (an NFS READ on the connection's task) not
         // behind a holder of the stripe that waits for the disk.
-        let _guard = crate::lock_on_executor(&self.inode_locks[Self::inode_stripe(ino)])?;
+        let _guard = self.lock_inode_on_executor(ino)?;
         self.transact(false, |txn| -> FsResult<Attr> {
             let mut r = record::load_inode(txn, ino)?;
             r.atime = now;
@@ -292,6 +292,10 @@ impl FileSystem {
     /// Writes `data` at `offset`. With `stable`, data and metadata are on
     /// stable storage when this returns; otherwise they survive a process
     /// crash but need [`FileSystem::commit`] to survive power loss.
+    ///
+    /// Inside `memory_only` only a write that keeps an inline file inline
+    /// runs (its bytes go in one metadata transaction); one that needs
+    /// chunk I/O misses before it changes anything.
     pub fn write(
         &self,
         cred: &Credentials,
@@ -315,13 +319,17 @@ impl FileSystem {
                 after: attr,
             });
         }
-        let _barrier = self.snap_barrier.read();
+        if !(rec.inline && end <= u64::from(self.opts.inline_max)) {
+            // Chunk I/O may wait for the disk: not inside `memory_only`.
+            nitrofs_metadata::may_wait()?;
+        }
+        let _barrier = crate::read_on_executor(&self.snap_barrier)?;
         // Quotas: hold the bytes this write adds before writing any.
         let reserved = self.quota_reserve(&rec, end.saturating_sub(rec.size))?;
         if rec.inline {
             // Inline writes, and the move to chunks, run under the inode's
             // lock: each rewrites the inline bytes whole.
-            let _guard = self.lock_inode(ino);
+            let _guard = self.lock_inode_on_executor(ino)?;
             let rec = self.read_inode(ino)?;
             if rec.inline {
                 if end <= u64::from(self.opts.inline_max) {
@@ -330,6 +338,8 @@ impl FileSystem {
                 self.move_inline_to_chunks(&rec)?;
             }
         }
+        // A file moved to chunks since its record was read above.
+        nitrofs_metadata::may_wait()?;
         let exts = extents(&rec, offset, data.len() as u64);
         for &(data_ino, cs, ext_off, ext_len) in &exts {
             let touched = pieces(cs, ext_off, ext_len).map(|(index, ..)| index);
@@ -507,6 +517,23 @@ impl FileSystem {
     /// before this call) has finished.
     pub fn commit(&self, ino: InodeId) -> FsResult<Wcc> {
         let rec = self.read_inode(ino)?;
+        let attr = rec.attr();
+        let wcc = Wcc {
+            before: (&attr).into(),
+            after: attr,
+        };
+        if rec.inline {
+            // Its bytes are in the metadata log with its size, so the log's
+            // sync is all (chunks a move left behind mean nothing). Only
+            // inside `deferring_sync`, which puts it off, is it no wait.
+            if !nitrofs_metadata::defers_sync() {
+                nitrofs_metadata::may_wait()?;
+            }
+            self.kv.sync()?;
+            return Ok(wcc);
+        }
+        // Chunk syncs wait for the disk: not inside `memory_only`.
+        nitrofs_metadata::may_wait()?;
         let sync_chunks = || {
             rec.data_inodes()
                 .into_iter()
@@ -530,11 +557,7 @@ impl FileSystem {
             chunks?;
             meta?;
         }
-        let attr = rec.attr();
-        Ok(Wcc {
-            before: (&attr).into(),
-            after: attr,
-        })
+        Ok(wcc)
     }
 
     /// Cuts the chunk data of `rec` to `size` bytes and syncs it. For a

@@ -364,12 +364,18 @@ impl NfsServer {
 
 impl NfsServer {
     /// The NFSv3 procedure of `record` if it is tried on the connection's
-    /// task: one of [`INLINE_PROCS`], or of [`nfs::SYNC_AFTER_PROCS`]
-    /// when a log syncer is running (read from the call header's fixed
-    /// words; anything unparsable goes the general way).
+    /// task: one of [`INLINE_PROCS`], or when a log syncer is running one
+    /// of [`nfs::SYNC_AFTER_PROCS`], a COMMIT, or a WRITE small enough
+    /// to keep its file inline (read from the call header's fixed words;
+    /// anything unparsable goes the general way). A WRITE or COMMIT of a
+    /// file whose bytes are in chunks misses there before it does
+    /// anything, and runs on the blocking pool.
     fn inline_proc(&self, record: &[u8]) -> Option<u32> {
         let p = nfs3_proc(record)?;
-        let sync_after = self.log_sync.is_some() && nfs::SYNC_AFTER_PROCS.contains(&p);
+        let small_write =
+            p == WRITE && record.len() <= self.fs.inline_max() as usize + WRITE_HEADER_MAX;
+        let sync_after = self.log_sync.is_some()
+            && (nfs::SYNC_AFTER_PROCS.contains(&p) || p == COMMIT || small_write);
         // READ only where the chunk store can read without waiting.
         let inline = INLINE_PROCS.contains(&p) && (p != READ || self.fs.reads_cached());
         (inline || sync_after).then_some(p)
@@ -396,8 +402,9 @@ impl NfsServer {
     }
 
     /// Runs a call on the blocking pool and hands its reply to the
-    /// writer. A COMMIT there asks the syncer thread for a metadata log
-    /// sync before it syncs the file's chunks, and its reply is held for
+    /// writer. A COMMIT there (of a file with chunks: an inline file's
+    /// is answered on the connection's task) asks the syncer thread for a
+    /// metadata log sync before it syncs the file's chunks, and its reply is held for
     /// that sync: the two run side by side, and the log's part is shared
     /// with the CREATEs and SETATTRs answered on connection tasks instead
     /// of waking a thread of its own.
@@ -453,12 +460,21 @@ impl NfsServer {
 /// kernel may still start readahead before it says no), and may commit an
 /// atime change there. They run under [`nitrofs_core_fs::memory_only`]: a
 /// call that would wait for the disk, and every larger READ, goes to the
-/// blocking pool after all, as does everything that writes data or walks
-/// a directory ([`nfs::SYNC_AFTER_PROCS`] commit metadata here too).
+/// blocking pool after all, as does everything that writes chunk data or
+/// walks a directory ([`nfs::SYNC_AFTER_PROCS`] commit metadata here too,
+/// and so do WRITEs and COMMITs of inline files: see `inline_proc`).
 const INLINE_PROCS: [u32; 8] = [0, 1, 3, 4, READ, 18, 19, 20];
 
 /// NFSv3 READ's procedure number.
 const READ: u32 = 6;
+
+/// NFSv3 WRITE's procedure number.
+const WRITE: u32 = 7;
+
+/// The most a WRITE call record holds besides its data: the call header
+/// with credentials and verifier of up to 400 bytes each, a 64-byte file
+/// handle, offset, count, stable_how and the data's length.
+const WRITE_HEADER_MAX: usize = 1024;
 
 /// NFSv3 COMMIT's procedure number.
 const COMMIT: u32 = 21;

@@ -15,7 +15,7 @@ use nfs3_types::nfs3::{
     LOOKUP3resfail, LOOKUP3resok, MKDIR3res, MKDIR3resfail, MKDIR3resok, MKNOD3res, MKNOD3resfail,
     MKNOD3resok, Nfs3Option, Nfs3Result, REMOVE3res, REMOVE3resfail, REMOVE3resok, RENAME3res,
     RENAME3resfail, RENAME3resok, RMDIR3res, RMDIR3resfail, RMDIR3resok, SETATTR3res,
-    SETATTR3resfail, SYMLINK3res, SYMLINK3resfail, SYMLINK3resok,
+    SETATTR3resfail, SYMLINK3res, SYMLINK3resfail, SYMLINK3resok, WRITE3res, WRITE3resfail,
 };
 use nitrofs_core_fs::{Attr, CreateHow, FsResult, InodeId, NodeKind, Wcc};
 
@@ -315,9 +315,9 @@ pub(super) fn link(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>)
 /// durable first.
 pub(crate) const SYNC_AFTER_PROCS: [u32; 6] = [2, 8, 9, 10, 11, 15];
 
-/// The reply of one of [`SYNC_AFTER_PROCS`], or of a COMMIT (see
-/// `crate::server`), whose change could not be made durable: NFS3ERR_IO,
-/// with no attributes.
+/// The reply of one of [`SYNC_AFTER_PROCS`], or of a WRITE or COMMIT
+/// (see `crate::server`), whose change could not be made durable:
+/// NFS3ERR_IO, with no attributes.
 pub(crate) fn not_durable(proc_num: u32, out: &mut Vec<u8>) -> ProcResult {
     let io = nfsstat3::NFS3ERR_IO;
     match proc_num {
@@ -344,6 +344,7 @@ pub(crate) fn not_durable(proc_num: u32, out: &mut Vec<u8>) -> ProcResult {
                 },
             )),
         ),
+        7 => reply(out, &WRITE3res::Err((io, WRITE3resfail::default()))),
         21 => reply(
             out,
             &COMMIT3res::Err((

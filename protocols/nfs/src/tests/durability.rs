@@ -376,6 +376,66 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_sync_write_of_an_inline_file_is_answered_after_a_shared_log_sync() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let f = c.create_file(&root, "f").await;
+    let deferred = ledger.deferred.load(Ordering::SeqCst);
+    let held = HeldSync::new(&ledger);
+    let data = b"durable bytes";
+    let args = WRITE3args {
+        file: f.clone(),
+        offset: 0,
+        count: data.len() as u32,
+        stable: stable_how::FILE_SYNC,
+        data: Opaque::borrowed(data),
+    };
+    let (xid, rec) = c.nfs_record(7, &args);
+    c.send_raw(&rec).await;
+    held.wait_started().await;
+    assert_no_reply_yet(&c, "FILE_SYNC WRITE");
+    let made = ledger.commits.load(Ordering::SeqCst);
+    drop(held);
+    let reply = c.recv_raw().await.expect("reply");
+    let (rxid, answer) = parse_reply(&reply);
+    assert_eq!(rxid, xid);
+    let Answer::Accepted(0, body) = answer else {
+        panic!("WRITE failed: {answer:?}");
+    };
+    let (res, _) = WRITE3res::unpack(&mut &body[..]).expect("decode");
+    let Nfs3Result::Ok(ok) = res else {
+        panic!("WRITE refused: {res:?}");
+    };
+    assert_eq!(ok.committed, stable_how::FILE_SYNC);
+    assert!(ledger.synced.load(Ordering::SeqCst) >= made);
+    // It ran on the connection's task and left its sync to the syncer
+    // thread (on the blocking pool it would have synced by itself).
+    assert!(
+        ledger.deferred.load(Ordering::SeqCst) > deferred,
+        "the WRITE synced the log itself"
+    );
+    let Nfs3Result::Ok(r) = c.read(&f, 0, 100).await else {
+        panic!("read failed")
+    };
+    assert_eq!(r.data.as_ref(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_sync_write_whose_log_sync_fails_is_answered_with_an_io_error() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let f = c.create_file(&root, "f").await;
+    ledger.failing.store(true, Ordering::SeqCst);
+    let res = c.write(&f, 0, b"lost", stable_how::FILE_SYNC).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+    ledger.failing.store(false, Ordering::SeqCst);
+    let res = c.write(&f, 0, b"kept", stable_how::FILE_SYNC).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_log_sync_fails_is_answered_with_an_io_error() {
     let (_h, ledger, mut c, f) = with_unstable_write().await;
     ledger.failing.store(true, Ordering::SeqCst);
