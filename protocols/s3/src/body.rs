@@ -274,10 +274,6 @@ fn launch(
     })
 }
 
-/// Maps an error from the request body stream. s3s's payload checks
-/// (x-amz-content-sha256, aws-chunked signatures) fail inside the body
-/// stream with error types it does not export, so they are told apart by
-/// their messages.
 /// The next piece of a request's body, or `RequestTimeout` once its
 /// client has sent nothing for [`BODY_STALL`]: an upload that stops
 /// mid-body would otherwise hold its task, its buffer and the data it has
@@ -296,6 +292,10 @@ where
         })
 }
 
+/// Maps an error from the request body stream. s3s's payload checks
+/// (x-amz-content-sha256, aws-chunked signatures) fail inside the body
+/// stream with error types it does not export, so they are told apart by
+/// their messages.
 fn body_error(e: s3s::StdError) -> S3Error {
     let e = match e.downcast::<S3Error>() {
         Ok(s3) => return *s3,
