@@ -290,8 +290,10 @@ impl FileSystem {
     }
 
     /// Writes `data` at `offset`. With `stable`, data and metadata are on
-    /// stable storage when this returns; otherwise they survive a process
-    /// crash but need [`FileSystem::commit`] to survive power loss.
+    /// stable storage when this returns (inside
+    /// [`nitrofs_metadata::deferring_sync`], once the log sync it leaves
+    /// owed has run); otherwise they survive a process crash but need
+    /// [`FileSystem::commit`] to survive power loss.
     ///
     /// Inside `memory_only` only a write that keeps an inline file inline
     /// runs (its bytes go in one metadata transaction); one that needs

@@ -1,10 +1,12 @@
 //! Group commit for calls answered on the connection's task, and for
 //! COMMIT.
 //!
-//! A CREATE (or SETATTR, MKDIR, …) run there commits its transaction inside
+//! A CREATE (or SETATTR, MKDIR, a FILE_SYNC WRITE of an inline file, …)
+//! run there commits its transaction inside
 //! [`nitrofs_core_fs::deferring_sync`] and must not be answered before
 //! the metadata log is synced; a COMMIT must not be answered before the
-//! sizes its file's unstable WRITEs committed are. Parking the executor
+//! sizes (and an inline file's bytes) its file's unstable WRITEs
+//! committed are. Parking the executor
 //! thread on that fsync would stall every connection it serves, and a hop
 //! per call to the blocking pool costs more thread switches than the call
 //! itself, so the call's connection takes a ticket from this syncer

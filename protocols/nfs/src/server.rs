@@ -366,14 +366,16 @@ impl NfsServer {
     /// The NFSv3 procedure of `record` if it is tried on the connection's
     /// task: one of [`INLINE_PROCS`], or when a log syncer is running one
     /// of [`nfs::SYNC_AFTER_PROCS`], a COMMIT, or a WRITE small enough
-    /// to keep its file inline (read from the call header's fixed words;
+    /// to keep its file inline and at most [`TASK_WRITE_MAX`] (read from
+    /// the call header's fixed words;
     /// anything unparsable goes the general way). A WRITE or COMMIT of a
     /// file whose bytes are in chunks misses there before it does
     /// anything, and runs on the blocking pool.
     fn inline_proc(&self, record: &[u8]) -> Option<u32> {
         let p = nfs3_proc(record)?;
+        let inline_limit = (self.fs.inline_max() as usize).min(TASK_WRITE_MAX);
         let small_write =
-            p == WRITE && record.len() <= self.fs.inline_max() as usize + WRITE_HEADER_MAX;
+            p == WRITE && inline_limit > 0 && record.len() <= inline_limit + WRITE_HEADER_MAX;
         let sync_after = self.log_sync.is_some()
             && (nfs::SYNC_AFTER_PROCS.contains(&p) || p == COMMIT || small_write);
         // READ only where the chunk store can read without waiting.
@@ -402,12 +404,12 @@ impl NfsServer {
     }
 
     /// Runs a call on the blocking pool and hands its reply to the
-    /// writer. A COMMIT there (of a file with chunks: an inline file's
-    /// is answered on the connection's task) asks the syncer thread for a
-    /// metadata log sync before it syncs the file's chunks, and its reply is held for
-    /// that sync: the two run side by side, and the log's part is shared
-    /// with the CREATEs and SETATTRs answered on connection tasks instead
-    /// of waking a thread of its own.
+    /// writer. A COMMIT there (of a file with chunks, mostly: an inline
+    /// file's is tried on the connection's task first) asks the syncer
+    /// thread for a metadata log sync before it syncs the file's chunks,
+    /// and its reply is held for that sync: the two run side by side, and
+    /// the log's part is shared with the CREATEs and SETATTRs answered on
+    /// connection tasks instead of waking a thread of its own.
     fn run_blocking(
         &self,
         peer: IpAddr,
@@ -470,6 +472,11 @@ const READ: u32 = 6;
 
 /// NFSv3 WRITE's procedure number.
 const WRITE: u32 = 7;
+
+/// The most data a WRITE answered on the connection's task carries,
+/// whatever `inline_max` is: each such write copies its file's inline
+/// bytes whole into the metadata log and memtable on the executor thread.
+const TASK_WRITE_MAX: usize = 64 << 10;
 
 /// The most a WRITE call record holds besides its data: the call header
 /// with credentials and verifier of up to 400 bytes each, a 64-byte file
