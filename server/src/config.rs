@@ -123,6 +123,10 @@ pub struct S3Config {
     pub root_access_key: Option<String>,
     /// Secret key of the root identity (`NITROFS_ROOT_SECRET_KEY` takes precedence).
     pub root_secret_key: Option<String>,
+    /// Seconds an upload's client may send no body bytes, and a client may
+    /// take no response bytes, before its request fails and its
+    /// connection is closed.
+    pub stall_timeout_secs: u64,
 }
 
 /// `[kv]`: the native KV protocol (KV-cache spaces) of the data role.
@@ -207,6 +211,7 @@ impl Default for S3Config {
             region: DEFAULT_S3_REGION.to_string(),
             root_access_key: None,
             root_secret_key: None,
+            stall_timeout_secs: nitrofs_s3::DEFAULT_STALL.as_secs(),
         }
     }
 }
@@ -267,6 +272,8 @@ pub struct S3Settings {
     pub region: String,
     /// Root key pair from the config file, if given.
     pub root: Option<KeyPair>,
+    /// How long a client may make no progress.
+    pub stall_timeout: std::time::Duration,
 }
 
 /// The validated `[kv]` section.
@@ -295,25 +302,16 @@ impl KvConfig {
                 return Err(invalid("kv.advertise", format!("{a:?} is not HOST:PORT")));
             }
         }
-        for (field, v) in [
-            ("kv.frame_timeout_secs", self.frame_timeout_secs),
-            ("kv.idle_timeout_secs", self.idle_timeout_secs),
-        ] {
-            if v == 0 || v > 86_400 {
-                return Err(invalid(
-                    field,
-                    format!("{v} must be from 1 to 86400 seconds"),
-                ));
-            }
-        }
+        let frame_timeout = timeout_secs("kv.frame_timeout_secs", self.frame_timeout_secs)?;
+        let idle_timeout = timeout_secs("kv.idle_timeout_secs", self.idle_timeout_secs)?;
         if self.max_connections == 0 {
             return Err(invalid("kv.max_connections", "must be at least 1"));
         }
         Ok(KvSettings {
             addr,
             advertise: self.advertise,
-            frame_timeout: std::time::Duration::from_secs(self.frame_timeout_secs),
-            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            frame_timeout,
+            idle_timeout,
             max_connections: self.max_connections,
         })
     }
@@ -514,8 +512,20 @@ impl S3Config {
             domain: self.domain,
             region: self.region,
             root,
+            stall_timeout: timeout_secs("s3.stall_timeout_secs", self.stall_timeout_secs)?,
         })
     }
+}
+
+/// A timeout setting of `secs` seconds: from 1 second to a day.
+fn timeout_secs(field: &str, secs: u64) -> Result<std::time::Duration, ConfigError> {
+    if secs == 0 || secs > 86_400 {
+        return Err(invalid(
+            field,
+            format!("{secs} must be from 1 to 86400 seconds"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// A base domain for virtual-hosted-style requests: dot-separated labels of
@@ -613,6 +623,7 @@ mod tests {
         assert_eq!(settings.s3.addr.to_string(), DEFAULT_S3_ADDR);
         assert_eq!(settings.s3.region, DEFAULT_S3_REGION);
         assert_eq!((settings.s3.domain, settings.s3.root), (None, None));
+        assert_eq!(settings.s3.stall_timeout, nitrofs_s3::DEFAULT_STALL);
         assert_eq!(settings.fs.chunk_size, DEFAULT_CHUNK_SIZE);
     }
 
@@ -625,6 +636,7 @@ mod tests {
         assert!(get("admin", "addr"), "admin.addr");
         assert!(get("s3", "addr"), "s3.addr");
         assert!(get("s3", "region"), "s3.region");
+        assert!(get("s3", "stall_timeout_secs"), "s3.stall_timeout_secs");
         for key in ["domain", "root_access_key", "root_secret_key"] {
             assert!(
                 EXAMPLE
@@ -758,10 +770,17 @@ mod tests {
                 "[s3]\nroot_access_key = 'ROOTKEY'\nroot_secret_key = 'has space'",
                 "s3.root_secret_key",
             ),
+            ("[s3]\nstall_timeout_secs = 0", "s3.stall_timeout_secs"),
+            ("[s3]\nstall_timeout_secs = 86401", "s3.stall_timeout_secs"),
         ] {
             assert_eq!(invalid_field(text), field, "{text}");
         }
         assert!(check_domain("d", "localhost:9000").is_ok());
+        let s3 = parse("[s3]\nstall_timeout_secs = 2")
+            .and_then(Config::validate)
+            .expect("a short stall limit is valid")
+            .s3;
+        assert_eq!(s3.stall_timeout, std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -278,6 +278,7 @@ async fn serve(
         identities.clone(),
         settings.s3.domain.clone(),
         settings.s3.region.clone(),
+        settings.s3.stall_timeout,
     )
     .map_err(|e| ServeError::S3(e.to_string()))?;
     let mut s3_task = tokio::spawn(nitrofs_s3::serve(s3_listener, s3_service));

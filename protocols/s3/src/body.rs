@@ -26,6 +26,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Size of one write or read against the core.
@@ -59,22 +60,27 @@ pub struct Upload {
     expected: Option<u64>,
     expect: Expect,
     trailers: Option<TrailingHeaders>,
+    /// How long the client may send nothing ([`next_piece`]).
+    stall: Duration,
 }
 
 impl Upload {
     /// `content_length` is the request's; `trailers` carry the checksums
-    /// of an aws-chunked body's trailer.
+    /// of an aws-chunked body's trailer; a body whose client sends nothing
+    /// for `stall` fails.
     pub fn new(
         body: Option<StreamingBlob>,
         content_length: Option<i64>,
         expect: Expect,
         trailers: Option<TrailingHeaders>,
+        stall: Duration,
     ) -> Self {
         Self {
             body,
             expected: content_length.and_then(|n| u64::try_from(n).ok()),
             expect,
             trailers,
+            stall,
         }
     }
 }
@@ -105,6 +111,7 @@ where
         expected,
         expect,
         trailers,
+        stall,
     } = upload;
     if expected.is_some_and(|n| n > MAX_PUT) {
         return Err(S3Error::with_message(
@@ -117,7 +124,12 @@ where
         others: expect.hasher(),
     });
     let mut flight: Option<Flight> = None;
-    let streamed = stream_in(fs, cred, ino, body, expected, &mut flight, &mut hashers).await;
+    let input = Input {
+        body,
+        expected,
+        stall,
+    };
+    let streamed = stream_in(fs, cred, ino, input, &mut flight, &mut hashers).await;
     let tail = match streamed {
         Ok(tail) => tail,
         Err(e) => {
@@ -169,21 +181,33 @@ struct Tail {
     size: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A request body as [`stream_in`] reads it.
+struct Input {
+    body: Option<StreamingBlob>,
+    /// The length the request announced.
+    expected: Option<u64>,
+    /// How long the client may send nothing.
+    stall: Duration,
+}
+
 async fn stream_in(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
     ino: InodeId,
-    body: Option<StreamingBlob>,
-    expected: Option<u64>,
+    input: Input,
     flight: &mut Option<Flight>,
     hashers: &mut Option<Hashers>,
 ) -> S3Result<Tail> {
+    let Input {
+        body,
+        expected,
+        stall,
+    } = input;
     let mut buf = BytesMut::with_capacity(PIECE);
     let mut offset = 0u64;
     let mut received = 0u64;
     if let Some(mut body) = body {
-        while let Some(chunk) = next_piece(&mut body).await? {
+        while let Some(chunk) = next_piece(&mut body, stall).await? {
             let chunk = chunk.map_err(body_error)?;
             received += chunk.len() as u64;
             if received > expected.unwrap_or(MAX_PUT) {
@@ -275,21 +299,20 @@ fn launch(
 }
 
 /// The next piece of a request's body, or `RequestTimeout` once its
-/// client has sent nothing for [`BODY_STALL`]: an upload that stops
-/// mid-body would otherwise hold its task, its buffer and the data it has
-/// written so far for as long as the connection stays open.
-pub(crate) async fn next_piece<S>(body: &mut S) -> S3Result<Option<S::Item>>
+/// client has sent nothing for `stall`: an upload that stops mid-body
+/// would otherwise hold its task, its buffer and the data it has written
+/// so far for as long as the connection stays open.
+pub(crate) async fn next_piece<S>(body: &mut S, stall: Duration) -> S3Result<Option<S::Item>>
 where
     S: futures::Stream + Unpin,
 {
-    tokio::time::timeout(BODY_STALL, body.next())
-        .await
-        .map_err(|_| {
-            S3Error::with_message(
-                S3ErrorCode::RequestTimeout,
-                format!("the client sent no body bytes for {BODY_STALL:?}"),
-            )
-        })
+    tokio::time::timeout(stall, body.next()).await.map_err(|_| {
+        tracing::info!("upload given up: its client sent no body bytes for {stall:?}");
+        S3Error::with_message(
+            S3ErrorCode::RequestTimeout,
+            format!("the client sent no body bytes for {stall:?}"),
+        )
+    })
 }
 
 /// Maps an error from the request body stream. s3s's payload checks
@@ -404,14 +427,15 @@ pub async fn read_small(
     Ok(Some(StreamingBlob::from(s3s::Body::from(data))))
 }
 
-/// How long a GET's body waits for its client to take the next piece
-/// before it gives up: the reading task ends and lets go of the file it
-/// pinned (whose bytes are kept, even if the object was replaced or
-/// deleted, only while the client reads), and the body ends short of its
-/// Content-Length, so hyper aborts the connection once what was already
-/// queued has gone out, or once its write has waited as long again for a
-/// client that takes nothing (`stall::StallGuard`).
-pub const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(300);
+/// The default of how long (`[s3] stall_timeout_secs`) an upload's client
+/// may send nothing and a GET's client may take nothing. A GET's body
+/// then gives up: the reading task ends and lets go of the file it pinned
+/// (whose bytes are kept, even if the object was replaced or deleted, only
+/// while the client reads), and the body ends short of its Content-Length,
+/// so hyper aborts the connection once what was already queued has gone
+/// out, or once its write has waited as long again for a client that
+/// takes nothing (`stall::StallGuard`).
+pub const DEFAULT_STALL: Duration = Duration::from_secs(300);
 
 /// A response body streaming `[start, end)` of file `ino`, opened before
 /// the answer so a PUT or DELETE of the key meanwhile does not cut it
@@ -419,6 +443,7 @@ pub const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(300);
 /// ([`nitrofs_core_fs::PinnedRead`]). `None` if the file is gone or no
 /// longer `size` bytes long (the object was replaced since it was looked
 /// up).
+#[allow(clippy::too_many_arguments)]
 pub async fn open_body(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
@@ -426,6 +451,7 @@ pub async fn open_body(
     size: u64,
     start: u64,
     end: u64,
+    stall: Duration,
 ) -> S3Result<Option<StreamingBlob>> {
     let (shared, cred) = (Arc::clone(fs), cred.clone());
     let opened = crate::ns::quick(fs, move |_| {
@@ -460,14 +486,14 @@ pub async fn open_body(
             if let Ok(p) = &piece {
                 pos += p.len() as u64;
             }
-            match tokio::time::timeout(BODY_STALL, tx.send(piece)).await {
+            match tokio::time::timeout(stall, tx.send(piece)).await {
                 Ok(Ok(())) if !failed => {}
                 // The client is gone, or the read failed.
                 Ok(_) => break,
                 Err(_) => {
                     tracing::info!(
                         ino,
-                        "GET body given up: its client took nothing for {BODY_STALL:?}"
+                        "GET body given up: its client took nothing for {stall:?}"
                     );
                     break;
                 }

@@ -47,6 +47,7 @@ mod xmlcheck;
 #[cfg(test)]
 mod tests;
 
+pub use body::DEFAULT_STALL;
 pub use identity::{Identities, Identity, IdentityError};
 pub use wire::NitroService;
 
@@ -60,12 +61,25 @@ pub struct NitroS3 {
     fs: Arc<FileSystem>,
     ids: Arc<Identities>,
     region: String,
+    /// How long a request body or a GET's client may make no progress.
+    stall: std::time::Duration,
 }
 
 impl NitroS3 {
     /// An S3 implementation over `fs`, authenticating with `ids`.
     pub fn new(fs: Arc<FileSystem>, ids: Arc<Identities>, region: String) -> Self {
-        Self { fs, ids, region }
+        Self {
+            fs,
+            ids,
+            region,
+            stall: body::DEFAULT_STALL,
+        }
+    }
+
+    /// The same, giving up on a client that makes no progress for
+    /// `stall` instead of [`body::DEFAULT_STALL`].
+    pub fn with_stall(self, stall: std::time::Duration) -> Self {
+        Self { stall, ..self }
     }
 
     /// The POSIX credentials a request runs with: the identity's for a
@@ -91,18 +105,18 @@ pub enum SetupError {
 /// aws-chunked bodies) checked against `identities`, path-style requests
 /// always, virtual-hosted-style (`bucket.<domain>[:port]`) when `domain` is
 /// set, `region` reported by GetBucketLocation and required in SigV4
-/// credential scopes.
+/// credential scopes. A client whose upload sends nothing, or who takes
+/// nothing of a response, for `stall` loses its request and connection.
 pub fn s3_service(
     fs: Arc<FileSystem>,
     identities: Arc<Identities>,
     domain: Option<String>,
     region: String,
+    stall: std::time::Duration,
 ) -> Result<NitroService, SetupError> {
-    let mut b = S3ServiceBuilder::new(NitroS3::new(
-        Arc::clone(&fs),
-        Arc::clone(&identities),
-        region.clone(),
-    ));
+    let mut b = S3ServiceBuilder::new(
+        NitroS3::new(Arc::clone(&fs), Arc::clone(&identities), region.clone()).with_stall(stall),
+    );
     b.set_auth(identity::SharedIdentities(identities));
     b.set_access(public::NitroAccess::new(Arc::clone(&fs)));
     let host = match domain {
@@ -112,7 +126,7 @@ pub fn s3_service(
     if let Some(h) = &host {
         b.set_host(h.clone());
     }
-    Ok(NitroService::new(b.build(), region, host))
+    Ok(NitroService::new(b.build(), region, host, stall))
 }
 
 /// How long a client may take to send a request's headers (idle
@@ -141,14 +155,20 @@ pub async fn serve(
         tokio::spawn(async move {
             // A client that stops taking a response's bytes would
             // otherwise hold the connection forever.
-            let stream = stall::StallGuard::new(stream, stall::WRITE_STALL);
+            let limit = service.stall();
+            let stream = stall::StallGuard::new(stream, limit);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "S3 connection ended with an error");
+            match conn.await {
+                Err(e) if stall::gave_up(&e) => tracing::info!(
+                    %peer,
+                    "S3 connection closed: its client took no response bytes for {limit:?}"
+                ),
+                Err(e) => tracing::debug!(%peer, error = %e, "S3 connection ended with an error"),
+                Ok(()) => {}
             }
         });
     }

@@ -152,7 +152,13 @@ impl NitroS3 {
         .await?
         .ino;
         let c2 = cred.clone();
-        let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
+        let upload = body::Upload::new(
+            input.body,
+            input.content_length,
+            expect,
+            trailing_headers,
+            self.stall,
+        );
         let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
             object_meta.checksum = verified;
             let etag = meta::hex(&w.md5);
@@ -213,7 +219,7 @@ impl NitroS3 {
             return Err(ns::directory_holds_no_data());
         }
         if let Some(mut b) = body {
-            while let Some(chunk) = crate::body::next_piece(&mut b).await? {
+            while let Some(chunk) = crate::body::next_piece(&mut b, self.stall).await? {
                 let chunk = chunk.map_err(|e| {
                     S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
                 })?;
@@ -299,7 +305,7 @@ impl NitroS3 {
                 let read = if end - start <= body::SMALL_READ {
                     body::read_small(&self.fs, &cred, ino, start, end).await?
                 } else {
-                    body::open_body(&self.fs, &cred, ino, size, start, end).await?
+                    body::open_body(&self.fs, &cred, ino, size, start, end, self.stall).await?
                 };
                 match read {
                     Some(b) => Some(b),

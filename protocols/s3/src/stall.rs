@@ -1,7 +1,7 @@
 //! A connection whose writes give up on a client that takes nothing.
 //!
-//! A GET's body gives up after [`crate::body::BODY_STALL`] without taking
-//! a piece, but what hyper already queued stays queued: with the client's
+//! A GET's body gives up after the endpoint's stall limit (`[s3]
+//! stall_timeout_secs`) without taking a piece, but what hyper already queued stays queued: with the client's
 //! receive window full, its write waits forever, and so do the
 //! connection's task and socket. [`StallGuard`] fails a write (and a
 //! flush) that has made no progress for its limit, so hyper drops the
@@ -15,9 +15,38 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-/// How long a write may wait for the client to take bytes: as long as a
-/// GET's body waits for it ([`crate::body::BODY_STALL`]).
-pub(crate) const WRITE_STALL: Duration = crate::body::BODY_STALL;
+/// Whether `e` (a connection's error) is, or was caused by, a write that
+/// [`StallGuard`] gave up.
+pub(crate) fn gave_up(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    // A bounded walk: error chains are short, but never trust a cycle.
+    for _ in 0..16 {
+        let Some(c) = cause else {
+            return false;
+        };
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::TimedOut
+                && io.get_ref().is_some_and(|m| m.is::<GaveUp>())
+            {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The error a write that waited too long fails with.
+#[derive(Debug)]
+struct GaveUp(Duration);
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client took no bytes for {:?}", self.0)
+    }
+}
+
+impl std::error::Error for GaveUp {}
 
 /// `S`, with writes that fail once they have waited `limit` without
 /// progress. Reads pass through (hyper's header timeout and the body
@@ -52,10 +81,9 @@ impl<S> StallGuard<S> {
             self.deadline.as_mut().reset(at);
         }
         match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the client took no bytes for {limit:?}"),
-            ))),
+            Poll::Ready(()) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, GaveUp(limit))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -140,6 +168,28 @@ mod tests {
             "gave up early: {:?}",
             started.elapsed()
         );
+        // The server tells this apart from other errors to log it, also
+        // when it comes wrapped (hyper keeps it as the source).
+        assert!(gave_up(&e));
+        let wrapped = io::Error::other(Wrapped(e));
+        assert!(gave_up(&wrapped));
+        let other = io::Error::new(io::ErrorKind::TimedOut, "another timeout");
+        assert!(!gave_up(&other));
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "wrapped")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
     }
 
     #[tokio::test(start_paused = true)]

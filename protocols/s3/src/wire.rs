@@ -51,6 +51,7 @@ pub struct NitroService {
     inner: S3Service,
     region: Arc<str>,
     host: Option<Arc<NitroHost>>,
+    stall: std::time::Duration,
 }
 
 impl std::fmt::Debug for NitroService {
@@ -63,12 +64,23 @@ impl std::fmt::Debug for NitroService {
 }
 
 impl NitroService {
-    pub(crate) fn new(inner: S3Service, region: String, host: Option<NitroHost>) -> Self {
+    pub(crate) fn new(
+        inner: S3Service,
+        region: String,
+        host: Option<NitroHost>,
+        stall: std::time::Duration,
+    ) -> Self {
         Self {
             inner,
             region: region.into(),
             host: host.map(Arc::new),
+            stall,
         }
+    }
+
+    /// How long a connection's client may take no response bytes.
+    pub(crate) fn stall(&self) -> std::time::Duration {
+        self.stall
     }
 
     /// The answer to a request refused before s3s sees it, if it is.
@@ -357,7 +369,7 @@ mod tests {
         let h = crate::tests::Harness::new();
         let host = domain.map(|d| NitroHost::new(d).unwrap());
         let inner = s3s::service::S3ServiceBuilder::new(h.s3).build();
-        NitroService::new(inner, region.into(), host)
+        NitroService::new(inner, region.into(), host, crate::body::DEFAULT_STALL)
     }
 
     fn request(method: &str, uri: &str, region: &str) -> hyper::Request<()> {

@@ -13,6 +13,7 @@ pub(super) async fn start(h: &Harness, domain: Option<&str>) -> std::net::Socket
         h.ids.clone(),
         domain.map(str::to_string),
         "us-east-1".into(),
+        crate::DEFAULT_STALL,
     )
     .unwrap();
     tokio::spawn(crate::serve(listener, service));
@@ -75,7 +76,8 @@ async fn a_bad_virtual_host_domain_is_a_setup_error() {
         h.fs.clone(),
         h.ids.clone(),
         Some("bad domain!".into()),
-        "us-east-1".into()
+        "us-east-1".into(),
+        crate::DEFAULT_STALL,
     )
     .is_err());
     let addr = start(&h, Some("s3.example.com")).await;

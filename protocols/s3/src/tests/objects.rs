@@ -636,13 +636,13 @@ async fn an_upload_whose_client_stops_sending_times_out_and_leaves_nothing() {
     // The runtime's clock is paused: the wait takes no real time, and the
     // outer timeout only stops a PUT that would wait forever.
     let r = tokio::time::timeout(
-        crate::body::BODY_STALL * 2,
+        crate::body::DEFAULT_STALL * 2,
         h.s3.put_object(req(input, ROOT)),
     )
     .await
     .expect("a stalled upload must not wait forever");
     assert_eq!(code(r), "RequestTimeout");
-    assert!(started.elapsed() >= crate::body::BODY_STALL);
+    assert!(started.elapsed() >= crate::body::DEFAULT_STALL);
     assert_eq!(
         code(h.s3.get_object(req(get("stalled"), ROOT)).await),
         "NoSuchKey"
@@ -654,12 +654,12 @@ async fn a_get_whose_client_stops_reading_gives_up_and_lets_go_of_the_object() {
     let (h, old, got) = big_object_get_started().await;
     // Nothing is read for longer than the stall limit (the runtime's
     // clock is paused, so this waits for no real time).
-    tokio::time::sleep(crate::body::BODY_STALL * 2).await;
+    tokio::time::sleep(crate::body::DEFAULT_STALL * 2).await;
     let sent = read_all(got.body).await;
     assert!(
         sent.len() < old.len(),
         "a body nobody read for {:?} still sent all {} bytes",
-        crate::body::BODY_STALL * 2,
+        crate::body::DEFAULT_STALL * 2,
         old.len()
     );
     assert_eq!(
