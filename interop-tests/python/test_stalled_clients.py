@@ -1,8 +1,8 @@
 """Clients that stop mid-request, against a server whose `[s3]
-stall_timeout_secs` is 2: the upload fails with RequestTimeout and stores
-nothing, the GET's connection is closed short of its body, and the server
-keeps serving everyone else. Raw sockets, because no SDK can be told to
-stall."""
+stall_timeout_secs` is 2: an upload, or an XML request body, fails with
+RequestTimeout and changes nothing, the GET's connection is closed short of
+its body, and the server keeps serving everyone else. Raw sockets, because
+no SDK can be told to stall."""
 
 import os
 import socket
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import Server, error_of
-from rawhttp import Signer, error_code, status_of
+from rawhttp import Signer, _canonical_query, error_code, status_of
 
 STALL_SECS = 2
 # Every wait below is bounded, and far longer than the limit.
@@ -50,30 +50,62 @@ def read_until_closed(sock, limit):
     return got
 
 
+def send_part_of(server, method, path, query, announced, sent):
+    """Sends a signed request announcing `announced` body bytes, then only
+    `sent`; returns the reply (the server must close the connection) and
+    how long it took."""
+    signer = Signer(server.host, server.access_key, server.secret_key)
+    headers = signer.sign_headers(
+        method, path, query, headers={"content-length": str(announced)}, payload_hash="UNSIGNED-PAYLOAD"
+    )
+    target = path + ("?" + _canonical_query(query) if query else "")
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", server.s3_port), timeout=WAIT_SECS) as sock:
+        started = time.monotonic()
+        sock.sendall(head.encode() + sent)
+        reply = read_until_closed(sock, 1 << 20)
+        return reply, time.monotonic() - started
+
+
+def assert_timed_out(server, reply, waited):
+    assert status_of(reply) == 400, reply[:300]
+    assert error_code(reply.split(b"\r\n\r\n", 1)[1]) == "RequestTimeout", reply
+    assert waited >= STALL_SECS, f"gave up after {waited:.1f}s, before the limit"
+    log = server.stderr_path.read_text(errors="replace")
+    assert "given up: its client sent no body bytes" in log
+
+
 def test_an_upload_whose_client_stops_sending_fails_and_stores_nothing(stall_server):
     s3 = stall_server.client()
     s3.create_bucket(Bucket="stalls")
-    signer = Signer(stall_server.host, stall_server.access_key, stall_server.secret_key)
-    announced = 1 << 20
-    headers = signer.sign_headers(
-        "PUT", "/stalls/stalled", headers={"content-length": str(announced)}, payload_hash="UNSIGNED-PAYLOAD"
-    )
-    head = "PUT /stalls/stalled HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    with socket.create_connection(("127.0.0.1", stall_server.s3_port), timeout=WAIT_SECS) as sock:
-        started = time.monotonic()
-        # A tenth of the body, then nothing.
-        sock.sendall(head.encode() + os.urandom(announced // 10))
-        reply = read_until_closed(sock, 1 << 20)
-        waited = time.monotonic() - started
-    assert status_of(reply) == 400, reply[:200]
-    assert error_code(reply.split(b"\r\n\r\n", 1)[1]) == "RequestTimeout", reply
-    assert waited >= STALL_SECS, f"gave up after {waited:.1f}s, before the limit"
-    assert "upload given up" in stall_server.stderr_path.read_text(errors="replace")
+    # A tenth of the body, then nothing.
+    reply, waited = send_part_of(stall_server, "PUT", "/stalls/stalled", None, 1 << 20, os.urandom(1 << 17))
+    assert_timed_out(stall_server, reply, waited)
     code, status, _ = error_of(s3.head_object, Bucket="stalls", Key="stalled")
     assert status == 404, code
     # Nothing else was held up.
     s3.put_object(Bucket="stalls", Key="after", Body=b"fine")
     assert s3.get_object(Bucket="stalls", Key="after")["Body"].read() == b"fine"
+
+
+def test_xml_request_bodies_whose_client_stops_sending_fail_and_change_nothing(stall_server):
+    s3 = stall_server.client()
+    s3.create_bucket(Bucket="stalls")
+    s3.put_object(Bucket="stalls", Key="keep", Body=b"kept")
+    # DeleteObjects: the front reads and checks its XML before s3s.
+    delete = b'<Delete><Object><Key>keep</Key></Object></Delete>'
+    reply, waited = send_part_of(stall_server, "POST", "/stalls", {"delete": ""}, len(delete), delete[:20])
+    assert_timed_out(stall_server, reply, waited)
+    assert s3.get_object(Bucket="stalls", Key="keep")["Body"].read() == b"kept"
+    # CreateBucket with a configuration: s3s reads that body itself.
+    config = (
+        b'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<LocationConstraint>us-east-1</LocationConstraint></CreateBucketConfiguration>"
+    )
+    reply, waited = send_part_of(stall_server, "PUT", "/stalled-bucket", None, len(config), config[:30])
+    assert_timed_out(stall_server, reply, waited)
+    code, status, _ = error_of(s3.head_bucket, Bucket="stalled-bucket")
+    assert status == 404, code
 
 
 def test_a_get_whose_client_takes_nothing_is_cut_off(stall_server):

@@ -307,10 +307,11 @@ where
     S: futures::Stream + Unpin,
 {
     tokio::time::timeout(stall, body.next()).await.map_err(|_| {
-        tracing::info!("upload given up: its client sent no body bytes for {stall:?}");
+        let no_bytes = crate::stall::NO_BODY_BYTES;
+        tracing::info!("upload given up: its client {no_bytes} for {stall:?}");
         S3Error::with_message(
             S3ErrorCode::RequestTimeout,
-            format!("the client sent no body bytes for {stall:?}"),
+            format!("the client {no_bytes} for {stall:?}"),
         )
     })
 }

@@ -1,4 +1,5 @@
-//! A connection whose writes give up on a client that takes nothing.
+//! Connections and request bodies that give up on a client that makes
+//! no progress.
 //!
 //! A GET's body gives up after the endpoint's stall limit (`[s3]
 //! stall_timeout_secs`) without taking a piece, but what hyper already queued stays queued: with the client's
@@ -6,10 +7,20 @@
 //! connection's task and socket. [`StallGuard`] fails a write (and a
 //! flush) that has made no progress for its limit, so hyper drops the
 //! connection.
+//!
+//! A request body the server waits for is bounded the same way
+//! ([`StallBody`]): reads cannot be guarded on the socket, because hyper
+//! keeps a read pending there while a handler runs, but a body's frame is
+//! polled only when the handler wants it. Uploads read their bodies with
+//! a timeout of their own (`body::next_piece`); this also covers the XML
+//! bodies the front and s3s read whole (DeleteObjects, ACLs, tagging, …).
 
+use std::error::Error;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -17,17 +28,24 @@ use tokio::time::Sleep;
 
 /// Whether `e` (a connection's error) is, or was caused by, a write that
 /// [`StallGuard`] gave up.
-pub(crate) fn gave_up(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn gave_up(e: &(dyn Error + 'static)) -> bool {
+    caused_by::<GaveUp>(e)
+}
+
+/// Whether `e` or an error in its chain of sources is a `T` (also as the
+/// payload of an `io::Error`, whose `source` skips its payload).
+fn caused_by<T: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
     let mut cause = Some(e);
     // A bounded walk: error chains are short, but never trust a cycle.
     for _ in 0..16 {
         let Some(c) = cause else {
             return false;
         };
+        if c.is::<T>() {
+            return true;
+        }
         if let Some(io) = c.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::TimedOut
-                && io.get_ref().is_some_and(|m| m.is::<GaveUp>())
-            {
+            if io.get_ref().is_some_and(|inner| inner.is::<T>()) {
                 return true;
             }
         }
@@ -46,18 +64,126 @@ impl std::fmt::Display for GaveUp {
     }
 }
 
-impl std::error::Error for GaveUp {}
+impl Error for GaveUp {}
+
+/// What the message of a body given up on says (`body::next_piece`'s too).
+pub(crate) const NO_BODY_BYTES: &str = "sent no body bytes";
+
+/// The error a request body fails with once its client has sent nothing
+/// for the limit.
+#[derive(Debug)]
+struct BodyStalled(Duration);
+
+impl std::fmt::Display for BodyStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client {NO_BODY_BYTES} for {:?}", self.0)
+    }
+}
+
+impl Error for BodyStalled {}
+
+/// A deadline that starts when a wait begins and is kept, however often
+/// the task wakes meanwhile, until progress ends the wait.
+struct Clock {
+    limit: Duration,
+    deadline: Pin<Box<Sleep>>,
+    waiting: bool,
+}
+
+impl Clock {
+    /// Must be called inside a Tokio runtime (it makes a timer).
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            waiting: false,
+        }
+    }
+
+    /// For a poll that found nothing to do: whether the wait it is part
+    /// of has now lasted the limit (if not, `cx` wakes when it has).
+    fn waited_out(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.waiting {
+            self.waiting = true;
+            let at = tokio::time::Instant::now() + self.limit;
+            self.deadline.as_mut().reset(at);
+        }
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+
+    /// A poll made progress (or ended): the next wait starts afresh.
+    fn progressed(&mut self) {
+        self.waiting = false;
+    }
+}
+
+/// A request body whose next frame fails once the client has sent
+/// nothing for `limit` while the server waited for it. Whoever reads the
+/// body may wrap that error in its own (s3s answers InternalError), so
+/// the body also raises a flag for the front to answer RequestTimeout.
+pub(crate) struct StallBody<B> {
+    inner: B,
+    clock: Clock,
+    gave_up: Arc<AtomicBool>,
+}
+
+impl<B> StallBody<B> {
+    /// Must be called inside a Tokio runtime (it makes a timer). `gave_up`
+    /// is set when the body fails for a stalled client.
+    pub(crate) fn new(inner: B, limit: Duration, gave_up: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            clock: Clock::new(limit),
+            gave_up,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for StallBody<B>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<s3s::StdError>,
+{
+    type Data = bytes::Bytes;
+    type Error = s3s::StdError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, s3s::StdError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if !self.clock.waited_out(cx) {
+                    return Poll::Pending;
+                }
+                let limit = self.clock.limit;
+                tracing::info!("request body given up: its client {NO_BODY_BYTES} for {limit:?}");
+                self.gave_up.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(BodyStalled(limit)))))
+            }
+            Poll::Ready(frame) => {
+                self.clock.progressed();
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// `S`, with writes that fail once they have waited `limit` without
 /// progress. Reads pass through (hyper's header timeout and the body
 /// readers bound those).
 pub(crate) struct StallGuard<S> {
     inner: S,
-    limit: Duration,
-    /// When a pending write or flush gives up; set at the first `Pending`
-    /// after progress, and kept however often the task wakes meanwhile.
-    deadline: Pin<Box<Sleep>>,
-    waiting: bool,
+    /// When a pending write or flush gives up.
+    clock: Clock,
 }
 
 impl<S> StallGuard<S> {
@@ -65,36 +191,22 @@ impl<S> StallGuard<S> {
     pub(crate) fn new(inner: S, limit: Duration) -> Self {
         Self {
             inner,
-            limit,
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            waiting: false,
+            clock: Clock::new(limit),
         }
     }
 
-    /// What a pending write or flush returns: still pending, or an error
-    /// once it has been pending for the limit.
-    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let limit = self.limit;
-        if !self.waiting {
-            self.waiting = true;
-            let at = tokio::time::Instant::now() + limit;
-            self.deadline.as_mut().reset(at);
-        }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, GaveUp(limit))))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Passes on a write's or a flush's outcome; one that made progress
-    /// (or failed) ends the wait.
+    /// Passes on a write's or a flush's outcome: one that made progress
+    /// (or failed) ends the wait, and one still pending fails once it has
+    /// been pending for the limit.
     fn polled<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match r {
-            Poll::Pending => self.pending(cx),
+            Poll::Pending if self.clock.waited_out(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                GaveUp(self.clock.limit),
+            ))),
+            Poll::Pending => Poll::Pending,
             ready => {
-                self.waiting = false;
+                self.clock.progressed();
                 ready
             }
         }
@@ -269,5 +381,87 @@ mod tests {
         );
         let got = reader.await.expect("reader");
         assert_eq!(got, vec![9u8; total]);
+    }
+
+    /// A request body that sends `frames` frames, one every `gap`, then
+    /// nothing ever again.
+    struct Trickle {
+        frames: usize,
+        gap: Duration,
+        next: Pin<Box<Sleep>>,
+    }
+
+    impl Trickle {
+        fn new(frames: usize, gap: Duration) -> Self {
+            Self {
+                frames,
+                gap,
+                next: Box::pin(tokio::time::sleep(gap)),
+            }
+        }
+    }
+
+    impl hyper::body::Body for Trickle {
+        type Data = bytes::Bytes;
+        type Error = io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, io::Error>>> {
+            if self.frames == 0 || self.next.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.frames -= 1;
+            let at = tokio::time::Instant::now() + self.gap;
+            self.next.as_mut().reset(at);
+            Poll::Ready(Some(Ok(hyper::body::Frame::data(
+                bytes::Bytes::from_static(b"piece"),
+            ))))
+        }
+    }
+
+    async fn next_frame<B: hyper::body::Body + Unpin>(
+        body: &mut B,
+    ) -> Option<Result<hyper::body::Frame<B::Data>, B::Error>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_whose_client_keeps_sending_slowly_arrives_whole() {
+        // Each frame comes after most of the limit: the clock restarts.
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut body = StallBody::new(Trickle::new(6, LIMIT * 3 / 4), LIMIT, flag.clone());
+        let started = tokio::time::Instant::now();
+        for i in 0..6 {
+            let frame = next_frame(&mut body).await.expect("a frame");
+            assert!(frame.is_ok(), "frame {i} failed: {frame:?}");
+        }
+        assert!(
+            started.elapsed() > LIMIT * 4,
+            "the test must outlast the limit"
+        );
+        assert!(!flag.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_whose_client_stops_sending_fails_after_the_limit() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut body = StallBody::new(Trickle::new(2, Duration::from_secs(1)), LIMIT, flag.clone());
+        for _ in 0..2 {
+            assert!(next_frame(&mut body).await.expect("a frame").is_ok());
+        }
+        let started = tokio::time::Instant::now();
+        let e = next_frame(&mut body)
+            .await
+            .expect("an error, not the end")
+            .expect_err("a body nobody sends must give up");
+        assert!(
+            started.elapsed() >= LIMIT,
+            "gave up early: {:?}",
+            started.elapsed()
+        );
+        assert!(e.to_string().contains(NO_BODY_BYTES), "{e}");
+        assert!(flag.load(Ordering::Relaxed), "the front is told");
     }
 }

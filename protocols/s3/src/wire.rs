@@ -27,6 +27,7 @@
 //!   signature check.
 
 use crate::host::NitroHost;
+use crate::stall::StallBody;
 use crate::xmlcheck::{self, MalformedBody};
 use futures::future::BoxFuture;
 use s3s::service::S3Service;
@@ -315,17 +316,37 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroSer
         }
         let check_body = xml_body_to_check(&req);
         let inner = self.inner.clone();
+        let stall = self.stall;
         Box::pin(async move {
+            use hyper::body::Body as _;
             let (mut parts, body) = req.into_parts();
-            // Only a held-back body is watched: the others stay s3s's
-            // unboxed hyper body.
+            // A body fails once its client sends nothing for the stall
+            // limit; only a held-back one is watched; no body at all
+            // stays s3s's unboxed hyper body.
             let arrived = held_back.then(|| Arc::new(AtomicBool::new(false)));
+            let gave_up = Arc::new(AtomicBool::new(false));
             let mut body = match &arrived {
-                Some(flag) => s3s::Body::http_body(Watched {
-                    inner: body,
-                    arrived: Arc::clone(flag),
-                }),
-                None => s3s::Body::from(body),
+                _ if body.is_end_stream() => s3s::Body::from(body),
+                Some(flag) => s3s::Body::http_body(StallBody::new(
+                    Watched {
+                        inner: body,
+                        arrived: Arc::clone(flag),
+                    },
+                    stall,
+                    Arc::clone(&gave_up),
+                )),
+                None => s3s::Body::http_body(StallBody::new(body, stall, Arc::clone(&gave_up))),
+            };
+            // What a request whose client stopped sending its body gets,
+            // whoever was reading it; the rest of the body never comes.
+            let timed_out = || {
+                close_after(error_response(
+                    "RequestTimeout",
+                    &format!(
+                        "Your socket connection to the server was not read from or written to within the timeout period ({stall:?})."
+                    ),
+                    None,
+                ))
             };
             if check_body {
                 // The limit is the Content-Length checked above.
@@ -334,6 +355,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroSer
                         parts.extensions.insert(MalformedBody);
                     }
                     Ok(_) => {}
+                    Err(_) if gave_up.load(Ordering::Relaxed) => return Ok(timed_out()),
                     Err(e) => {
                         tracing::debug!(error = %e, "reading an XML request body failed");
                         return Ok(error_response(
@@ -345,6 +367,9 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroSer
                 }
             }
             let resp = inner.call(hyper::Request::from_parts(parts, body)).await?;
+            if gave_up.load(Ordering::Relaxed) {
+                return Ok(timed_out());
+            }
             match arrived {
                 Some(flag) if !flag.load(Ordering::Relaxed) => Ok(close_after(resp)),
                 _ => Ok(resp),
