@@ -59,6 +59,7 @@ def send_part_of(server, method, path, query, announced, sent):
         method, path, query, headers={"content-length": str(announced)}, payload_hash="UNSIGNED-PAYLOAD"
     )
     target = path + ("?" + _canonical_query(query) if query else "")
+    server.log_mark = len(server.stderr_path.read_bytes())
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", server.s3_port), timeout=WAIT_SECS) as sock:
         started = time.monotonic()
@@ -71,8 +72,9 @@ def assert_timed_out(server, reply, waited):
     assert status_of(reply) == 400, reply[:300]
     assert error_code(reply.split(b"\r\n\r\n", 1)[1]) == "RequestTimeout", reply
     assert waited >= STALL_SECS, f"gave up after {waited:.1f}s, before the limit"
-    log = server.stderr_path.read_text(errors="replace")
-    assert "given up: its client sent no body bytes" in log
+    # Logged for this request, not an earlier one.
+    log = server.stderr_path.read_bytes()[server.log_mark :].decode(errors="replace")
+    assert "request body given up: its client sent no body bytes" in log
 
 
 def test_an_upload_whose_client_stops_sending_fails_and_stores_nothing(stall_server):

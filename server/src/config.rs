@@ -123,9 +123,9 @@ pub struct S3Config {
     pub root_access_key: Option<String>,
     /// Secret key of the root identity (`NITROFS_ROOT_SECRET_KEY` takes precedence).
     pub root_secret_key: Option<String>,
-    /// Seconds an upload's client may send no body bytes, and a client may
-    /// take no response bytes, before its request fails and its
-    /// connection is closed.
+    /// Seconds a client may send no bytes of a request body (an upload or
+    /// an XML document), or take no response bytes, before its request
+    /// fails and its connection is closed.
     pub stall_timeout_secs: u64,
 }
 

@@ -10,8 +10,9 @@
 //! Download: the file is opened and pinned before the answer, then a task
 //! reads 1 MiB pieces into a bounded channel (two pieces ahead) that the
 //! response body drains; a client that goes away closes the channel and
-//! stops the reads, and one that takes nothing for [`BODY_STALL`] is given
-//! up on.
+//! stops the reads, and one that takes nothing for the stall limit
+//! (`[s3] stall_timeout_secs`) is given up on. An upload whose client sends
+//! nothing for as long fails in the front (`stall::StallBody`).
 
 use crate::checksum::Expect;
 use crate::error::{fs_error, internal};
@@ -60,27 +61,22 @@ pub struct Upload {
     expected: Option<u64>,
     expect: Expect,
     trailers: Option<TrailingHeaders>,
-    /// How long the client may send nothing ([`next_piece`]).
-    stall: Duration,
 }
 
 impl Upload {
     /// `content_length` is the request's; `trailers` carry the checksums
-    /// of an aws-chunked body's trailer; a body whose client sends nothing
-    /// for `stall` fails.
+    /// of an aws-chunked body's trailer.
     pub fn new(
         body: Option<StreamingBlob>,
         content_length: Option<i64>,
         expect: Expect,
         trailers: Option<TrailingHeaders>,
-        stall: Duration,
     ) -> Self {
         Self {
             body,
             expected: content_length.and_then(|n| u64::try_from(n).ok()),
             expect,
             trailers,
-            stall,
         }
     }
 }
@@ -111,7 +107,6 @@ where
         expected,
         expect,
         trailers,
-        stall,
     } = upload;
     if expected.is_some_and(|n| n > MAX_PUT) {
         return Err(S3Error::with_message(
@@ -124,11 +119,7 @@ where
         others: expect.hasher(),
     });
     let mut flight: Option<Flight> = None;
-    let input = Input {
-        body,
-        expected,
-        stall,
-    };
+    let input = Input { body, expected };
     let streamed = stream_in(fs, cred, ino, input, &mut flight, &mut hashers).await;
     let tail = match streamed {
         Ok(tail) => tail,
@@ -186,8 +177,6 @@ struct Input {
     body: Option<StreamingBlob>,
     /// The length the request announced.
     expected: Option<u64>,
-    /// How long the client may send nothing.
-    stall: Duration,
 }
 
 async fn stream_in(
@@ -198,16 +187,12 @@ async fn stream_in(
     flight: &mut Option<Flight>,
     hashers: &mut Option<Hashers>,
 ) -> S3Result<Tail> {
-    let Input {
-        body,
-        expected,
-        stall,
-    } = input;
+    let Input { body, expected } = input;
     let mut buf = BytesMut::with_capacity(PIECE);
     let mut offset = 0u64;
     let mut received = 0u64;
     if let Some(mut body) = body {
-        while let Some(chunk) = next_piece(&mut body, stall).await? {
+        while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(body_error)?;
             received += chunk.len() as u64;
             if received > expected.unwrap_or(MAX_PUT) {
@@ -295,24 +280,6 @@ fn launch(
         let (md5, written) = tokio::join!(md5.update_shared(data), write);
         let others = written.map_err(internal)??;
         Ok(Hashers { md5, others })
-    })
-}
-
-/// The next piece of a request's body, or `RequestTimeout` once its
-/// client has sent nothing for `stall`: an upload that stops mid-body
-/// would otherwise hold its task, its buffer and the data it has written
-/// so far for as long as the connection stays open.
-pub(crate) async fn next_piece<S>(body: &mut S, stall: Duration) -> S3Result<Option<S::Item>>
-where
-    S: futures::Stream + Unpin,
-{
-    tokio::time::timeout(stall, body.next()).await.map_err(|_| {
-        let no_bytes = crate::stall::NO_BODY_BYTES;
-        tracing::info!("upload given up: its client {no_bytes} for {stall:?}");
-        S3Error::with_message(
-            S3ErrorCode::RequestTimeout,
-            format!("the client {no_bytes} for {stall:?}"),
-        )
     })
 }
 

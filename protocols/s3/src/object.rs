@@ -152,13 +152,7 @@ impl NitroS3 {
         .await?
         .ino;
         let c2 = cred.clone();
-        let upload = body::Upload::new(
-            input.body,
-            input.content_length,
-            expect,
-            trailing_headers,
-            self.stall,
-        );
+        let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
         let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
             object_meta.checksum = verified;
             let etag = meta::hex(&w.md5);
@@ -219,7 +213,7 @@ impl NitroS3 {
             return Err(ns::directory_holds_no_data());
         }
         if let Some(mut b) = body {
-            while let Some(chunk) = crate::body::next_piece(&mut b, self.stall).await? {
+            while let Some(chunk) = futures::StreamExt::next(&mut b).await {
                 let chunk = chunk.map_err(|e| {
                     S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
                 })?;

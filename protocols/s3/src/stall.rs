@@ -11,9 +11,8 @@
 //! A request body the server waits for is bounded the same way
 //! ([`StallBody`]): reads cannot be guarded on the socket, because hyper
 //! keeps a read pending there while a handler runs, but a body's frame is
-//! polled only when the handler wants it. Uploads read their bodies with
-//! a timeout of their own (`body::next_piece`); this also covers the XML
-//! bodies the front and s3s read whole (DeleteObjects, ACLs, tagging, …).
+//! polled only when the handler wants it: uploads, and the XML bodies the
+//! front and s3s read whole (DeleteObjects, ACLs, tagging, …).
 
 use std::error::Error;
 use std::future::Future;
@@ -66,7 +65,7 @@ impl std::fmt::Display for GaveUp {
 
 impl Error for GaveUp {}
 
-/// What the message of a body given up on says (`body::next_piece`'s too).
+/// What the message and the log line of a body given up on say.
 pub(crate) const NO_BODY_BYTES: &str = "sent no body bytes";
 
 /// The error a request body fails with once its client has sent nothing
@@ -463,5 +462,23 @@ mod tests {
         );
         assert!(e.to_string().contains(NO_BODY_BYTES), "{e}");
         assert!(flag.load(Ordering::Relaxed), "the front is told");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_reads_late_does_not_blame_its_client() {
+        use hyper::body::Body as _;
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut body = StallBody::new(Trickle::new(3, LIMIT * 2), LIMIT, flag.clone());
+        // The first poll finds nothing and starts the clock; then the
+        // server is busy elsewhere while the frame arrives.
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)));
+        assert!(first.await.is_pending());
+        tokio::time::sleep(LIMIT * 3).await;
+        assert!(next_frame(&mut body).await.expect("a frame").is_ok());
+        // Or it reads nothing for a while after a frame, with the next
+        // already there when it comes back.
+        tokio::time::sleep(LIMIT * 3).await;
+        assert!(next_frame(&mut body).await.expect("a frame").is_ok());
+        assert!(!flag.load(Ordering::Relaxed));
     }
 }

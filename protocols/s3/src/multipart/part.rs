@@ -46,13 +46,7 @@ impl NitroS3 {
         .await?;
         let n = input.part_number;
         let c2 = cred.clone();
-        let upload = body::Upload::new(
-            input.body,
-            input.content_length,
-            expect,
-            trailing_headers,
-            self.stall,
-        );
+        let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
         let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
             let rec = PartRecord {
                 ino,
