@@ -8,6 +8,7 @@ pub mod beside;
 pub mod buf;
 pub mod crashsafe;
 pub mod group_sync;
+pub mod stall;
 
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};

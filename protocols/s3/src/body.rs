@@ -402,7 +402,7 @@ pub async fn read_small(
 /// while the client reads), and the body ends short of its Content-Length,
 /// so hyper aborts the connection once what was already queued has gone
 /// out, or once its write has waited as long again for a client that
-/// takes nothing (`stall::StallGuard`).
+/// takes nothing (`nitrofs_common::stall::StallGuard`).
 pub const DEFAULT_STALL: Duration = Duration::from_secs(300);
 
 /// A response body streaming `[start, end)` of file `ino`, opened before

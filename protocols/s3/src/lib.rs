@@ -156,14 +156,14 @@ pub async fn serve(
             // A client that stops taking a response's bytes would
             // otherwise hold the connection forever.
             let limit = service.stall();
-            let stream = stall::StallGuard::new(stream, limit);
+            let stream = nitrofs_common::stall::StallGuard::new(stream, limit);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             match conn.await {
-                Err(e) if stall::gave_up(&e) => tracing::info!(
+                Err(e) if nitrofs_common::stall::gave_up(&e) => tracing::info!(
                     %peer,
                     "S3 connection closed: its client took no response bytes for {limit:?}"
                 ),
