@@ -22,6 +22,13 @@ pub fn gave_up(e: &(dyn Error + 'static)) -> bool {
     caused_by::<GaveUp>(e)
 }
 
+/// The error of a write that gave up on its client after `limit` (what
+/// [`StallGuard`] fails with; for writes made around it, such as
+/// `sendfile` on the same socket, to fail the same way).
+pub fn gave_up_after(limit: Duration) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, GaveUp(limit))
+}
+
 /// Whether `e` or an error in its chain of sources is a `T` (also as the
 /// payload of an `io::Error`, whose `source` skips its payload).
 fn caused_by<T: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
@@ -129,10 +136,9 @@ impl<S> StallGuard<S> {
     /// been pending for the limit.
     fn polled<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match r {
-            Poll::Pending if self.clock.waited_out(cx) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                GaveUp(self.clock.limit),
-            ))),
+            Poll::Pending if self.clock.waited_out(cx) => {
+                Poll::Ready(Err(gave_up_after(self.clock.limit)))
+            }
             Poll::Pending => Poll::Pending,
             ready => {
                 self.clock.progressed();

@@ -97,6 +97,9 @@ pub struct NfsConfig {
     /// Export options: `[nfs.exports.default]` for every volume and
     /// `[nfs.exports.volumes.<name>]` overrides for one volume.
     pub exports: ExportPolicy,
+    /// Seconds a client may take none of a reply's bytes before its
+    /// connection (and the calls in flight on it) is closed.
+    pub stall_timeout_secs: u64,
 }
 
 /// `[admin]`: the HTTP admin API (volumes, health, Prometheus metrics).
@@ -191,6 +194,7 @@ impl Default for NfsConfig {
         Self {
             addr: DEFAULT_NFS_ADDR.to_string(),
             exports: ExportPolicy::default(),
+            stall_timeout_secs: nitrofs_nfs::DEFAULT_STALL.as_secs(),
         }
     }
 }
@@ -251,6 +255,8 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     /// NFS export policy.
     pub exports: ExportPolicy,
+    /// How long an NFS reply may wait for a client that reads nothing.
+    pub nfs_stall_timeout: std::time::Duration,
     /// The S3 endpoint.
     pub s3: S3Settings,
     /// The KV endpoint.
@@ -406,6 +412,8 @@ impl Config {
             return Err(invalid("data_dir", "must not be empty"));
         }
         let nfs_addr = socket_addr("nfs.addr", &self.nfs.addr)?;
+        let nfs_stall_timeout =
+            timeout_secs("nfs.stall_timeout_secs", self.nfs.stall_timeout_secs)?;
         let admin_addr = socket_addr("admin.addr", &self.admin.addr)?;
         let chunk_size = self.core.chunk_size;
         if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size)
@@ -466,6 +474,7 @@ impl Config {
             nfs_addr,
             admin_addr,
             exports: self.nfs.exports,
+            nfs_stall_timeout,
             s3,
             kv,
             fs: FsOptions {
@@ -624,6 +633,7 @@ mod tests {
         assert_eq!(settings.s3.region, DEFAULT_S3_REGION);
         assert_eq!((settings.s3.domain, settings.s3.root), (None, None));
         assert_eq!(settings.s3.stall_timeout, nitrofs_s3::DEFAULT_STALL);
+        assert_eq!(settings.nfs_stall_timeout, nitrofs_nfs::DEFAULT_STALL);
         assert_eq!(settings.fs.chunk_size, DEFAULT_CHUNK_SIZE);
     }
 
@@ -633,6 +643,7 @@ mod tests {
         assert!(table.contains_key("data_dir"));
         let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key)).is_some();
         assert!(get("nfs", "addr"), "nfs.addr");
+        assert!(get("nfs", "stall_timeout_secs"), "nfs.stall_timeout_secs");
         assert!(get("admin", "addr"), "admin.addr");
         assert!(get("s3", "addr"), "s3.addr");
         assert!(get("s3", "region"), "s3.region");
@@ -771,6 +782,7 @@ mod tests {
                 "s3.root_secret_key",
             ),
             ("[s3]\nstall_timeout_secs = 0", "s3.stall_timeout_secs"),
+            ("[nfs]\nstall_timeout_secs = 0", "nfs.stall_timeout_secs"),
             ("[s3]\nstall_timeout_secs = 86401", "s3.stall_timeout_secs"),
         ] {
             assert_eq!(invalid_field(text), field, "{text}");

@@ -270,7 +270,10 @@ async fn serve(
     let s3_addr = local_addr("s3", &s3_listener, settings.s3.addr);
     let kv_addr = local_addr("kv", &kv_listener, settings.kv.addr);
 
-    let nfs = Arc::new(NfsServer::new(fs.clone(), Arc::new(settings.exports)));
+    let nfs = Arc::new(
+        NfsServer::new(fs.clone(), Arc::new(settings.exports))
+            .with_stall(settings.nfs_stall_timeout),
+    );
     let nfs_metrics = nfs.metrics();
     let mut nfs_task = tokio::spawn(nfs.serve(nfs_listener));
     let s3_service = nitrofs_s3::s3_service(

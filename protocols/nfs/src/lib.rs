@@ -43,4 +43,4 @@ pub use export::{ClientSpec, ClientSpecError, ExportOptions, ExportPolicy};
 pub use handle::{FileHandle, HANDLE_LEN, HANDLE_VERSION};
 pub use metrics::NfsMetrics;
 pub use record::MAX_RECORD;
-pub use server::{NfsServer, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_IN_FLIGHT};
+pub use server::{NfsServer, DEFAULT_STALL, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_IN_FLIGHT};

@@ -7,10 +7,10 @@
 
 use crate::rpc::Payload;
 use bytes::{Bytes, BytesMut};
+use nitrofs_common::stall::StallGuard;
 use nitrofs_core_fs::{FileRange, ReadPiece};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -105,7 +105,7 @@ pub async fn read_record<R: AsyncRead + Unpin>(
 /// saves were 29% of the machine's CPU samples (`_copy_to_iter` for the
 /// read, `_copy_from_iter` for the send; perf record -a).
 pub async fn write_reply(
-    w: &mut BufWriter<OwnedWriteHalf>,
+    w: &mut ReplyOut,
     head: &[u8],
     data: &Payload,
     zero_copy: &AtomicBool,
@@ -127,8 +127,9 @@ pub async fn write_reply(
 /// Largest piece the copying way reads at a time.
 const COPY_PIECE: usize = 256 * 1024;
 
-/// How long a reply waits for a client that reads nothing.
-const SEND_STALL: Duration = Duration::from_secs(120);
+/// A connection's reply stream: buffered, and failing a write that waits
+/// longer than the server's stall limit for a client that reads nothing.
+pub type ReplyOut = BufWriter<StallGuard<OwnedWriteHalf>>;
 
 /// Sends `r`. `sendfile` may wait for the disk when the bytes are not
 /// cached, so it runs on the blocking pool, against a duplicate of the
@@ -147,19 +148,25 @@ const SEND_STALL: Duration = Duration::from_secs(120);
 /// again); closing the connection instead would lose the other calls in
 /// flight on it.
 async fn send_range(
-    w: &mut BufWriter<OwnedWriteHalf>,
+    w: &mut ReplyOut,
     r: &FileRange,
     zero_copy: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut done = 0usize;
     if zero_copy.load(Ordering::Relaxed) {
         let out = sock(w).as_fd().try_clone_to_owned()?;
+        // The same limit as the socket's other writes.
+        let stall = w.get_ref().limit();
         let range = r.clone();
-        let (sent, res) = tokio::task::spawn_blocking(move || range.send_all(&out, 0, SEND_STALL))
+        let (sent, res) = tokio::task::spawn_blocking(move || range.send_all(&out, 0, stall))
             .await
             .map_err(std::io::Error::other)?;
         done = sent;
         if let Err(e) = res {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                // The socket took nothing for the stall limit.
+                return Err(nitrofs_common::stall::gave_up_after(stall));
+            }
             if connection_gone(&e) {
                 return Err(e);
             }
@@ -199,7 +206,7 @@ fn connection_gone(e: &std::io::Error) -> bool {
     )
 }
 
-async fn zero_fill(w: &mut BufWriter<OwnedWriteHalf>, mut n: usize) -> std::io::Result<()> {
+async fn zero_fill(w: &mut ReplyOut, mut n: usize) -> std::io::Result<()> {
     let zeros = [0u8; 4096];
     while n > 0 {
         let k = n.min(zeros.len());
@@ -210,8 +217,8 @@ async fn zero_fill(w: &mut BufWriter<OwnedWriteHalf>, mut n: usize) -> std::io::
 }
 
 /// The connection's socket under its writer.
-fn sock(w: &BufWriter<OwnedWriteHalf>) -> &TcpStream {
-    w.get_ref().as_ref()
+fn sock(w: &ReplyOut) -> &TcpStream {
+    w.get_ref().get_ref().as_ref()
 }
 
 /// The fragment header of a whole record: `head` bytes, then `data` bytes
@@ -232,17 +239,19 @@ fn pad(len: usize) -> &'static [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// A loopback connection: the accepting side's reply writer and the
     /// connecting side's stream.
-    async fn loopback() -> (BufWriter<OwnedWriteHalf>, TcpStream) {
+    async fn loopback() -> (ReplyOut, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (_rd, wr) = accepted.expect("accept").0.into_split();
-        (BufWriter::new(wr), client.expect("connect"))
+        let out = BufWriter::new(StallGuard::new(wr, Duration::from_secs(120)));
+        (out, client.expect("connect"))
     }
 
     fn fragment(data: &[u8], last: bool) -> Vec<u8> {

@@ -14,11 +14,12 @@
 use crate::export::{ExportOptions, ExportPolicy};
 use crate::logsync::{LogSyncer, Progress};
 use crate::metrics::NfsMetrics;
-use crate::record::{read_record, whole_record_buffered, write_reply, MAX_RECORD};
+use crate::record::{read_record, whole_record_buffered, write_reply, ReplyOut, MAX_RECORD};
 use crate::rpc::{self, Auth, Fault, Reply};
 use crate::xdr::XdrReader;
 use crate::{mount, nfs, portmap};
 use nfs3_types::nfs3::nfsstat3;
+use nitrofs_common::stall::StallGuard;
 use nitrofs_core_fs::{FileSystem, FsError, VolumeId};
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
@@ -27,7 +28,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::Instrument;
@@ -44,6 +44,11 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// long is closed (clients reconnect transparently, as after a restart).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// A connection whose client takes none of its replies' bytes for this
+/// long is closed, with the calls it has in flight (`[nfs]
+/// stall_timeout_secs`).
+pub const DEFAULT_STALL: Duration = Duration::from_secs(120);
+
 /// The NFSv3 + MOUNT v3 + PORTMAP v2 server over one filesystem.
 pub struct NfsServer {
     pub(crate) fs: Arc<FileSystem>,
@@ -58,6 +63,8 @@ pub struct NfsServer {
     connections: Arc<Semaphore>,
     /// How long an idle connection is kept.
     idle_timeout: Duration,
+    /// How long a reply may wait for a client that reads nothing.
+    stall: Duration,
     /// Log syncs for metadata changes answered on the connection's task
     /// and for COMMIT (without it those run on the blocking pool and sync
     /// there).
@@ -99,6 +106,7 @@ impl NfsServer {
             metrics: Arc::new(NfsMetrics::default()),
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             idle_timeout: IDLE_TIMEOUT,
+            stall: DEFAULT_STALL,
             zero_copy: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -108,6 +116,13 @@ impl NfsServer {
     pub fn with_limits(mut self, max_connections: usize, idle_timeout: Duration) -> Self {
         self.connections = Arc::new(Semaphore::new(max_connections.max(1)));
         self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Sets how long a reply may wait for a client that takes none of its
+    /// bytes before the connection is closed (default [`DEFAULT_STALL`]).
+    pub fn with_stall(mut self, stall: Duration) -> Self {
+        self.stall = stall;
         self
     }
 
@@ -158,7 +173,7 @@ impl NfsServer {
         let mut rd = BufReader::with_capacity(256 * 1024, rd);
         let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
         let writer = Writer {
-            w: BufWriter::with_capacity(64 * 1024, wr),
+            w: BufWriter::with_capacity(64 * 1024, StallGuard::new(wr, self.stall)),
             zero_copy: Arc::clone(&self.zero_copy),
             metrics: Arc::clone(&self.metrics),
             synced: self.log_sync.as_ref().map(LogSyncer::progress),
@@ -266,6 +281,11 @@ impl NfsServer {
         drop(tx);
         match writer.await {
             Ok(Ok(())) => {}
+            Ok(Err(e)) if nitrofs_common::stall::gave_up(&e) => tracing::info!(
+                %peer,
+                "NFS connection closed: its client took no reply bytes for {:?}",
+                self.stall
+            ),
             Ok(Err(e)) => tracing::debug!(error = %e, "reply stream ended"),
             Err(e) => tracing::warn!(error = %e, "reply writer failed"),
         }
@@ -587,7 +607,7 @@ impl Held {
 /// many replies it releases). It ends when the reader is done and every
 /// held reply has been answered.
 struct Writer {
-    w: BufWriter<OwnedWriteHalf>,
+    w: ReplyOut,
     zero_copy: Arc<AtomicBool>,
     metrics: Arc<NfsMetrics>,
     /// The syncs' progress; `None` without a syncer (nothing is held then).

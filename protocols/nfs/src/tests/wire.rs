@@ -266,3 +266,76 @@ async fn connections_past_the_limit_are_closed_and_idle_ones_are_let_go() {
     assert!(served, "a freed connection slot was not reused");
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_takes_no_replies_is_let_go_after_the_stall_limit() {
+    let (dir, fs) = test_fs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // One connection at a time: a stalled one that were kept would shut
+    // everyone else out.
+    let server = NfsServer::new(fs, Arc::new(ExportPolicy::default()))
+        .with_limits(1, Duration::from_secs(600))
+        .with_stall(Duration::from_millis(500));
+    tokio::spawn(Arc::new(server).serve(listener));
+
+    // A client with a small receive window, so the server's writes wait on
+    // it soon.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(64 << 10).expect("SO_RCVBUF");
+    let mut stalled = Client {
+        sock: socket.connect(addr).await.expect("connect"),
+        next_xid: 1,
+        cred: sys_cred(0, 0, vec![]),
+    };
+    let root = stalled.root().await;
+    let f = stalled.create_file(&root, "big").await;
+    let data = vec![7u8; 1 << 20];
+    let w = stalled.write(&f, 0, &data, stable_how::FILE_SYNC).await;
+    assert!(matches!(w, Nfs3Result::Ok(_)), "write failed");
+    // 64 READs of the whole MiB, and then nothing is read.
+    let calls = 64;
+    let mut wire = Vec::new();
+    for _ in 0..calls {
+        let args = READ3args {
+            file: f.clone(),
+            offset: 0,
+            count: 1 << 20,
+        };
+        let (_, rec) = stalled.nfs_record(6, &args);
+        wire.extend_from_slice(&framed(&rec));
+    }
+    stalled.sock.write_all(&wire).await.expect("send");
+
+    // The server lets the stalled connection go, so its slot serves
+    // another client (bounded retries while it notices).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut other = Client::connect(addr).await;
+        if null_call(&mut other).await == Some(0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a client that reads nothing kept its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What reached the stalled client is cut short, then the connection ends.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(60), stalled.sock.read(&mut buf))
+            .await
+            .expect("the server closed the connection");
+        match n {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(
+        got < calls * data.len(),
+        "all {got} bytes of the replies were sent to a client that read nothing"
+    );
+    drop(dir);
+}
