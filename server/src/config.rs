@@ -783,6 +783,10 @@ mod tests {
             ),
             ("[s3]\nstall_timeout_secs = 0", "s3.stall_timeout_secs"),
             ("[nfs]\nstall_timeout_secs = 0", "nfs.stall_timeout_secs"),
+            (
+                "[nfs]\nstall_timeout_secs = 86401",
+                "nfs.stall_timeout_secs",
+            ),
             ("[s3]\nstall_timeout_secs = 86401", "s3.stall_timeout_secs"),
         ] {
             assert_eq!(invalid_field(text), field, "{text}");

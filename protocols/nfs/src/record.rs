@@ -163,8 +163,9 @@ async fn send_range(
             .map_err(std::io::Error::other)?;
         done = sent;
         if let Err(e) = res {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                // The socket took nothing for the stall limit.
+            if e.kind() == std::io::ErrorKind::TimedOut && e.raw_os_error().is_none() {
+                // `send_all`'s wait for room ran out (a socket's own
+                // ETIMEDOUT carries its errno): the client took nothing.
                 return Err(nitrofs_common::stall::gave_up_after(stall));
             }
             if connection_gone(&e) {

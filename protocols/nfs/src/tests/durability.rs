@@ -340,24 +340,40 @@ fn commit_args(file: &nfs_fh3) -> COMMIT3args {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_durable() {
-    let (h, ledger, mut c, f) = with_unstable_write().await;
-    // Every commit so far, the WRITE's new size among them.
-    let made = ledger.commits.load(Ordering::SeqCst);
-    let deferred = ledger.deferred.load(Ordering::SeqCst);
-    let held = HeldSync::new(&ledger);
-    let (xid, rec) = c.nfs_record(21, &commit_args(&f));
+/// Sends `args` as NFS procedure `proc_num` while the ledger's next log
+/// sync is held at its gate, checks that no reply leaves before the gate
+/// opens, and returns the accepted reply's body with the number of
+/// commits made when that sync started.
+async fn answered_after_held_sync<A: Pack>(
+    c: &mut Client,
+    ledger: &Ledger,
+    proc_num: u32,
+    args: &A,
+    what: &str,
+) -> (Vec<u8>, u64) {
+    let held = HeldSync::new(ledger);
+    let (xid, rec) = c.nfs_record(proc_num, args);
     c.send_raw(&rec).await;
     held.wait_started().await;
-    assert_no_reply_yet(&c, "COMMIT");
+    assert_no_reply_yet(c, what);
+    let made = ledger.commits.load(Ordering::SeqCst);
     drop(held);
     let reply = c.recv_raw().await.expect("reply");
     let (rxid, answer) = parse_reply(&reply);
     assert_eq!(rxid, xid);
     let Answer::Accepted(0, body) = answer else {
-        panic!("COMMIT failed: {answer:?}");
+        panic!("{what} failed: {answer:?}");
     };
+    (body, made)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_durable() {
+    let (h, ledger, mut c, f) = with_unstable_write().await;
+    let deferred = ledger.deferred.load(Ordering::SeqCst);
+    // The commits made by then include the WRITE's new size.
+    let (body, made) =
+        answered_after_held_sync(&mut c, &ledger, 21, &commit_args(&f), "COMMIT").await;
     let (res, _) = COMMIT3res::unpack(&mut &body[..]).expect("decode");
     let Nfs3Result::Ok(ok) = res else {
         panic!("COMMIT refused: {res:?}");
@@ -382,7 +398,6 @@ async fn a_file_sync_write_of_an_inline_file_is_answered_after_a_shared_log_sync
     let root = c.root().await;
     let f = c.create_file(&root, "f").await;
     let deferred = ledger.deferred.load(Ordering::SeqCst);
-    let held = HeldSync::new(&ledger);
     let data = b"durable bytes";
     let args = WRITE3args {
         file: f.clone(),
@@ -391,18 +406,7 @@ async fn a_file_sync_write_of_an_inline_file_is_answered_after_a_shared_log_sync
         stable: stable_how::FILE_SYNC,
         data: Opaque::borrowed(data),
     };
-    let (xid, rec) = c.nfs_record(7, &args);
-    c.send_raw(&rec).await;
-    held.wait_started().await;
-    assert_no_reply_yet(&c, "FILE_SYNC WRITE");
-    let made = ledger.commits.load(Ordering::SeqCst);
-    drop(held);
-    let reply = c.recv_raw().await.expect("reply");
-    let (rxid, answer) = parse_reply(&reply);
-    assert_eq!(rxid, xid);
-    let Answer::Accepted(0, body) = answer else {
-        panic!("WRITE failed: {answer:?}");
-    };
+    let (body, made) = answered_after_held_sync(&mut c, &ledger, 7, &args, "FILE_SYNC WRITE").await;
     let (res, _) = WRITE3res::unpack(&mut &body[..]).expect("decode");
     let Nfs3Result::Ok(ok) = res else {
         panic!("WRITE refused: {res:?}");
