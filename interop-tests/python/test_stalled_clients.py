@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import Server, error_of
-from rawhttp import Signer, _canonical_query, error_code, status_of
+from rawhttp import Signer, _canonical_query, checksum_b64, error_code, status_of
 
 STALL_SECS = 2
 # Every wait below is bounded, and far longer than the limit.
@@ -59,6 +59,12 @@ def send_part_of(server, method, path, query, announced, sent):
         method, path, query, headers={"content-length": str(announced)}, payload_hash="UNSIGNED-PAYLOAD"
     )
     target = path + ("?" + _canonical_query(query) if query else "")
+    return send_partial(server, method, target, headers, sent)
+
+
+def send_partial(server, method, target, headers, sent):
+    """Sends a request's headers and `sent`, the start of its body; returns
+    the reply (the server must close the connection) and how long it took."""
     server.log_mark = len(server.stderr_path.read_bytes())
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", server.s3_port), timeout=WAIT_SECS) as sock:
@@ -88,6 +94,20 @@ def test_an_upload_whose_client_stops_sending_fails_and_stores_nothing(stall_ser
     # Nothing else was held up.
     s3.put_object(Bucket="stalls", Key="after", Body=b"fine")
     assert s3.get_object(Bucket="stalls", Key="after")["Body"].read() == b"fine"
+
+
+def test_an_aws_chunked_upload_whose_client_stops_sending_fails_too(stall_server):
+    # What current SDKs send: aws-chunked with a checksum trailer, decoded
+    # by s3s before the upload reads it.
+    s3 = stall_server.client()
+    s3.create_bucket(Bucket="stalls")
+    signer = Signer(stall_server.host, stall_server.access_key, stall_server.secret_key)
+    data = os.urandom(1 << 20)
+    headers, body = signer.chunked_trailer("/stalls/chunked", data, "crc32", checksum_b64("crc32", data))
+    reply, waited = send_partial(stall_server, "PUT", "/stalls/chunked", headers, body[: len(body) // 3])
+    assert_timed_out(stall_server, reply, waited)
+    code, status, _ = error_of(s3.head_object, Bucket="stalls", Key="chunked")
+    assert status == 404, code
 
 
 def test_xml_request_bodies_whose_client_stops_sending_fail_and_change_nothing(stall_server):
