@@ -426,3 +426,39 @@ fn a_call_split_across_fragments_is_reassembled() {
     null_works_on(&mut s, 0xB002);
     server_still_serves(&mut server);
 }
+
+#[test]
+fn the_nfs_connection_limits_come_from_the_config() {
+    let server = Server::start_with_config("[nfs]\nmax_connections = 1\nidle_timeout_secs = 1\n");
+    let mut first = raw_connect(&server);
+    null_works_on(&mut first, 1);
+    // A second connection is over the limit: closed without an answer.
+    let mut second = raw_connect(&server);
+    let _ = send(&mut second, &record(&null_call(2)));
+    let refused = read_record(&mut second);
+    assert!(
+        matches!(refused, Incoming::Closed),
+        "a connection over [nfs] max_connections = 1 was served: {refused:?}"
+    );
+    // The first one, idle past [nfs] idle_timeout_secs = 1, is closed by the
+    // server well within the read timeout (10 s).
+    let idle = read_record(&mut first);
+    assert!(
+        matches!(idle, Incoming::Closed),
+        "an idle connection was kept: {idle:?}"
+    );
+    // Its slot serves a new connection (bounded retries while the server
+    // notices the close).
+    let mut served = false;
+    for xid in 10..60 {
+        let mut again = raw_connect(&server);
+        if send(&mut again, &record(&null_call(xid)))
+            && matches!(read_record(&mut again), Incoming::Record(_))
+        {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(served, "the freed connection slot was not reused");
+}

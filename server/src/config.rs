@@ -100,6 +100,11 @@ pub struct NfsConfig {
     /// Seconds a client may take none of a reply's bytes before its
     /// connection (and the calls in flight on it) is closed.
     pub stall_timeout_secs: u64,
+    /// Seconds a connection with no call in flight may stay silent before
+    /// it is closed (clients reconnect by themselves).
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more are closed at once.
+    pub max_connections: usize,
 }
 
 /// `[admin]`: the HTTP admin API (volumes, health, Prometheus metrics).
@@ -195,6 +200,8 @@ impl Default for NfsConfig {
             addr: DEFAULT_NFS_ADDR.to_string(),
             exports: ExportPolicy::default(),
             stall_timeout_secs: nitrofs_nfs::DEFAULT_STALL.as_secs(),
+            idle_timeout_secs: nitrofs_nfs::IDLE_TIMEOUT.as_secs(),
+            max_connections: nitrofs_nfs::MAX_CONNECTIONS,
         }
     }
 }
@@ -255,8 +262,8 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     /// NFS export policy.
     pub exports: ExportPolicy,
-    /// How long an NFS reply may wait for a client that reads nothing.
-    pub nfs_stall_timeout: std::time::Duration,
+    /// NFS connection limits (stall, idle, count).
+    pub nfs_limits: NfsLimits,
     /// The S3 endpoint.
     pub s3: S3Settings,
     /// The KV endpoint.
@@ -265,6 +272,17 @@ pub struct Settings {
     pub fs: FsOptions,
     /// Bytes of a new chunk journal.
     pub chunk_journal_bytes: u64,
+}
+
+/// The validated connection limits of `[nfs]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NfsLimits {
+    /// How long a reply may wait for a client that reads nothing.
+    pub stall_timeout: std::time::Duration,
+    /// How long an idle connection is kept.
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 /// The validated `[s3]` section.
@@ -412,8 +430,14 @@ impl Config {
             return Err(invalid("data_dir", "must not be empty"));
         }
         let nfs_addr = socket_addr("nfs.addr", &self.nfs.addr)?;
-        let nfs_stall_timeout =
-            timeout_secs("nfs.stall_timeout_secs", self.nfs.stall_timeout_secs)?;
+        let nfs_limits = NfsLimits {
+            stall_timeout: timeout_secs("nfs.stall_timeout_secs", self.nfs.stall_timeout_secs)?,
+            idle_timeout: timeout_secs("nfs.idle_timeout_secs", self.nfs.idle_timeout_secs)?,
+            max_connections: match self.nfs.max_connections {
+                0 => return Err(invalid("nfs.max_connections", "must be at least 1")),
+                n => n,
+            },
+        };
         let admin_addr = socket_addr("admin.addr", &self.admin.addr)?;
         let chunk_size = self.core.chunk_size;
         if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size)
@@ -474,7 +498,7 @@ impl Config {
             nfs_addr,
             admin_addr,
             exports: self.nfs.exports,
-            nfs_stall_timeout,
+            nfs_limits,
             s3,
             kv,
             fs: FsOptions {
@@ -633,7 +657,14 @@ mod tests {
         assert_eq!(settings.s3.region, DEFAULT_S3_REGION);
         assert_eq!((settings.s3.domain, settings.s3.root), (None, None));
         assert_eq!(settings.s3.stall_timeout, nitrofs_s3::DEFAULT_STALL);
-        assert_eq!(settings.nfs_stall_timeout, nitrofs_nfs::DEFAULT_STALL);
+        assert_eq!(
+            settings.nfs_limits,
+            NfsLimits {
+                stall_timeout: nitrofs_nfs::DEFAULT_STALL,
+                idle_timeout: nitrofs_nfs::IDLE_TIMEOUT,
+                max_connections: nitrofs_nfs::MAX_CONNECTIONS,
+            }
+        );
         assert_eq!(settings.fs.chunk_size, DEFAULT_CHUNK_SIZE);
     }
 
@@ -643,7 +674,9 @@ mod tests {
         assert!(table.contains_key("data_dir"));
         let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key)).is_some();
         assert!(get("nfs", "addr"), "nfs.addr");
-        assert!(get("nfs", "stall_timeout_secs"), "nfs.stall_timeout_secs");
+        for key in ["stall_timeout_secs", "idle_timeout_secs", "max_connections"] {
+            assert!(get("nfs", key), "nfs.{key}");
+        }
         assert!(get("admin", "addr"), "admin.addr");
         assert!(get("s3", "addr"), "s3.addr");
         assert!(get("s3", "region"), "s3.region");
@@ -783,6 +816,8 @@ mod tests {
             ),
             ("[s3]\nstall_timeout_secs = 0", "s3.stall_timeout_secs"),
             ("[nfs]\nstall_timeout_secs = 0", "nfs.stall_timeout_secs"),
+            ("[nfs]\nidle_timeout_secs = 0", "nfs.idle_timeout_secs"),
+            ("[nfs]\nmax_connections = 0", "nfs.max_connections"),
             (
                 "[nfs]\nstall_timeout_secs = 86401",
                 "nfs.stall_timeout_secs",

@@ -272,7 +272,11 @@ async fn serve(
 
     let nfs = Arc::new(
         NfsServer::new(fs.clone(), Arc::new(settings.exports))
-            .with_stall(settings.nfs_stall_timeout),
+            .with_limits(
+                settings.nfs_limits.max_connections,
+                settings.nfs_limits.idle_timeout,
+            )
+            .with_stall(settings.nfs_limits.stall_timeout),
     );
     let nfs_metrics = nfs.metrics();
     let mut nfs_task = tokio::spawn(nfs.serve(nfs_listener));
