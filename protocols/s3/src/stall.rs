@@ -40,6 +40,8 @@ pub(crate) struct StallBody<B> {
     inner: B,
     clock: Clock,
     gave_up: Arc<AtomicBool>,
+    /// Raised once any of the body, or its end, has come.
+    arrived: Option<Arc<AtomicBool>>,
 }
 
 impl<B> StallBody<B> {
@@ -50,6 +52,17 @@ impl<B> StallBody<B> {
             inner,
             clock: Clock::new(limit),
             gave_up,
+            arrived: None,
+        }
+    }
+
+    /// The same, also raising `arrived` once any of the body, or its end,
+    /// has come (the front closes a connection whose held-back body never
+    /// came, after answering it).
+    pub(crate) fn reporting_arrival(self, arrived: Arc<AtomicBool>) -> Self {
+        Self {
+            arrived: Some(arrived),
+            ..self
         }
     }
 }
@@ -78,6 +91,9 @@ where
             }
             Poll::Ready(frame) => {
                 self.clock.progressed();
+                if let Some(flag) = &self.arrived {
+                    flag.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
         }
@@ -160,6 +176,25 @@ mod tests {
             "the test must outlast the limit"
         );
         assert!(!flag.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_back_body_reports_whether_any_of_it_came() {
+        let (came, none) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut body = StallBody::new(Trickle::new(1, Duration::from_secs(1)), LIMIT, flag.clone())
+            .reporting_arrival(came.clone());
+        assert!(next_frame(&mut body).await.expect("a frame").is_ok());
+        assert!(came.load(Ordering::Relaxed));
+        // A body of which nothing comes is given up on, and never arrived.
+        let mut silent = StallBody::new(Trickle::new(0, LIMIT), LIMIT, flag.clone())
+            .reporting_arrival(none.clone());
+        assert!(next_frame(&mut silent).await.expect("an error").is_err());
+        assert!(flag.load(Ordering::Relaxed));
+        assert!(!none.load(Ordering::Relaxed));
     }
 
     #[tokio::test(start_paused = true)]

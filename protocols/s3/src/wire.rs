@@ -33,10 +33,8 @@ use futures::future::BoxFuture;
 use s3s::service::S3Service;
 use s3s::{HttpError, HttpResponse};
 use std::borrow::Cow;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 /// The longest a presigned URL may be valid (7 days, as on AWS).
 const MAX_PRESIGNED_EXPIRES: u64 = 7 * 24 * 3600;
@@ -264,36 +262,6 @@ fn holds_body_back(req: &hyper::Request<hyper::body::Incoming>) -> bool {
     expects && !req.body().is_end_stream()
 }
 
-/// A request body that records whether any of it (or its end) arrived.
-struct Watched {
-    inner: hyper::body::Incoming,
-    arrived: Arc<AtomicBool>,
-}
-
-impl hyper::body::Body for Watched {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if polled.is_ready() {
-            self.arrived.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// Marks `resp` as the last on its connection.
 fn close_after(mut resp: HttpResponse) -> HttpResponse {
     resp.headers_mut().insert(
@@ -321,21 +289,18 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NitroSer
             use hyper::body::Body as _;
             let (mut parts, body) = req.into_parts();
             // A body fails once its client sends nothing for the stall
-            // limit; only a held-back one is watched; no body at all
-            // stays s3s's unboxed hyper body.
+            // limit; only a held-back one reports whether any of it came;
+            // no body at all stays s3s's unboxed hyper body.
             let arrived = held_back.then(|| Arc::new(AtomicBool::new(false)));
             let gave_up = Arc::new(AtomicBool::new(false));
-            let mut body = match &arrived {
-                _ if body.is_end_stream() => s3s::Body::from(body),
-                Some(flag) => s3s::Body::http_body(StallBody::new(
-                    Watched {
-                        inner: body,
-                        arrived: Arc::clone(flag),
-                    },
-                    stall,
-                    Arc::clone(&gave_up),
-                )),
-                None => s3s::Body::http_body(StallBody::new(body, stall, Arc::clone(&gave_up))),
+            let mut body = if body.is_end_stream() {
+                s3s::Body::from(body)
+            } else {
+                let watched = StallBody::new(body, stall, Arc::clone(&gave_up));
+                s3s::Body::http_body(match &arrived {
+                    Some(flag) => watched.reporting_arrival(Arc::clone(flag)),
+                    None => watched,
+                })
             };
             // What a request whose client stopped sending its body gets,
             // whoever was reading it; the rest of the body never comes.
