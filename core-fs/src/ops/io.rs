@@ -321,7 +321,8 @@ impl FileSystem {
                 after: attr,
             });
         }
-        if !(rec.inline && end <= u64::from(self.opts.inline_max)) {
+        let fits_inline = end <= u64::from(self.opts.inline_max);
+        if !(rec.inline && fits_inline) {
             // Chunk I/O may wait for the disk: not inside `memory_only`.
             nitrofs_metadata::may_wait()?;
         }
@@ -334,7 +335,7 @@ impl FileSystem {
             let _guard = self.lock_inode_on_executor(ino)?;
             let rec = self.read_inode(ino)?;
             if rec.inline {
-                if end <= u64::from(self.opts.inline_max) {
+                if fits_inline {
                     return self.write_inline(cred, ino, offset, data, stable, reserved.as_ref());
                 }
                 self.move_inline_to_chunks(&rec)?;

@@ -6,12 +6,12 @@
 //! [`nitrofs_core_fs::deferring_sync`] and must not be answered before
 //! the metadata log is synced; a COMMIT must not be answered before the
 //! sizes (and an inline file's bytes) its file's unstable WRITEs
-//! committed are. Parking the executor
-//! thread on that fsync would stall every connection it serves, and a hop
-//! per call to the blocking pool costs more thread switches than the call
-//! itself, so the call's connection takes a ticket from this syncer
-//! instead (one for the calls it has read in a burst) and its writer holds
-//! the reply until the sync of that number has finished. One thread runs
+//! committed are. Parking the executor thread on that fsync would stall
+//! every connection it serves, and a hop per call to the blocking pool
+//! costs more thread switches than the call itself, so the call's
+//! connection takes a ticket from this syncer instead (one for the calls
+//! it has read in a burst) and its writer holds the reply until the sync
+//! of that number has finished. One thread runs
 //! one log sync at a time, each covering every ticket handed out before it
 //! started, and then publishes its progress once for every connection: a
 //! sync wakes one task per connection waiting, not one per call, and no

@@ -385,12 +385,11 @@ impl NfsServer {
 impl NfsServer {
     /// The NFSv3 procedure of `record` if it is tried on the connection's
     /// task: one of [`INLINE_PROCS`], or when a log syncer is running one
-    /// of [`nfs::SYNC_AFTER_PROCS`], a COMMIT, or a WRITE small enough
-    /// to keep its file inline and at most [`TASK_WRITE_MAX`] (read from
-    /// the call header's fixed words;
-    /// anything unparsable goes the general way). A WRITE or COMMIT of a
-    /// file whose bytes are in chunks misses there before it does
-    /// anything, and runs on the blocking pool.
+    /// of [`nfs::SYNC_AFTER_PROCS`], a COMMIT, or a WRITE small enough to
+    /// keep its file inline and at most [`TASK_WRITE_MAX`] (read from the
+    /// call header's fixed words; anything unparsable goes the general
+    /// way). A WRITE or COMMIT of a file whose bytes are in chunks misses
+    /// there before it does anything, and runs on the blocking pool.
     fn inline_proc(&self, record: &[u8]) -> Option<u32> {
         let p = nfs3_proc(record)?;
         let inline_limit = (self.fs.inline_max() as usize).min(TASK_WRITE_MAX);
