@@ -210,6 +210,23 @@ both_backends! {
         assert!(fx.fs.get_acl(&alice, implicit.ino, AclKind::Default).expect("get").is_some());
     }
 
+    fn small_s3_objects_made_in_one_transaction_inherit_the_default_acl_too(fx) {
+        let d = fx.dir_with(fx.root(), "bucketdir", 0o755, ALICE, ALICE);
+        setfacl(fx, &user(ALICE), d.ino, "d:u:1001:rw-");
+        let alice = user(ALICE);
+        let path = [b"bucketdir".to_vec(), b"new".to_vec(), b"obj".to_vec()];
+        let none = |_: &Attr| Vec::new();
+        let obj = fx.fs
+            .publish_new_if(&alice, fx.volume().id, fx.root(), &path, 0o644, b"object", none, PublishIf::Always)
+            .expect("publish_new_if");
+        let acl = fx.fs.get_acl(&alice, obj.ino, AclKind::Access).expect("get").expect("inherited");
+        assert_eq!(acl.get(AclTag::User(BOB)), Some(6));
+        assert!(can_read(fx, &user(BOB), obj.ino));
+        assert_eq!(read_all_as(&fx.fs, &user(BOB), obj.ino), b"object");
+        let implicit = fx.lookup(d.ino, "new").expect("implicit directory");
+        assert!(fx.fs.get_acl(&alice, implicit.ino, AclKind::Default).expect("get").is_some());
+    }
+
     fn only_the_owner_or_root_may_change_an_acl(fx) {
         let f = fx.file_with(fx.root(), "f", 0o666, ALICE, ALICE);
         let bob = user(BOB);

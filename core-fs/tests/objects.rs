@@ -14,6 +14,21 @@ fn path(p: &str) -> Vec<Vec<u8>> {
     p.split('/').map(|c| c.as_bytes().to_vec()).collect()
 }
 
+/// `publish_new_if` of one byte at `p`, as root.
+fn put_small(fx: &Fixture, p: &str) -> FsResult<Attr> {
+    let none = |_: &Attr| Vec::new();
+    fx.fs.publish_new_if(
+        &root_cred(),
+        fx.volume().id,
+        fx.root(),
+        &path(p),
+        0o644,
+        b"x",
+        none,
+        PublishIf::Always,
+    )
+}
+
 fn detached(fx: &Fixture, data: &[u8]) -> Attr {
     let cred = root_cred();
     let a = fx
@@ -239,6 +254,69 @@ both_backends! {
         let got: Vec<_> = page.iter().map(|e| String::from_utf8_lossy(&e.name).to_string()).collect();
         assert_eq!(got, vec!["a0", "b", "c"]);
         assert!(!more);
+    }
+
+    fn a_small_object_is_made_and_named_in_one_durable_transaction(fx) {
+        let cred = root_cred();
+        let vol = fx.volume().id;
+        let mut seen = None;
+        let xattrs = |a: &Attr| {
+            seen = Some(a.clone());
+            vec![(b"user.s3.stamp".to_vec(), format!("{}:{}", a.size, a.mtime.nanos).into_bytes())]
+        };
+        let (made, owed) = deferring_sync(|| {
+            fx.fs.publish_new_if(&cred, vol, fx.root(), &path("x/y/obj"), 0o640, b"hello", xattrs, PublishIf::Always)
+        });
+        let made = made.expect("publish_new_if");
+        assert!(owed, "the change is durable: its log sync is owed");
+        let x = fx.lookup(fx.root(), "x").expect("x created");
+        let implicit = fx.fs.get_xattr(&cred, x.ino, IMPLICIT_DIR_XATTR).expect("xattr");
+        assert_eq!(implicit, Some(b"1".to_vec()));
+        let obj = fx.lookup(fx.lookup(x.ino, "y").expect("y").ino, "obj").expect("obj");
+        assert_eq!(obj.ino, made.ino);
+        assert_eq!((obj.nlink, obj.size, obj.mode & 0o7777), (1, 5, 0o640));
+        assert_eq!(fx.read_all(obj.ino), b"hello");
+        // The attributes the xattrs were made from are the file's.
+        let seen = seen.expect("xattrs made");
+        assert_eq!((seen.ino, seen.size, seen.mtime), (obj.ino, obj.size, obj.mtime));
+        let stamp = fx.fs.get_xattr(&cred, obj.ino, b"user.s3.stamp").expect("xattr");
+        assert_eq!(stamp, Some(format!("5:{}", obj.mtime.nanos).into_bytes()));
+    }
+
+    fn a_small_object_replaces_one_of_chunks_and_frees_them_or_changes_nothing(fx) {
+        use nitrofs_chunk_store::ChunkStore;
+        let cred = root_cred();
+        let vol = fx.volume().id;
+        let first = detached(fx, &pattern(1, 3 * C));
+        fx.fs.publish(&cred, first.ino, fx.root(), &path("k"), &[]).expect("publish");
+        let none = |_: &Attr| Vec::new();
+        let put = |cond| fx.fs.publish_new_if(&cred, vol, fx.root(), &path("k"), 0o644, b"new", none, cond);
+        assert_err!(put(PublishIf::Absent), FsError::GuardFailed);
+        let stale = PublishIf::Unchanged { ino: first.ino, ctime: Timestamp::new(1, 0) };
+        assert_err!(put(stale), FsError::GuardFailed);
+        assert_eq!(fx.lookup(fx.root(), "k").expect("k").ino, first.ino);
+        let too_big = vec![7u8; fx.fs.inline_max() as usize + 1];
+        assert_err!(
+            fx.fs.publish_new_if(&cred, vol, fx.root(), &path("big"), 0o644, &too_big, none, PublishIf::Always),
+            FsError::Invalid(_)
+        );
+        assert_err!(
+            fx.fs.publish_new_if(&user(1000), vol, fx.root(), &path("k"), 0o644, b"x", none, PublishIf::Always),
+            FsError::Access
+        );
+        assert_err!(put_small(fx, "k/under"), FsError::NotDir);
+        assert_eq!(fx.names(fx.root()), vec!["k"]);
+        assert_eq!(fx.read_all(fx.lookup(fx.root(), "k").expect("k").ino), pattern(1, 3 * C));
+        let fresh = PublishIf::Unchanged { ino: first.ino, ctime: fx.attr(first.ino).ctime };
+        let k = put(fresh).expect("replace");
+        assert_eq!(fx.lookup(fx.root(), "k").expect("k").ino, k.ino);
+        assert_eq!(fx.read_all(k.ino), b"new");
+        assert_err!(fx.fs.getattr(first.ino), FsError::Stale);
+        assert!(!fx.chunks.inodes().expect("inodes").contains(&first.ino));
+        // An empty object holds no bytes anywhere.
+        let empty = fx.fs.publish_new_if(&cred, vol, fx.root(), &path("e"), 0o644, b"", none, PublishIf::Absent).expect("empty");
+        assert_eq!(fx.attr(empty.ino).size, 0);
+        assert!(fx.read_all(empty.ino).is_empty());
     }
 
     fn xattrs_are_set_listed_removed_and_need_permission(fx) {

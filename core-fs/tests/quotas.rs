@@ -25,6 +25,40 @@ fn tree_usage(fx: &Fixture, dir: InodeId) -> QuotaUsage {
         .usage
 }
 
+/// An S3 PUT of `data` at `path` under the volume root.
+type Put = dyn Fn(&Fixture, &[Vec<u8>], &[u8]) -> FsResult<Attr>;
+
+/// Objects count against a tree quota once named; a PUT past it fails
+/// and changes nothing; replacing an object frees the old one first.
+fn objects_count_and_over_quota_puts_fail(fx: &Fixture, put: &Put) {
+    let p = fx.dir(fx.root(), "bucketdir");
+    fx.fs
+        .set_quota(QuotaTarget::Tree(p.ino), limits(Some(1000), Some(10)))
+        .expect("set");
+    let put = |name: &str, len: usize| {
+        let path = vec![
+            b"bucketdir".to_vec(),
+            b"sub".to_vec(),
+            name.as_bytes().to_vec(),
+        ];
+        put(fx, &path, &pattern(1, len))
+    };
+    put("a", 600).expect("put");
+    assert_eq!(
+        tree_usage(fx, p.ino),
+        usage(600, 2),
+        "object and its implicit directory"
+    );
+    assert_err!(put("b", 401), FsError::QuotaExceeded);
+    assert_eq!(fx.names(fx.lookup(p.ino, "sub").expect("sub").ino), ["a"]);
+    assert_eq!(tree_usage(fx, p.ino), usage(600, 2));
+    put("a", 1000).expect("replacing an object frees the old one first");
+    assert_eq!(tree_usage(fx, p.ino), usage(1000, 2));
+    let sub = fx.lookup(p.ino, "sub").expect("sub");
+    fx.fs.remove(&root_cred(), sub.ino, b"a").expect("delete");
+    assert_eq!(tree_usage(fx, p.ino), usage(0, 1));
+}
+
 fn usage(bytes: u64, inodes: u64) -> QuotaUsage {
     QuotaUsage { bytes, inodes }
 }
@@ -350,27 +384,20 @@ both_backends! {
     }
 
     fn s3_objects_count_when_published_and_over_quota_puts_fail(fx) {
-        let vol = fx.volume();
-        let p = fx.dir(fx.root(), "bucketdir");
-        fx.fs.set_quota(QuotaTarget::Tree(p.ino), limits(Some(1000), Some(10))).expect("set");
-        let put = |name: &str, len: usize| -> FsResult<Attr> {
-            let d = fx.fs.create_detached(&root_cred(), vol.id, 0o644, DetachedKind::Transient)?;
-            fx.fs.write(&root_cred(), d.ino, 0, &pattern(1, len), false)?;
-            let path = vec![b"bucketdir".to_vec(), b"sub".to_vec(), name.as_bytes().to_vec()];
-            fx.fs.publish(&root_cred(), d.ino, vol.root, &path, &[]).inspect_err(|_| {
+        objects_count_and_over_quota_puts_fail(fx, &|fx, path, data| {
+            let d = fx.fs.create_detached(&root_cred(), fx.volume().id, 0o644, DetachedKind::Transient)?;
+            fx.fs.write(&root_cred(), d.ino, 0, data, false)?;
+            fx.fs.publish(&root_cred(), d.ino, fx.root(), path, &[]).inspect_err(|_| {
                 fx.fs.discard_detached(d.ino).expect("discard");
             })
-        };
-        put("a", 600).expect("put");
-        assert_eq!(tree_usage(fx, p.ino), usage(600, 2), "object and its implicit directory");
-        assert_err!(put("b", 401), FsError::QuotaExceeded);
-        assert_eq!(fx.names(fx.lookup(p.ino, "sub").expect("sub").ino), ["a"]);
-        assert_eq!(tree_usage(fx, p.ino), usage(600, 2));
-        put("a", 1000).expect("replacing an object frees the old one first");
-        assert_eq!(tree_usage(fx, p.ino), usage(1000, 2));
-        let sub = fx.lookup(p.ino, "sub").expect("sub");
-        fx.fs.remove(&root_cred(), sub.ino, b"a").expect("delete");
-        assert_eq!(tree_usage(fx, p.ino), usage(0, 1));
+        });
+    }
+
+    fn small_s3_objects_made_in_one_transaction_count_and_over_quota_puts_fail(fx) {
+        objects_count_and_over_quota_puts_fail(fx, &|fx, path, data| {
+            let (cred, vol, none) = (root_cred(), fx.volume().id, |_: &Attr| Vec::new());
+            fx.fs.publish_new_if(&cred, vol, fx.root(), path, 0o644, data, none, PublishIf::Always)
+        });
     }
 
     fn fsstat_under_a_quota_root_reports_the_quota(fx) {

@@ -314,6 +314,98 @@ impl FileSystem {
         xattrs: &[(Vec<u8>, Vec<u8>)],
         cond: PublishIf,
     ) -> FsResult<Attr> {
+        let (name, dirs) = self.object_path(root, path)?;
+        for data in self.read_inode(ino)?.data_inodes() {
+            self.chunks.sync(data)?;
+        }
+        let new_dirs = self.alloc_inodes(dirs.len())?;
+        let now = Timestamp::now();
+        let (attr, gc) = self.transact(true, |txn| {
+            let mut rec = require_detached(txn, ino)?;
+            let xp = keys::xattr_prefix(ino);
+            for (k, _) in txn.scan(&xp, &prefix_end(&xp), usize::MAX)? {
+                txn.delete(&k)?;
+            }
+            forget_pending(txn, ino)?;
+            let place = Place {
+                root,
+                dirs,
+                name,
+                new_dirs: &new_dirs,
+            };
+            let gc = self.link_object(txn, cred, &mut rec, &place, xattrs, cond, now)?;
+            Ok::<_, FsError>((rec.attr(), gc))
+        })?;
+        for d in gc {
+            self.delete_chunks(d);
+        }
+        Ok(attr)
+    }
+
+    /// A new regular file of `volume` holding `data`, made visible as
+    /// `root/path…` as [`FileSystem::publish_if`] would publish it, but in
+    /// one durable transaction where a detached file takes three (its
+    /// creation, the write, the publish): `data` is kept inline, so it is
+    /// at most [`FileSystem::inline_max`] bytes. Its extended attributes
+    /// are `xattrs` applied to its attributes (an ETag records the size
+    /// and mtime it describes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish_new_if(
+        &self,
+        cred: &Credentials,
+        volume: VolumeId,
+        root: InodeId,
+        path: &[Vec<u8>],
+        mode: u32,
+        data: &[u8],
+        xattrs: impl FnOnce(&Attr) -> Vec<(Vec<u8>, Vec<u8>)>,
+        cond: PublishIf,
+    ) -> FsResult<Attr> {
+        if data.len() as u64 > u64::from(self.opts.inline_max) {
+            return Err(FsError::Invalid("too large to publish from memory"));
+        }
+        let (name, dirs) = self.object_path(root, path)?;
+        let ino = self.alloc_inode()?;
+        let new_dirs = self.alloc_inodes(dirs.len())?;
+        let now = Timestamp::now();
+        let mut fresh = self.new_record(
+            ino,
+            volume,
+            FileType::Regular,
+            mode & MODE_MASK,
+            cred.uid,
+            cred.gid,
+            now,
+        );
+        fresh.size = data.len() as u64;
+        let xattrs = xattrs(&fresh.attr());
+        let (attr, gc) = self.transact(true, |txn| {
+            let mut rec = fresh.clone();
+            if !data.is_empty() {
+                txn.put(&keys::inline(ino), data)?;
+            }
+            let place = Place {
+                root,
+                dirs,
+                name,
+                new_dirs: &new_dirs,
+            };
+            let gc = self.link_object(txn, cred, &mut rec, &place, &xattrs, cond, now)?;
+            Ok::<_, FsError>((rec.attr(), gc))
+        })?;
+        for d in gc {
+            self.delete_chunks(d);
+        }
+        Ok(attr)
+    }
+
+    /// Splits an object path into its final name and its directories,
+    /// refusing `.`, `..`, bad names and paths into `.snapshot/`.
+    fn object_path<'p>(
+        &self,
+        root: InodeId,
+        path: &'p [Vec<u8>],
+    ) -> FsResult<(&'p [u8], &'p [Vec<u8>])> {
         let Some((name, dirs)) = path.split_last() else {
             return Err(FsError::Invalid("empty object path"));
         };
@@ -330,75 +422,79 @@ impl FileSystem {
                 return Err(FsError::ReadOnly);
             }
         }
-        for data in self.read_inode(ino)?.data_inodes() {
-            self.chunks.sync(data)?;
+        Ok((name, dirs))
+    }
+
+    /// Inode numbers for directories a publish may create.
+    fn alloc_inodes(&self, n: usize) -> FsResult<Vec<u64>> {
+        (0..n).map(|_| self.alloc_inode()).collect()
+    }
+
+    /// Names file `rec` (no links yet) at `place` inside `txn`: creates
+    /// missing directories, checks `cond`, replaces a file already there,
+    /// gives it `xattrs` and its directory's default ACL, and charges it
+    /// to quotas. Returns data inodes to delete (the replaced file's).
+    #[allow(clippy::too_many_arguments)]
+    fn link_object(
+        &self,
+        txn: &mut dyn Txn,
+        cred: &Credentials,
+        rec: &mut InodeRecord,
+        place: &Place<'_>,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+        cond: PublishIf,
+        now: Timestamp,
+    ) -> FsResult<Vec<u64>> {
+        let mut dir = record::load_inode(txn, place.root)?;
+        if dir.volume != rec.volume {
+            return Err(FsError::CrossDevice);
         }
-        // Inode numbers for directories this publish may create.
-        let new_dirs: Vec<u64> = (0..dirs.len())
-            .map(|_| self.alloc_inode())
-            .collect::<FsResult<_>>()?;
-        let now = Timestamp::now();
-        let (attr, gc) = self.transact(true, |txn| {
-            let mut rec = require_detached(txn, ino)?;
-            let mut dir = record::load_inode(txn, root)?;
-            if dir.volume != rec.volume {
-                return Err(FsError::CrossDevice);
-            }
-            for (comp, new_ino) in dirs.iter().zip(&new_dirs) {
-                perm::check_search(txn, &dir, cred)?;
-                dir = match record::get_dentry(txn, dir.ino, comp)? {
-                    Some(e) if e.kind == FileType::Directory => record::load_inode(txn, e.ino)?,
-                    Some(_) => return Err(FsError::NotDir),
-                    None => self.mkdir_in_txn(txn, cred, &mut dir, comp, *new_ino, now)?,
-                };
-            }
-            perm::check_modify_dir(txn, &dir, cred)?;
-            let existing = record::get_dentry(txn, dir.ino, name)?;
-            match (cond, &existing) {
-                (PublishIf::Always, _) | (PublishIf::Absent, None) => {}
-                (PublishIf::Unchanged { ino: want, ctime }, Some(e)) if e.ino == want => {
-                    if record::load_inode(txn, want)?.ctime != ctime {
-                        return Err(FsError::GuardFailed);
-                    }
-                }
-                _ => return Err(FsError::GuardFailed),
-            }
-            let mut gc = Vec::new();
-            if let Some(old) = existing {
-                let mut victim = record::load_inode(txn, old.ino)?;
-                if victim.kind == FileType::Directory {
-                    return Err(FsError::IsDir);
-                }
-                perm::check_sticky(&dir, &victim, cred)?;
-                record::remove_dentry(txn, &mut dir, name, &old)?;
-                gc = drop_link(txn, &mut victim, now)?;
-            }
-            record::add_dentry(txn, &mut dir, name, ino, FileType::Regular)?;
-            dir.mtime = now;
-            dir.ctime = now;
-            record::put_inode(txn, &dir)?;
-            let xp = keys::xattr_prefix(ino);
-            for (k, _) in txn.scan(&xp, &prefix_end(&xp), usize::MAX)? {
-                txn.delete(&k)?;
-            }
-            for (k, v) in xattrs {
-                txn.put(&keys::xattr(ino, k), v)?;
-            }
-            forget_pending(txn, ino)?;
-            // Named now: it inherits its directory's default ACL, as a
-            // file created there over NFS would.
-            crate::acl::inherit(txn, &dir, &mut rec)?;
-            rec.nlink = 1;
-            rec.ctime = now;
-            // Named now: its bytes start counting against quotas.
-            self.quota_on_create(txn, dir.ino, &rec)?;
-            record::put_inode(txn, &rec)?;
-            Ok::<_, FsError>((rec.attr(), gc))
-        })?;
-        for d in gc {
-            self.delete_chunks(d);
+        for (comp, new_ino) in place.dirs.iter().zip(place.new_dirs) {
+            perm::check_search(txn, &dir, cred)?;
+            dir = match record::get_dentry(txn, dir.ino, comp)? {
+                Some(e) if e.kind == FileType::Directory => record::load_inode(txn, e.ino)?,
+                Some(_) => return Err(FsError::NotDir),
+                None => self.mkdir_in_txn(txn, cred, &mut dir, comp, *new_ino, now)?,
+            };
         }
-        Ok(attr)
+        perm::check_modify_dir(txn, &dir, cred)?;
+        let name = place.name;
+        let existing = record::get_dentry(txn, dir.ino, name)?;
+        match (cond, &existing) {
+            (PublishIf::Always, _) | (PublishIf::Absent, None) => {}
+            (PublishIf::Unchanged { ino: want, ctime }, Some(e)) if e.ino == want => {
+                if record::load_inode(txn, want)?.ctime != ctime {
+                    return Err(FsError::GuardFailed);
+                }
+            }
+            _ => return Err(FsError::GuardFailed),
+        }
+        let mut gc = Vec::new();
+        if let Some(old) = existing {
+            let mut victim = record::load_inode(txn, old.ino)?;
+            if victim.kind == FileType::Directory {
+                return Err(FsError::IsDir);
+            }
+            perm::check_sticky(&dir, &victim, cred)?;
+            record::remove_dentry(txn, &mut dir, name, &old)?;
+            gc = drop_link(txn, &mut victim, now)?;
+        }
+        record::add_dentry(txn, &mut dir, name, rec.ino, FileType::Regular)?;
+        dir.mtime = now;
+        dir.ctime = now;
+        record::put_inode(txn, &dir)?;
+        for (k, v) in xattrs {
+            txn.put(&keys::xattr(rec.ino, k), v)?;
+        }
+        // Named now: it inherits its directory's default ACL, as a file
+        // created there over NFS would.
+        crate::acl::inherit(txn, &dir, rec)?;
+        rec.nlink = 1;
+        rec.ctime = now;
+        // Named now: its bytes start counting against quotas.
+        self.quota_on_create(txn, dir.ino, rec)?;
+        record::put_inode(txn, rec)?;
+        Ok(gc)
     }
 
     /// Creates directory `name` in `parent` inside `txn` (for publish).
@@ -417,4 +513,13 @@ impl FileSystem {
         txn.put(&keys::xattr(ino, IMPLICIT_DIR_XATTR), b"1")?;
         Ok(d)
     }
+}
+
+/// Where a publish names its file: `root/dirs…/name`, with inode numbers
+/// for the directories it may create.
+struct Place<'p> {
+    root: InodeId,
+    dirs: &'p [Vec<u8>],
+    name: &'p [u8],
+    new_dirs: &'p [u64],
 }

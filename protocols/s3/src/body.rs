@@ -5,7 +5,9 @@
 //! written by a blocking task and MD5-hashed by the shared hashing thread
 //! ([`crate::hashing`]) at the same time, while the next one arrives (one
 //! buffer in flight). A last buffer too small to share is hashed and
-//! written by the blocking task that then publishes the upload.
+//! written by the blocking task that then publishes the upload. A PUT's
+//! file is made when its first buffer is written: a whole body within
+//! `inline_max` never needs one, and is published from memory.
 //!
 //! Download: the file is opened and pinned before the answer, then a task
 //! reads 1 MiB pieces into a bounded channel (two pieces ahead) that the
@@ -19,7 +21,7 @@ use crate::error::{fs_error, internal};
 use crate::hashing::Md5;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use nitrofs_core_fs::{Credentials, FileSystem, FsError, InodeId};
+use nitrofs_core_fs::{Credentials, DetachedKind, FileSystem, FsError, InodeId, VolumeId};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::{Checksum, StreamingBlob};
 use s3s::stream::{ByteStream, RemainingLength};
@@ -81,26 +83,128 @@ impl Upload {
     }
 }
 
-/// Streams an upload's body into the file `ino` from offset 0, hashing as
+/// Where an upload's bytes go.
+pub enum Target {
+    /// This detached file (an upload's part). The caller discards it if
+    /// the upload fails.
+    File(InodeId),
+    /// A new transient detached file of `volume` with `mode`, made only
+    /// for a body too large to publish from memory ([`Landed::Memory`]);
+    /// discarded here if the upload fails.
+    New {
+        /// Its volume.
+        volume: VolumeId,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// Where an upload's bytes are when `finish` runs.
+pub enum Landed {
+    /// In this file.
+    File(InodeId),
+    /// In memory, the whole body (a [`Target::New`] of at most
+    /// `inline_max` bytes): `finish` publishes it with its metadata in
+    /// one transaction ([`FileSystem::publish_new_if`]).
+    Memory(Bytes),
+}
+
+/// The file a [`Target`] writes into once one is needed.
+struct Dest {
+    target: Target,
+    /// The file made for a [`Target::New`].
+    made: Option<InodeId>,
+}
+
+impl Dest {
+    /// The file written so far, if any.
+    fn file_now(&self) -> Option<InodeId> {
+        match self.target {
+            Target::File(ino) => Some(ino),
+            Target::New { .. } => self.made,
+        }
+    }
+
+    /// The file to write into, made now if it was not yet: on the
+    /// executor when the records it reads are in memory.
+    async fn file(&mut self, fs: &Arc<FileSystem>, cred: &Credentials) -> S3Result<InodeId> {
+        if let Some(ino) = self.file_now() {
+            return Ok(ino);
+        }
+        let Target::New { volume, mode } = self.target else {
+            return Err(internal("an upload with no file to write"));
+        };
+        let cred = cred.clone();
+        let ino = crate::ns::quick(fs, move |fs| make_transient(fs, &cred, volume, mode)).await?;
+        self.made = Some(ino);
+        Ok(ino)
+    }
+
+    /// Writes the body's last piece (blocking) and says where the body
+    /// is: a whole body within `inline_max` that no file was made for
+    /// stays in memory.
+    fn land_last(
+        &mut self,
+        fs: &FileSystem,
+        cred: &Credentials,
+        last: Option<(u64, Bytes)>,
+    ) -> S3Result<Landed> {
+        let Some((offset, data)) = last else {
+            // An empty body, or one whose pieces were all written.
+            return Ok(self
+                .file_now()
+                .map_or(Landed::Memory(Bytes::new()), Landed::File));
+        };
+        let ino = match (self.file_now(), &self.target) {
+            (Some(ino), _) => ino,
+            (None, _) if data.len() as u64 <= u64::from(fs.inline_max()) => {
+                return Ok(Landed::Memory(data));
+            }
+            (None, &Target::New { volume, mode }) => {
+                let ino = make_transient(fs, cred, volume, mode)?;
+                self.made = Some(ino);
+                ino
+            }
+            (None, Target::File(_)) => return Err(internal("an upload with no file to write")),
+        };
+        fs.write(cred, ino, offset, &data, false)
+            .map_err(fs_error)?;
+        Ok(Landed::File(ino))
+    }
+}
+
+fn make_transient(
+    fs: &FileSystem,
+    cred: &Credentials,
+    volume: VolumeId,
+    mode: u32,
+) -> S3Result<InodeId> {
+    fs.create_detached(cred, volume, mode, DetachedKind::Transient)
+        .map(|a| a.ino)
+        .map_err(fs_error)
+}
+
+/// Streams an upload's body into its [`Target`] from offset 0, hashing as
 /// it goes, checks what was written against what the request asked for
 /// (with the checksums of its trailer), then runs `finish` on the blocking
-/// pool with what was written and the checksums verified (it publishes).
-/// A body that ends before its announced length or runs past it is
-/// `IncompleteBody`.
+/// pool with where the bytes are, what was written and the checksums
+/// verified (it publishes). A body that ends before its announced length
+/// or runs past it is `IncompleteBody`.
 ///
 /// A last piece too small for the shared hashing thread is written by the
 /// task that runs `finish`: a small PUT hops to the blocking pool once,
-/// not once to write and again to publish.
+/// not once to write and again to publish. A whole body that small and
+/// within `inline_max` is not written at all: `finish` gets it in memory.
 pub async fn write_body<T, F>(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
-    ino: InodeId,
+    target: Target,
     upload: Upload,
     finish: F,
 ) -> S3Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&FileSystem, Written, Checksum) -> S3Result<T> + Send + 'static,
+    F: FnOnce(&FileSystem, Landed, Written, Checksum) -> S3Result<T> + Send + 'static,
 {
     let Upload {
         body,
@@ -118,22 +222,25 @@ where
         md5: Md5::new(),
         others: expect.hasher(),
     });
+    let mut dest = Dest { target, made: None };
     let mut flight: Option<Flight> = None;
     let input = Input { body, expected };
-    let streamed = stream_in(fs, cred, ino, input, &mut flight, &mut hashers).await;
+    let streamed = stream_in(fs, cred, &mut dest, input, &mut flight, &mut hashers).await;
     let tail = match streamed {
         Ok(tail) => tail,
         Err(e) => {
-            // Never leave a write running against a file the caller discards.
+            // Never leave a write running against a file being discarded.
             if let Some(f) = flight.take() {
                 let _ = f.await;
             }
+            discard_made(fs, dest.made).await;
             return Err(e);
         }
     };
-    let fs = Arc::clone(fs);
+    let fs2 = Arc::clone(fs);
     let cred = cred.clone();
-    tokio::task::spawn_blocking(move || {
+    let finished = tokio::task::spawn_blocking(move || {
+        let fs = fs2;
         let Tail {
             hashers: Hashers {
                 mut md5,
@@ -142,24 +249,48 @@ where
             last,
             size,
         } = tail;
-        if let Some((offset, data)) = last {
-            md5.update(&data);
-            others.update(&data);
-            fs.write(&cred, ino, offset, &data, false)
-                .map_err(fs_error)?;
+        if let Some((_, data)) = &last {
+            md5.update(data);
+            others.update(data);
         }
-        let written = Written {
-            size,
-            md5: md5.finalize(),
-            checksum: others.finalize(),
-        };
-        // The body has ended: its trailer, if any, has arrived.
-        let trailer = trailers.as_ref().and_then(|t| t.take());
-        let verified = expect.verify(&written.md5, &written.checksum, trailer.as_ref())?;
-        finish(&fs, written, verified)
+        let result = dest.land_last(&fs, &cred, last).and_then(|landed| {
+            let written = Written {
+                size,
+                md5: md5.finalize(),
+                checksum: others.finalize(),
+            };
+            // The body has ended: its trailer, if any, has arrived.
+            let trailer = trailers.as_ref().and_then(|t| t.take());
+            let verified = expect.verify(&written.md5, &written.checksum, trailer.as_ref())?;
+            finish(&fs, landed, written, verified)
+        });
+        (dest.made, result)
     })
-    .await
-    .map_err(internal)?
+    .await;
+    match finished {
+        Ok((_, Ok(out))) => Ok(out),
+        Ok((made, Err(e))) => {
+            discard_made(fs, made).await;
+            Err(e)
+        }
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Removes the detached file an upload made, if it made one (logged,
+/// never fails): the upload failed, so it was never published.
+async fn discard_made(fs: &Arc<FileSystem>, made: Option<InodeId>) {
+    if let Some(ino) = made {
+        discard_file(fs, ino).await;
+    }
+}
+
+/// Removes the detached file of a failed upload (logged, never fails).
+pub(crate) async fn discard_file(fs: &Arc<FileSystem>, ino: InodeId) {
+    let r = crate::ns::blocking(fs, move |fs| fs.discard_detached(ino).map_err(fs_error)).await;
+    if let Err(e) = r {
+        tracing::warn!(ino, error = %e, "could not discard a failed upload; it is collected at the next start");
+    }
 }
 
 /// A body streamed in but for its last piece when that one is small:
@@ -182,7 +313,7 @@ struct Input {
 async fn stream_in(
     fs: &Arc<FileSystem>,
     cred: &Credentials,
-    ino: InodeId,
+    dest: &mut Dest,
     input: Input,
     flight: &mut Option<Flight>,
     hashers: &mut Option<Hashers>,
@@ -203,6 +334,7 @@ async fn stream_in(
                 let data = buf.split().freeze();
                 let len = data.len() as u64;
                 let h = land(flight, hashers).await?;
+                let ino = dest.file(fs, cred).await?;
                 *flight = Some(launch(fs, cred, ino, offset, data, h));
                 offset += len;
             }
@@ -221,6 +353,7 @@ async fn stream_in(
         let data = buf.split().freeze();
         if Md5::shares(data.len()) {
             let h = land(flight, hashers).await?;
+            let ino = dest.file(fs, cred).await?;
             *flight = Some(launch(fs, cred, ino, offset, data, h));
         } else {
             last = Some((offset, data));

@@ -13,7 +13,7 @@ use crate::cond::Conditions;
 use crate::error::{fs_error, key_error};
 use crate::key::{parse_key, KeyPath};
 use crate::meta::{self, ObjectMeta, PREFIX};
-use crate::object::{discard, find, Found};
+use crate::object::{find, Found};
 use crate::{acl, body, ns, NitroS3};
 use nitrofs_core_fs::{Credentials, DetachedKind, FileSystem, FileType, InodeId};
 use s3s::dto::*;
@@ -228,7 +228,7 @@ impl NitroS3 {
         match result {
             Ok((etag, mtime)) => Ok(copy_result(etag, mtime)),
             Err(e) => {
-                discard(self, ino).await;
+                body::discard_file(&self.fs, ino).await;
                 Err(e)
             }
         }

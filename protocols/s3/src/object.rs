@@ -4,7 +4,10 @@
 //! file (`create_detached(Transient)`), is verified (Content-MD5,
 //! checksums), and is then published under its name with its metadata in
 //! one transaction; a failed PUT discards the detached file, and one that
-//! a crash interrupts is deleted at the next start.
+//! a crash interrupts is deleted at the next start. A body small enough
+//! to be kept inline (`inline_max`) needs no detached file: it is
+//! verified in memory, and the file, its bytes and its name are made in
+//! one transaction (`publish_new_if`).
 //!
 //! DELETE is idempotent (a missing key is 204) and keeps directories:
 //! removing `a/b/c` leaves `a/b/` in place (an empty directory then lists
@@ -20,7 +23,7 @@ use crate::key::{parse_key, KeyPath};
 use crate::meta::{self, ObjectMeta, Stored};
 use crate::{acl, body, ns, NitroS3};
 use nitrofs_core_fs::{Attr, Credentials, FileSystem, FileType, FsError};
-use nitrofs_core_fs::{DetachedKind, InodeId, PublishIf, SetAttr};
+use nitrofs_core_fs::{InodeId, PublishIf, SetAttr};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -84,14 +87,6 @@ pub(crate) fn find(
     })
 }
 
-/// Removes the detached file of a failed upload (logged, never fails).
-pub(crate) async fn discard(s: &NitroS3, ino: InodeId) {
-    let r = ns::blocking(&s.fs, move |fs| fs.discard_detached(ino).map_err(fs_error)).await;
-    if let Err(e) = r {
-        tracing::warn!(ino, error = %e, "could not discard a failed upload; it is collected at the next start");
-    }
-}
-
 impl NitroS3 {
     pub(crate) async fn put_object_impl(
         &self,
@@ -144,16 +139,12 @@ impl NitroS3 {
         };
         let (if_match, if_none_match) = (input.if_match, input.if_none_match);
         let c2 = cred.clone();
-        let vid = vol.id;
-        let ino = ns::quick(&self.fs, move |fs| {
-            fs.create_detached(&c2, vid, mode, DetachedKind::Transient)
-                .map_err(fs_error)
-        })
-        .await?
-        .ino;
-        let c2 = cred.clone();
         let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
-        let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
+        let target = body::Target::New {
+            volume: vol.id,
+            mode,
+        };
+        let finish = move |fs: &FileSystem, landed, w: body::Written, verified| {
             object_meta.checksum = verified;
             let etag = meta::hex(&w.md5);
             let cond = if if_match.is_some() || if_none_match.is_some() {
@@ -168,23 +159,29 @@ impl NitroS3 {
             } else {
                 PublishIf::Always
             };
-            let attr = fs.getattr(ino).map_err(fs_error)?;
             let mut x = object_meta.to_xattrs();
-            x.extend(meta::etag_xattrs(&etag, &attr));
+            let path = &key.components;
             // The condition is checked again inside the publishing
             // transaction, so a racing writer cannot slip in between.
-            fs.publish_if(&c2, ino, vol.root, &key.components, &x, cond)
-                .map_err(fs_error)?;
-            Ok((etag, object_meta.checksum, w.size))
-        })
-        .await;
-        let (etag, checksum, size) = match result {
-            Ok(x) => x,
-            Err(e) => {
-                discard(self, ino).await;
-                return Err(e);
+            match landed {
+                body::Landed::Memory(data) => {
+                    let xattrs = |attr: &Attr| {
+                        x.extend(meta::etag_xattrs(&etag, attr));
+                        x
+                    };
+                    fs.publish_new_if(&c2, vol.id, vol.root, path, mode, &data, xattrs, cond)
+                }
+                body::Landed::File(ino) => {
+                    let attr = fs.getattr(ino).map_err(fs_error)?;
+                    x.extend(meta::etag_xattrs(&etag, &attr));
+                    fs.publish_if(&c2, ino, vol.root, path, &x, cond)
+                }
             }
+            .map_err(fs_error)?;
+            Ok((etag, object_meta.checksum, w.size))
         };
+        let (etag, checksum, size) =
+            body::write_body(&self.fs, &cred, target, upload, finish).await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(etag)),
             checksum_crc32: checksum.checksum_crc32,

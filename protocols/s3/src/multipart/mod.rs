@@ -44,7 +44,7 @@ use crate::copy::{source, SourceConditions};
 use crate::error::{fs_error, key_error};
 use crate::key::{parse_key, KeyPath};
 use crate::meta::{self, ObjectMeta, Stored};
-use crate::object::{checksum_of, discard};
+use crate::object::checksum_of;
 use crate::{acl, body, ns, NitroS3};
 use nitrofs_core_fs::{
     access, Credentials, DetachedKind, FileSystem, FsError, InodeId, Timestamp, Volume,

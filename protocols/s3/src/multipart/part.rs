@@ -47,22 +47,28 @@ impl NitroS3 {
         let n = input.part_number;
         let c2 = cred.clone();
         let upload = body::Upload::new(input.body, input.content_length, expect, trailing_headers);
-        let result = body::write_body(&self.fs, &cred, ino, upload, move |fs, w, verified| {
-            let rec = PartRecord {
-                ino,
-                md5: meta::hex(&w.md5),
-                size: w.size,
-                modified: now_pair(),
-                checksum: part_checksums(&verified),
-            };
-            record_part(fs, &c2, manifest, n, &rec)?;
-            Ok((rec.md5, verified))
-        })
+        let result = body::write_body(
+            &self.fs,
+            &cred,
+            body::Target::File(ino),
+            upload,
+            move |fs, _, w, verified| {
+                let rec = PartRecord {
+                    ino,
+                    md5: meta::hex(&w.md5),
+                    size: w.size,
+                    modified: now_pair(),
+                    checksum: part_checksums(&verified),
+                };
+                record_part(fs, &c2, manifest, n, &rec)?;
+                Ok((rec.md5, verified))
+            },
+        )
         .await;
         let (etag, c) = match result {
             Ok(x) => x,
             Err(e) => {
-                discard(self, ino).await;
+                body::discard_file(&self.fs, ino).await;
                 return Err(e);
             }
         };
