@@ -19,6 +19,7 @@ mod quota;
 mod record;
 mod snapshot;
 mod types;
+mod unsynced;
 
 pub use acl::{Acl, AclEdit, AclEntry, AclError, AclKind, AclSpec, AclTag};
 pub use error::{FsError, FsResult};
@@ -27,7 +28,7 @@ pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 /// Durable metadata changes whose log sync is left to the caller: see
 /// [`nitrofs_metadata::deferring_sync`]; the caller makes them durable
 /// with [`FileSystem::sync_metadata`] before it acknowledges them.
-pub use nitrofs_metadata::{deferring_sync, sync_owed};
+pub use nitrofs_metadata::{deferring_sync, deferring_sync_to, sync_owed};
 /// Reads that must not wait for the disk: see [`nitrofs_metadata::memory_only`].
 /// Every read of a [`FileSystem`] call made inside it comes from memory
 /// (the inode cache, RocksDB's memtable and block cache) or misses.
@@ -165,6 +166,8 @@ pub struct FileSystem {
     quota_gate: quota::Gate,
     /// Data inodes open for reading, whose chunk deletion waits for them.
     read_pins: ops::pinned::ReadPins,
+    /// Where each file's latest unstable write is in the metadata log.
+    unsynced: unsynced::UnsyncedWrites,
 }
 
 /// How long a call inside `memory_only` waits for a lock another thread
@@ -249,6 +252,18 @@ impl FileSystem {
     /// shared with concurrent callers).
     pub fn sync_metadata(&self) -> FsResult<()> {
         Ok(self.kv.sync()?)
+    }
+
+    /// How far the metadata log is: a position that grows with every
+    /// commit ([`nitrofs_metadata::MetaKv::log_position`]).
+    pub fn log_position(&self) -> u64 {
+        self.kv.log_position()
+    }
+
+    /// Makes the metadata committed before the log reached `upto` durable
+    /// (nothing to do if a sync already has).
+    pub fn sync_metadata_to(&self, upto: u64) -> FsResult<()> {
+        Ok(self.kv.sync_to(upto)?)
     }
 
     /// Runs `body` in one metadata transaction, retrying on conflicts.

@@ -350,3 +350,36 @@ fn writes_and_commits_of_inline_files_run_in_memory_and_others_miss_untouched() 
     assert_eq!(fx.attr(f.ino), before);
     assert_eq!(fx.read_all(f.ino), big);
 }
+
+#[test]
+fn a_commit_owes_a_log_sync_only_for_writes_no_sync_has_covered() {
+    let fx = Fixture::new(Backend::Rocks);
+    let f = fx.file(fx.root(), "f");
+    let g = fx.file(fx.root(), "g");
+    let write = |ino, data: &[u8]| on_task(|| fx.fs.write(&root_cred(), ino, 0, data, false));
+    let commit = |ino| on_task(|| fx.fs.commit(ino)).expect("COMMIT runs in memory");
+    write(f.ino, b"one").expect("write");
+    assert!(commit(f.ino).1, "an unsynced write owes a sync");
+    fx.fs.sync_metadata().expect("sync");
+    assert!(!commit(f.ino).1, "a sync after the write covered it");
+    // Another file's write does not make this one's COMMIT wait.
+    write(g.ino, b"two").expect("write");
+    let after_g = fx.fs.log_position();
+    assert!(!commit(f.ino).1, "f's writes are synced");
+    let (r, owed) = deferring_sync_to(|| fx.fs.commit(g.ino));
+    r.expect("commit");
+    assert_eq!(owed, Some(after_g), "g owes the log up to its write");
+    // The same for a file whose bytes are in chunks.
+    let big = pattern(7, LIMIT + 1);
+    fx.write(f.ino, 0, &big);
+    fx.fs
+        .write(&root_cred(), f.ino, 1, b"x", false)
+        .expect("write");
+    let (r, owed) = deferring_sync_to(|| fx.fs.commit(f.ino));
+    r.expect("commit");
+    assert!(owed.is_some(), "its size change is not synced yet");
+    fx.fs.sync_metadata().expect("sync");
+    let (r, owed) = deferring_sync_to(|| fx.fs.commit(f.ino));
+    r.expect("commit");
+    assert_eq!(owed, None, "a sync covered it: only its chunks are synced");
+}

@@ -446,6 +446,12 @@ impl MetaKv for Counting {
     fn sync(&self) -> KvResult<()> {
         self.inner.sync()
     }
+    fn log_position(&self) -> u64 {
+        self.inner.log_position()
+    }
+    fn sync_to(&self, upto: u64) -> KvResult<()> {
+        self.inner.sync_to(upto)
+    }
 }
 
 impl Txn for CountingTxn<'_> {

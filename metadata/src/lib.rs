@@ -155,9 +155,10 @@ pub fn may_wait() -> KvResult<()> {
 }
 
 thread_local! {
-    /// Inside [`deferring_sync`]: whether a durable commit or a sync was
-    /// put off.
-    static SYNC_DEFERRED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+    /// Inside [`deferring_sync`]: how far the log must be synced for the
+    /// durable commits and syncs put off so far ([`MetaKv::log_position`];
+    /// 0 if none was).
+    static SYNC_DEFERRED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
 }
 
 /// Runs `f` with its durable commits ([`Txn::commit`] with `durable`) and
@@ -170,22 +171,30 @@ thread_local! {
 /// instead of parking a thread on the log's fsync. The caller must not
 /// acknowledge the work, or act on its being durable, before that sync.
 pub fn deferring_sync<T>(f: impl FnOnce() -> T) -> (T, bool) {
-    let restore = RestoreDeferral(SYNC_DEFERRED.with(|d| d.replace(Some(false))));
+    let (out, owed) = deferring_sync_to(f);
+    (out, owed.is_some())
+}
+
+/// [`deferring_sync`], saying how far the log must be synced: `Some(p)`
+/// when a sync is owed, and then any sync of the log that starts once
+/// [`MetaKv::log_position`] has reached `p` pays it.
+pub fn deferring_sync_to<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
+    let restore = RestoreDeferral(SYNC_DEFERRED.with(|d| d.replace(Some(0))));
     let out = f();
-    let owed = sync_owed();
+    let owed = SYNC_DEFERRED.with(|d| d.get()).filter(|&p| p > 0);
     drop(restore);
     (out, owed)
 }
 
 /// Puts back the deferral state a scope found; a sync owed inside a
 /// nested [`deferring_sync`] stays owed by the enclosing one.
-struct RestoreDeferral(Option<bool>);
+struct RestoreDeferral(Option<u64>);
 
 impl Drop for RestoreDeferral {
     fn drop(&mut self) {
         SYNC_DEFERRED.with(|d| {
-            let owed = d.get() == Some(true);
-            d.set(self.0.map(|outer| outer || owed));
+            let owed = d.get().unwrap_or(0);
+            d.set(self.0.map(|outer| outer.max(owed)));
         });
     }
 }
@@ -205,16 +214,17 @@ pub fn defers_sync() -> bool {
 
 /// Whether this thread is inside [`deferring_sync`] and owes a sync so far.
 pub fn sync_owed() -> bool {
-    SYNC_DEFERRED.with(|d| d.get()) == Some(true)
+    SYNC_DEFERRED.with(|d| d.get()).is_some_and(|p| p > 0)
 }
 
-/// Whether a sync asked for on this thread is put off (inside
-/// [`deferring_sync`], which then reports it owed). Backends call this
-/// where they would sync.
-pub(crate) fn sync_deferred() -> bool {
+/// Whether a sync of the log up to position `upto` (at least 1) asked for
+/// on this thread is put off (inside [`deferring_sync`], which then
+/// reports it owed). Backends, and wrappers of one, call this where they
+/// would sync.
+pub fn defer_sync(upto: u64) -> bool {
     SYNC_DEFERRED.with(|d| match d.get() {
-        Some(_) => {
-            d.set(Some(true));
+        Some(owed) => {
+            d.set(Some(owed.max(upto).max(1)));
             true
         }
         None => false,
@@ -239,6 +249,15 @@ pub trait MetaKv: Send + Sync {
 
     /// Makes every committed transaction durable (fsync of the log).
     fn sync(&self) -> KvResult<()>;
+
+    /// How far the log is: a position that grows with every commit. A
+    /// sync of the log that starts once this has been read makes every
+    /// transaction committed before the read durable.
+    fn log_position(&self) -> u64;
+
+    /// Makes the transactions committed before [`MetaKv::log_position`]
+    /// said `upto` durable: nothing to do if a sync already has.
+    fn sync_to(&self, upto: u64) -> KvResult<()>;
 }
 
 /// One transaction. Point reads are tracked: if another transaction

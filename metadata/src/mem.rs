@@ -13,6 +13,9 @@ struct State {
     /// Deleted keys → sequence number of the deleting commit.
     tombstones: HashMap<Vec<u8>, u64>,
     seq: u64,
+    /// Commits up to this one were "synced" (nothing is durable here, but
+    /// callers are told what a real engine would tell them).
+    synced: u64,
 }
 
 impl State {
@@ -70,9 +73,21 @@ impl MetaKv for MemKv {
     }
 
     fn sync(&self) -> KvResult<()> {
+        self.sync_to(self.log_position())
+    }
+
+    fn log_position(&self) -> u64 {
+        self.state.lock().seq
+    }
+
+    fn sync_to(&self, upto: u64) -> KvResult<()> {
         // Nothing to make durable; inside `deferring_sync` the caller is
         // still told a sync is owed, as with a real engine.
-        crate::sync_deferred();
+        let mut state = self.state.lock();
+        if state.synced >= upto || crate::defer_sync(upto) {
+            return Ok(());
+        }
+        state.synced = state.seq;
         Ok(())
     }
 }
@@ -133,12 +148,12 @@ impl Txn for MemTxn<'_> {
         if self.writes.is_empty() {
             return Ok(());
         }
-        if durable {
-            crate::sync_deferred();
-        }
         state.seq += 1;
         crate::note_committed();
         let seq = state.seq;
+        if durable && !crate::defer_sync(seq) {
+            state.synced = seq;
+        }
         for (k, w) in self.writes {
             match w {
                 Some(v) => {

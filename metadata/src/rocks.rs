@@ -243,10 +243,21 @@ impl MetaKv for RocksKv {
     }
 
     fn sync(&self) -> KvResult<()> {
-        if crate::sync_deferred() {
+        self.sync_to(self.log_position())
+    }
+
+    fn log_position(&self) -> u64 {
+        self.committed.load(Ordering::SeqCst)
+    }
+
+    fn sync_to(&self, upto: u64) -> KvResult<()> {
+        if self.synced.reached() >= upto {
             return Ok(());
         }
-        self.sync_upto(self.committed.load(Ordering::SeqCst))
+        if crate::defer_sync(upto) {
+            return Ok(());
+        }
+        self.sync_upto(upto)
     }
 }
 
@@ -293,7 +304,7 @@ impl Txn for RocksTxn<'_> {
         })?;
         crate::note_committed();
         let seq = this.kv.committed.fetch_add(1, Ordering::SeqCst) + 1;
-        if durable && !crate::sync_deferred() {
+        if durable && !crate::defer_sync(seq) {
             // The transaction was written to the WAL without fsync; one
             // synced flush, shared with concurrent committers, makes it
             // (and everything before it) durable.

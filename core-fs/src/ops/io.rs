@@ -361,10 +361,20 @@ impl FileSystem {
         }
         let now = Timestamp::now();
         let _guard = self.lock_inode(ino);
-        self.transact(stable, |txn| -> FsResult<Wcc> {
+        let wcc = self.transact(stable, |txn| -> FsResult<Wcc> {
             let mut r = record::load_inode(txn, ino)?;
             self.wrote(txn, &mut r, end, now, cred, reserved.as_ref())
-        })
+        })?;
+        self.note_unsynced(ino, stable);
+        Ok(wcc)
+    }
+
+    /// After a write of `ino` committed: an unstable one is durable once
+    /// the log is synced past where it is now (see [`FileSystem::commit`]).
+    fn note_unsynced(&self, ino: InodeId, stable: bool) {
+        if !stable {
+            self.unsynced.note(ino, self.kv.log_position());
+        }
     }
 
     /// Writes `data` at `offset` of data inode `data_ino` (chunk size
@@ -436,7 +446,7 @@ impl FileSystem {
     ) -> FsResult<Wcc> {
         let key = keys::inline(ino);
         let now = Timestamp::now();
-        self.transact(stable, |txn| -> FsResult<Wcc> {
+        let wcc = self.transact(stable, |txn| -> FsResult<Wcc> {
             let mut r = record::load_inode(txn, ino)?;
             if !r.inline {
                 // Only a writer holding this lock moves the bytes out.
@@ -460,7 +470,9 @@ impl FileSystem {
             bytes[lo..hi].copy_from_slice(data);
             txn.put(&key, &bytes)?;
             self.wrote(txn, &mut r, hi as u64, now, cred, reserved)
-        })
+        })?;
+        self.note_unsynced(ino, stable);
+        Ok(wcc)
     }
 
     /// Moves inline file `rec`'s bytes into its chunks for good (a write
@@ -514,11 +526,14 @@ impl FileSystem {
     }
 
     /// Makes every earlier write to `ino` durable. It commits no metadata
-    /// of its own. Inside [`nitrofs_metadata::deferring_sync`] the
+    /// of its own. Inside [`nitrofs_metadata::deferring_sync_to`] the
     /// metadata log's part is left owed: the caller answers once a shared
     /// log sync that started after the writes' commits (it may start
-    /// before this call) has finished.
+    /// before this call) has finished. Nothing is owed when a log sync
+    /// already covered them.
     pub fn commit(&self, ino: InodeId) -> FsResult<Wcc> {
+        // Read first: a write answered before this call has noted itself.
+        let upto = self.unsynced.of(ino);
         let rec = self.read_inode(ino)?;
         let attr = rec.attr();
         let wcc = Wcc {
@@ -532,7 +547,7 @@ impl FileSystem {
             if !nitrofs_metadata::defers_sync() {
                 nitrofs_metadata::may_wait()?;
             }
-            self.kv.sync()?;
+            self.kv.sync_to(upto)?;
             return Ok(wcc);
         }
         // Chunk syncs wait for the disk: not inside `memory_only`.
@@ -543,7 +558,7 @@ impl FileSystem {
                 .try_for_each(|d| self.chunks.sync(d))
         };
         if nitrofs_metadata::defers_sync() {
-            self.kv.sync()?;
+            self.kv.sync_to(upto)?;
             sync_chunks()?;
         } else {
             // The chunk files and the metadata log are different files:
@@ -554,7 +569,7 @@ impl FileSystem {
             // already syncs the size an unstable write recorded, whatever
             // this call does.
             let kv = Arc::clone(&self.kv);
-            let meta = nitrofs_common::beside::run(move || kv.sync());
+            let meta = nitrofs_common::beside::run(move || kv.sync_to(upto));
             let chunks = sync_chunks();
             let meta = meta.wait();
             chunks?;

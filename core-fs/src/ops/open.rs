@@ -48,6 +48,7 @@ pub(crate) fn open(
         snap_collector: Mutex::new(()),
         quota_gate: Default::default(),
         read_pins: Default::default(),
+        unsynced: Default::default(),
     };
     match fs.volume(DEFAULT_VOLUME) {
         Ok(_) => {}

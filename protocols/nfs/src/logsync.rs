@@ -15,7 +15,9 @@
 //! one log sync at a time, each covering every ticket handed out before it
 //! started, and then publishes its progress once for every connection: a
 //! sync wakes one task per connection waiting, not one per call, and no
-//! call spawns a task of its own.
+//! call spawns a task of its own. A call owing only changes committed
+//! before the running sync started (a COMMIT of earlier WRITEs, mostly)
+//! takes that sync's ticket instead of the next one's.
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
@@ -59,16 +61,22 @@ struct Shared {
 struct State {
     /// Syncs started so far.
     started: u64,
+    /// The log position the latest started sync covers.
+    covers: u64,
+    /// The number of the last sync that failed, 0 if none has.
+    last_failed: u64,
     /// The highest ticket handed out.
     wanted: u64,
     stop: bool,
 }
 
 impl LogSyncer {
-    /// Starts the thread; `sync` makes everything committed before the
-    /// call durable, or says why it could not.
+    /// Starts the thread. `position` says how far the log is (it grows
+    /// with every commit); `sync(p)` makes everything committed before the
+    /// log reached `p` durable, or says why it could not.
     pub(crate) fn start(
-        sync: impl Fn() -> Result<(), String> + Send + 'static,
+        position: impl Fn() -> u64 + Send + 'static,
+        sync: impl Fn(u64) -> Result<(), String> + Send + 'static,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -78,7 +86,7 @@ impl LogSyncer {
         let mine = shared.clone();
         let thread = std::thread::Builder::new()
             .name("nfs-log-sync".into())
-            .spawn(move || run(&mine, &sync, &publish))?;
+            .spawn(move || run(&mine, &position, &sync, &publish))?;
         Ok(Self {
             shared,
             progress,
@@ -89,7 +97,18 @@ impl LogSyncer {
     /// A ticket for a change committed before this call: the number of
     /// the first sync that starts after it, which covers the change.
     pub(crate) fn request(&self) -> u64 {
+        self.request_covering(u64::MAX)
+    }
+
+    /// A ticket for changes committed before the log reached `upto`: the
+    /// latest sync started if it covers them (running, or finished and
+    /// not failed), otherwise the first sync that starts after this call
+    /// (a call after a failed sync tries again).
+    pub(crate) fn request_covering(&self, upto: u64) -> u64 {
         let mut state = self.shared.state.lock();
+        if state.started > state.last_failed && state.covers >= upto {
+            return state.started;
+        }
         let ticket = state.started + 1;
         state.wanted = ticket;
         drop(state);
@@ -116,10 +135,15 @@ impl Drop for LogSyncer {
     }
 }
 
-fn run(shared: &Shared, sync: &dyn Fn() -> Result<(), String>, publish: &watch::Sender<Progress>) {
+fn run(
+    shared: &Shared,
+    position: &dyn Fn() -> u64,
+    sync: &dyn Fn(u64) -> Result<(), String>,
+    publish: &watch::Sender<Progress>,
+) {
     let mut progress = Progress::default();
     loop {
-        let number = {
+        let (number, covers) = {
             let mut state = shared.state.lock();
             while state.wanted <= state.started && !state.stop {
                 shared.wake.wait(&mut state);
@@ -128,16 +152,19 @@ fn run(shared: &Shared, sync: &dyn Fn() -> Result<(), String>, publish: &watch::
                 return;
             }
             // Numbered before it starts: every ticket up to this number
-            // was handed out after its change was committed.
+            // was handed out after its change was committed, or for a
+            // change before the position it covers, read here.
             state.started += 1;
-            state.started
+            state.covers = position();
+            (state.started, state.covers)
         };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(sync))
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sync(covers)))
             .unwrap_or_else(|_| Err("the metadata log sync panicked".into()));
         progress.done = number;
         if let Err(e) = &outcome {
             tracing::error!(error = %e, sync = number, "metadata log sync failed");
             progress.last_failed = number;
+            shared.state.lock().last_failed = number;
         }
         publish.send_replace(progress);
     }
@@ -166,8 +193,8 @@ mod tests {
         let committed = Arc::new(AtomicU64::new(0));
         let covered = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let (c, d) = (committed.clone(), covered.clone());
-        let syncer = LogSyncer::start(move || {
-            let upto = c.load(Ordering::SeqCst);
+        let position = move || c.load(Ordering::SeqCst);
+        let syncer = LogSyncer::start(position, move |upto| {
             std::thread::yield_now();
             d.lock().push(upto);
             Ok(())
@@ -175,9 +202,15 @@ mod tests {
         .expect("start");
         let mut progress = syncer.progress();
         let mut tickets = Vec::new();
-        for _ in 0..200 {
+        for i in 0..200 {
             let mine = committed.fetch_add(1, Ordering::SeqCst) + 1;
-            tickets.push((mine, syncer.request()));
+            // Half ask for the next sync, half for one covering them.
+            let ticket = if i % 2 == 0 {
+                syncer.request()
+            } else {
+                syncer.request_covering(mine)
+            };
+            tickets.push((mine, ticket));
         }
         let numbers: Vec<u64> = tickets.iter().map(|t| t.1).collect();
         assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "tickets go up");
@@ -196,16 +229,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_change_the_running_sync_covers_takes_its_ticket_not_the_next() {
+        let committed = Arc::new(AtomicU64::new(1));
+        let c = committed.clone();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let gate_rx = parking_lot::Mutex::new(gate_rx);
+        let syncer = LogSyncer::start(
+            move || c.load(Ordering::SeqCst),
+            move |upto| {
+                let _ = started_tx.send(upto);
+                gate_rx.lock().recv().map_err(|e| e.to_string())
+            },
+        )
+        .expect("start");
+        let mut progress = syncer.progress();
+        let first = syncer.request();
+        assert_eq!(
+            started.recv().expect("sync 1 started"),
+            1,
+            "it covers position 1"
+        );
+        // Sync 1 is running: a change before position 1 waits for it only.
+        assert_eq!(syncer.request_covering(1), first);
+        // One after it needs the next sync.
+        committed.store(2, Ordering::SeqCst);
+        let second = syncer.request_covering(2);
+        assert_eq!(second, first + 1);
+        assert_eq!(
+            progress.borrow().outcome(first),
+            None,
+            "held until sync 1 ends"
+        );
+        gate.send(()).expect("open for sync 1");
+        assert!(settled(&mut progress, first).await);
+        assert_eq!(started.recv().expect("sync 2 started"), 2);
+        gate.send(()).expect("open for sync 2");
+        assert!(settled(&mut progress, second).await);
+        // Covered by a finished sync: settled at once.
+        let done = syncer.request_covering(2);
+        assert_eq!(progress.borrow().outcome(done), Some(true));
+        drop(gate);
+        drop(syncer);
+    }
+
+    #[tokio::test]
     async fn a_failed_sync_fails_the_tickets_it_covered_and_not_later_ones() {
         let failing = Arc::new(AtomicBool::new(true));
         let f = failing.clone();
-        let syncer = LogSyncer::start(move || {
-            if f.load(Ordering::SeqCst) {
-                Err("disk gone".to_string())
-            } else {
-                Ok(())
-            }
-        })
+        let syncer = LogSyncer::start(
+            || 1,
+            move |_| {
+                if f.load(Ordering::SeqCst) {
+                    Err("disk gone".to_string())
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .expect("start");
         let mut progress = syncer.progress();
         let early = syncer.request();
@@ -213,9 +294,12 @@ mod tests {
             !settled(&mut progress, early).await,
             "a failed sync is no success"
         );
+        // What the failed sync covered is tried again by the next one.
+        let again = syncer.request_covering(1);
+        assert!(again > early, "a failed sync is not reused");
         failing.store(false, Ordering::SeqCst);
         let late = syncer.request();
-        assert!(late > early);
+        assert!(late >= again);
         assert!(settled(&mut progress, late).await, "a later sync succeeded");
         // A ticket whose sync failed stays failed whatever came after.
         assert_eq!(progress.borrow().outcome(early), Some(false));
@@ -225,10 +309,13 @@ mod tests {
     fn dropping_the_syncer_syncs_every_ticket_handed_out_then_stops() {
         let syncs = Arc::new(AtomicU64::new(0));
         let n = syncs.clone();
-        let syncer = LogSyncer::start(move || {
-            n.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        let syncer = LogSyncer::start(
+            || 1,
+            move |_| {
+                n.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
         .expect("start");
         let mut progress = syncer.progress();
         let ticket = syncer.request();

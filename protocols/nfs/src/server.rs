@@ -91,8 +91,10 @@ impl NfsServer {
     /// A server exporting every volume of `fs` under `policy`.
     pub fn new(fs: Arc<FileSystem>, policy: Arc<ExportPolicy>) -> Self {
         let write_verf = fs.boot_count().to_be_bytes();
-        let syncing = fs.clone();
-        let log_sync = LogSyncer::start(move || syncing.sync_metadata().map_err(|e| e.to_string()))
+        let (syncing, positions) = (fs.clone(), fs.clone());
+        let position = move || positions.log_position();
+        let sync = move |upto| syncing.sync_metadata_to(upto).map_err(|e| e.to_string());
+        let log_sync = LogSyncer::start(position, sync)
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "no NFS log sync thread: metadata changes will use the blocking pool");
             })
@@ -186,6 +188,8 @@ impl NfsServer {
         // asked for: calls already in the read buffer run first, so one
         // sync covers them all.
         let mut unsynced: Vec<Held> = Vec::new();
+        // How far the log must be synced for them.
+        let mut unsynced_upto = 0u64;
         // Calls read since the oldest of them: any call counts, so a
         // reply never waits behind many calls that need no sync.
         let mut batch_age = 0usize;
@@ -197,7 +201,8 @@ impl NfsServer {
                     || !whole_record_buffered(rd.buffer())
                 {
                     batch_age = 0;
-                    if !self.ask_sync(&mut unsynced, &tx).await {
+                    let upto = std::mem::take(&mut unsynced_upto);
+                    if !self.ask_sync(&mut unsynced, upto, &tx).await {
                         break;
                     }
                 }
@@ -242,7 +247,7 @@ impl NfsServer {
                 // other, and never stalls this executor thread.
                 let started = std::time::Instant::now();
                 let inline = nitrofs_core_fs::memory_only(|| {
-                    nitrofs_core_fs::deferring_sync(|| {
+                    nitrofs_core_fs::deferring_sync_to(|| {
                         run_call(&self, peer.ip(), local_port, &record)
                     })
                 });
@@ -252,18 +257,20 @@ impl NfsServer {
                         drop(permit);
                         continue;
                     }
-                    Some((Some(reply), false)) => {
+                    Some((Some(reply), None)) => {
                         drop(permit);
                         if tx.send(reply.into()).await.is_err() {
                             break;
                         }
                         continue;
                     }
-                    Some((Some(reply), true)) => {
-                        // It changed metadata: answered once a log sync
+                    Some((Some(reply), Some(upto))) => {
+                        // It changed metadata (or a COMMIT found its
+                        // writes not yet synced): answered once a log sync
                         // shared with other calls has made that durable,
                         // asked for once the calls already received ran.
                         unsynced.push(Held::new(reply, 0, proc_num, started, &record, permit));
+                        unsynced_upto = unsynced_upto.max(upto);
                         continue;
                     }
                 }
@@ -403,16 +410,21 @@ impl NfsServer {
     }
 
     /// Asks for one log sync covering every call in `unsynced` (all
-    /// committed by now) and hands their replies to the writer to wait
-    /// for it; false if the writer is gone.
-    async fn ask_sync(&self, unsynced: &mut Vec<Held>, tx: &mpsc::Sender<Outgoing>) -> bool {
+    /// committed by now, before the log reached `upto`) and hands their
+    /// replies to the writer to wait for it; false if the writer is gone.
+    async fn ask_sync(
+        &self,
+        unsynced: &mut Vec<Held>,
+        upto: u64,
+        tx: &mpsc::Sender<Outgoing>,
+    ) -> bool {
         let Some(log_sync) = &self.log_sync else {
             // `inline_proc` only lets these calls run here with a syncer.
             tracing::error!("metadata changed on the connection task without a log syncer");
             unsynced.clear();
             return true;
         };
-        let ticket = log_sync.request();
+        let ticket = log_sync.request_covering(upto);
         for mut held in unsynced.drain(..) {
             held.ticket = ticket;
             if tx.send(Outgoing::Held(held)).await.is_err() {

@@ -21,6 +21,9 @@ struct Ledger {
     failing: AtomicBool,
     /// Real syncs run.
     syncs: AtomicU64,
+    /// Syncs asked for outside `deferring_sync` (the syncer thread's, and
+    /// durable commits on the blocking pool), whether or not one was due.
+    asked: AtomicU64,
     /// While set, a real sync reports that it started and waits for the
     /// gate to open.
     gate: parking_lot::Mutex<Option<std::sync::mpsc::Sender<()>>>,
@@ -47,14 +50,11 @@ impl Txn for LedgerTxn<'_> {
     }
     fn commit(self: Box<Self>, durable: bool) -> KvResult<()> {
         let ledger = self.ledger;
-        let was_owed = nitrofs_metadata::sync_owed();
-        self.inner.commit(durable)?;
-        ledger.commits.fetch_add(1, Ordering::SeqCst);
-        if durable && !nitrofs_metadata::sync_owed() {
-            // Outside `deferring_sync` a durable commit syncs at once.
-            ledger.sync_now()?;
-        } else if durable && !was_owed {
-            ledger.deferred.fetch_add(1, Ordering::SeqCst);
+        // The ledger keeps the log: its positions are its commit count.
+        self.inner.commit(false)?;
+        let position = ledger.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if durable {
+            ledger.sync_to(position)?;
         }
         Ok(())
     }
@@ -94,10 +94,20 @@ impl MetaKv for Ledger {
         self.inner.scan(start, end, limit)
     }
     fn sync(&self) -> KvResult<()> {
-        // MemKv marks the sync owed when it is deferred.
+        self.sync_to(self.log_position())
+    }
+    fn log_position(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+    fn sync_to(&self, upto: u64) -> KvResult<()> {
+        if !nitrofs_metadata::defers_sync() {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.synced.load(Ordering::SeqCst) >= upto {
+            return Ok(());
+        }
         let was_owed = nitrofs_metadata::sync_owed();
-        self.inner.sync()?;
-        if nitrofs_metadata::sync_owed() {
+        if nitrofs_metadata::defer_sync(upto) {
             if !was_owed {
                 self.deferred.fetch_add(1, Ordering::SeqCst);
             }
@@ -389,6 +399,70 @@ async fn a_commit_is_answered_only_after_a_log_sync_has_made_the_unstable_size_d
         ledger.deferred.load(Ordering::SeqCst) > deferred,
         "the COMMIT synced the log itself"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_of_writes_a_finished_sync_covered_needs_no_sync() {
+    let (_h, ledger, mut c, f) = with_unstable_write().await;
+    let root = c.root().await;
+    // The CREATE's log sync covers the WRITE before it.
+    c.create_file(&root, "g").await;
+    let syncs = ledger.syncs.load(Ordering::SeqCst);
+    let deferred = ledger.deferred.load(Ordering::SeqCst);
+    let res: COMMIT3res = c.nfs(21, &commit_args(&f)).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+    assert_eq!(
+        ledger.syncs.load(Ordering::SeqCst),
+        syncs,
+        "COMMIT synced again"
+    );
+    assert_eq!(
+        ledger.deferred.load(Ordering::SeqCst),
+        deferred,
+        "COMMIT owed a sync"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_of_writes_the_running_sync_covers_waits_for_that_sync_only() {
+    let (_h, ledger, mut c, f) = with_unstable_write().await;
+    let root = c.root().await;
+    let before = ledger.asked.load(Ordering::SeqCst);
+    // A CREATE's sync, which covers the WRITE, is held running ...
+    let held = HeldSync::new(&ledger);
+    let (wire, xids, _) = creates_framed(&mut c, &root, &["g".to_string()]);
+    c.sock.write_all(&wire).await.expect("send");
+    held.wait_started().await;
+    // ... when the COMMIT arrives and finds its write not yet synced.
+    let deferred = ledger.deferred.load(Ordering::SeqCst);
+    let (commit_xid, rec) = c.nfs_record(21, &commit_args(&f));
+    c.send_raw(&rec).await;
+    let mut polls = 0;
+    while ledger.deferred.load(Ordering::SeqCst) == deferred {
+        polls += 1;
+        assert!(polls < 60_000, "the COMMIT never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_no_reply_yet(&c, "COMMIT");
+    drop(held);
+    for _ in 0..2 {
+        let reply = c.recv_raw().await.expect("reply");
+        let (xid, answer) = parse_reply(&reply);
+        if xid == xids[0] {
+            assert_created(&reply, xid);
+        } else {
+            assert_eq!(xid, commit_xid);
+            let Answer::Accepted(0, body) = answer else {
+                panic!("COMMIT failed: {answer:?}");
+            };
+            let (res, _) = COMMIT3res::unpack(&mut &body[..]).expect("decode");
+            assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+        }
+    }
+    // One sync asked for: under load a second one would have synced
+    // other calls' commits first.
+    let asked = ledger.asked.load(Ordering::SeqCst) - before;
+    assert_eq!(asked, 1, "the COMMIT waited for a second sync");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
