@@ -27,7 +27,8 @@ pub use nitrofs_chunk_store::FileRange;
 pub use nitrofs_common::{Credentials, InodeId, Timestamp, VolumeId};
 /// Durable metadata changes whose log sync is left to the caller: see
 /// [`nitrofs_metadata::deferring_sync`]; the caller makes them durable
-/// with [`FileSystem::sync_metadata`] before it acknowledges them.
+/// with [`FileSystem::sync_metadata`] (or [`FileSystem::sync_metadata_to`]
+/// the position `deferring_sync_to` names) before it acknowledges them.
 pub use nitrofs_metadata::{deferring_sync, deferring_sync_to, sync_owed};
 /// Reads that must not wait for the disk: see [`nitrofs_metadata::memory_only`].
 /// Every read of a [`FileSystem`] call made inside it comes from memory

@@ -1,8 +1,10 @@
 //! Where in the metadata log each file's latest unstable write is, so
 //! that COMMIT waits only for a log sync that covers that write: one that
-//! has already finished costs it nothing, and one already running is
-//! enough (before, every COMMIT asked for a sync starting after it, so it
-//! waited for the running one to end and then for a whole sync more).
+//! has already finished costs it nothing, and (for a COMMIT the NFS
+//! server answers on a connection's task, an inline file's) one already
+//! running is enough. Before, every COMMIT asked for a sync starting
+//! after it, so it waited for the running one to end and then for a
+//! whole sync more.
 
 use nitrofs_common::InodeId;
 use parking_lot::Mutex;

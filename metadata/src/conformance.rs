@@ -1,7 +1,7 @@
 //! The behaviour every [`MetaKv`] backend must show. Each backend's tests
 //! call [`run_all`]; a new backend is done when it passes.
 
-use crate::{prefix_end, transact, KvError, MetaKv};
+use crate::{deferring_sync_to, prefix_end, transact, KvError, MetaKv};
 
 /// Runs every conformance check against `kv` (which must start empty).
 pub fn run_all(kv: &dyn MetaKv) {
@@ -12,6 +12,7 @@ pub fn run_all(kv: &dyn MetaKv) {
     conflicting_commit_fails_and_leaves_no_trace(kv);
     transact_retries_conflicts_until_success(kv);
     durable_commit_and_sync_succeed(kv);
+    log_positions_grow_and_syncs_to_them_are_owed_once(kv);
 }
 
 fn put(kv: &dyn MetaKv, k: &[u8], v: &[u8]) {
@@ -135,6 +136,36 @@ pub fn durable_commit_and_sync_succeed(kv: &dyn MetaKv) {
         kv.get(b"d/1").expect("get").as_deref(),
         Some(&b"durable"[..])
     );
+}
+
+/// Every commit moves the log position on; inside `deferring_sync_to` a
+/// durable commit owes a sync up to at least its position, a sync to a
+/// position no sync has covered is owed, and one a sync has covered is
+/// not.
+pub fn log_positions_grow_and_syncs_to_them_are_owed_once(kv: &dyn MetaKv) {
+    let before = kv.log_position();
+    put(kv, b"p/1", b"unsynced");
+    let after_put = kv.log_position();
+    assert!(after_put > before, "a commit moves the position on");
+    let (r, owed) = deferring_sync_to(|| kv.sync_to(after_put));
+    r.expect("sync_to");
+    assert!(
+        owed.is_some_and(|p| p >= after_put),
+        "an unsynced commit owes a sync: {owed:?}"
+    );
+    let (r, owed) = deferring_sync_to(|| transact(kv, true, |t| t.put(b"p/2", b"durable")));
+    r.expect("durable commit");
+    let after_durable = kv.log_position();
+    assert!(
+        owed.is_some_and(|p| p > after_put && p <= after_durable),
+        "{owed:?}"
+    );
+    kv.sync_to(after_durable).expect("sync");
+    for upto in [after_put, after_durable] {
+        let (r, owed) = deferring_sync_to(|| kv.sync_to(upto));
+        r.expect("sync_to");
+        assert_eq!(owed, None, "a sync already covered position {upto}");
+    }
 }
 
 #[cfg(test)]

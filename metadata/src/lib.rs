@@ -163,8 +163,9 @@ thread_local! {
 
 /// Runs `f` with its durable commits ([`Txn::commit`] with `durable`) and
 /// [`MetaKv::sync`] calls written but not yet synced: they are durable
-/// only once a later [`MetaKv::sync`] outside the scope has returned.
-/// Returns `f`'s result and whether such a sync is owed.
+/// only once a later sync outside the scope ([`MetaKv::sync`], or
+/// [`MetaKv::sync_to`] the position [`deferring_sync_to`] names) has
+/// returned. Returns `f`'s result and whether such a sync is owed.
 ///
 /// For callers on an async executor: the transaction runs there, and the
 /// caller answers after an asynchronous sync that many callers share,
@@ -256,7 +257,9 @@ pub trait MetaKv: Send + Sync {
     fn log_position(&self) -> u64;
 
     /// Makes the transactions committed before [`MetaKv::log_position`]
-    /// said `upto` durable: nothing to do if a sync already has.
+    /// said `upto` durable: nothing to do if a sync already has (also
+    /// after a later sync failed: what an earlier one made durable
+    /// stays so).
     fn sync_to(&self, upto: u64) -> KvResult<()>;
 }
 

@@ -532,7 +532,8 @@ impl FileSystem {
     /// before this call) has finished. Nothing is owed when a log sync
     /// already covered them.
     pub fn commit(&self, ino: InodeId) -> FsResult<Wcc> {
-        // Read first: a write answered before this call has noted itself.
+        // Every WRITE answered before this call noted its position
+        // before its reply went out.
         let upto = self.unsynced.of(ino);
         let rec = self.read_inode(ino)?;
         let attr = rec.attr();

@@ -430,7 +430,7 @@ impl FileSystem {
         (0..n).map(|_| self.alloc_inode()).collect()
     }
 
-    /// Names file `rec` (no links yet) at `place` inside `txn`: creates
+    /// Names file `rec` (not yet named anywhere) at `place` inside `txn`: creates
     /// missing directories, checks `cond`, replaces a file already there,
     /// gives it `xattrs` and its directory's default ACL, and charges it
     /// to quotas. Returns data inodes to delete (the replaced file's).

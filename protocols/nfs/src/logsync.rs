@@ -16,8 +16,8 @@
 //! started, and then publishes its progress once for every connection: a
 //! sync wakes one task per connection waiting, not one per call, and no
 //! call spawns a task of its own. A call owing only changes committed
-//! before the running sync started (a COMMIT of earlier WRITEs, mostly)
-//! takes that sync's ticket instead of the next one's.
+//! before the running sync started (a COMMIT of an inline file's earlier
+//! WRITEs, mostly) takes that sync's ticket instead of the next one's.
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;

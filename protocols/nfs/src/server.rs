@@ -438,9 +438,12 @@ impl NfsServer {
     /// writer. A COMMIT there (of a file with chunks, mostly: an inline
     /// file's is tried on the connection's task first) asks the syncer
     /// thread for a metadata log sync before it syncs the file's chunks,
-    /// and its reply is held for that sync: the two run side by side, and
-    /// the log's part is shared with the CREATEs and SETATTRs answered on
-    /// connection tasks instead of waking a thread of its own.
+    /// and its reply is held for that sync if its writes still owe one:
+    /// the two run side by side, and the log's part is shared with the
+    /// CREATEs and SETATTRs answered on connection tasks instead of
+    /// waking a thread of its own. (It asks before it knows whether it
+    /// owes a sync, so such a COMMIT never takes the running sync's
+    /// ticket: that would give up the overlap.)
     fn run_blocking(
         &self,
         peer: IpAddr,

@@ -6,8 +6,10 @@
 //! ([`crate::hashing`]) at the same time, while the next one arrives (one
 //! buffer in flight). A last buffer too small to share is hashed and
 //! written by the blocking task that then publishes the upload. A PUT's
-//! file is made when its first buffer is written: a whole body within
-//! `inline_max` never needs one, and is published from memory.
+//! file is made when its first buffer is written: a whole body that is
+//! one such small last buffer and within `inline_max` (every body up to
+//! the default limit, 64 KiB) never needs one, and is published from
+//! memory.
 //!
 //! Download: the file is opened and pinned before the answer, then a task
 //! reads 1 MiB pieces into a bounded channel (two pieces ahead) that the
@@ -89,7 +91,7 @@ pub enum Target {
     /// the upload fails.
     File(InodeId),
     /// A new transient detached file of `volume` with `mode`, made only
-    /// for a body too large to publish from memory ([`Landed::Memory`]);
+    /// for a body not published from memory ([`Landed::Memory`]);
     /// discarded here if the upload fails.
     New {
         /// Its volume.
@@ -104,16 +106,19 @@ pub enum Landed {
     /// In this file.
     File(InodeId),
     /// In memory, the whole body (a [`Target::New`] of at most
-    /// `inline_max` bytes): `finish` publishes it with its metadata in
-    /// one transaction ([`FileSystem::publish_new_if`]).
+    /// `inline_max` bytes, too small for the shared hashing thread):
+    /// `finish` publishes it with its metadata in one transaction
+    /// ([`FileSystem::publish_new_if`]).
     Memory(Bytes),
 }
 
 /// The file a [`Target`] writes into once one is needed.
 struct Dest {
     target: Target,
-    /// The file made for a [`Target::New`].
-    made: Option<InodeId>,
+    /// The file made for a [`Target::New`]; shared with [`write_body`],
+    /// which discards it if the upload fails, also when the blocking task
+    /// that finishes the upload panics.
+    made: Arc<parking_lot::Mutex<Option<InodeId>>>,
 }
 
 impl Dest {
@@ -121,7 +126,7 @@ impl Dest {
     fn file_now(&self) -> Option<InodeId> {
         match self.target {
             Target::File(ino) => Some(ino),
-            Target::New { .. } => self.made,
+            Target::New { .. } => *self.made.lock(),
         }
     }
 
@@ -136,7 +141,7 @@ impl Dest {
         };
         let cred = cred.clone();
         let ino = crate::ns::quick(fs, move |fs| make_transient(fs, &cred, volume, mode)).await?;
-        self.made = Some(ino);
+        *self.made.lock() = Some(ino);
         Ok(ino)
     }
 
@@ -162,7 +167,7 @@ impl Dest {
             }
             (None, &Target::New { volume, mode }) => {
                 let ino = make_transient(fs, cred, volume, mode)?;
-                self.made = Some(ino);
+                *self.made.lock() = Some(ino);
                 ino
             }
             (None, Target::File(_)) => return Err(internal("an upload with no file to write")),
@@ -222,7 +227,11 @@ where
         md5: Md5::new(),
         others: expect.hasher(),
     });
-    let mut dest = Dest { target, made: None };
+    let made = Arc::new(parking_lot::Mutex::new(None));
+    let mut dest = Dest {
+        target,
+        made: Arc::clone(&made),
+    };
     let mut flight: Option<Flight> = None;
     let input = Input { body, expected };
     let streamed = stream_in(fs, cred, &mut dest, input, &mut flight, &mut hashers).await;
@@ -233,7 +242,7 @@ where
             if let Some(f) = flight.take() {
                 let _ = f.await;
             }
-            discard_made(fs, dest.made).await;
+            discard_made(fs, &made).await;
             return Err(e);
         }
     };
@@ -264,22 +273,21 @@ where
             let verified = expect.verify(&written.md5, &written.checksum, trailer.as_ref())?;
             finish(&fs, landed, written, verified)
         });
-        (dest.made, result)
+        result
     })
-    .await;
-    match finished {
-        Ok((_, Ok(out))) => Ok(out),
-        Ok((made, Err(e))) => {
-            discard_made(fs, made).await;
-            Err(e)
-        }
-        Err(e) => Err(internal(e)),
+    .await
+    .map_err(internal)
+    .flatten();
+    if finished.is_err() {
+        discard_made(fs, &made).await;
     }
+    finished
 }
 
 /// Removes the detached file an upload made, if it made one (logged,
 /// never fails): the upload failed, so it was never published.
-async fn discard_made(fs: &Arc<FileSystem>, made: Option<InodeId>) {
+async fn discard_made(fs: &Arc<FileSystem>, made: &parking_lot::Mutex<Option<InodeId>>) {
+    let made = made.lock().take();
     if let Some(ino) = made {
         discard_file(fs, ino).await;
     }

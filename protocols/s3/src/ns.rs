@@ -37,11 +37,11 @@ where
     T: Send + 'static,
     F: Fn(&FileSystem) -> S3Result<T> + Send + 'static,
 {
-    let tried = nitrofs_core_fs::memory_only(|| nitrofs_core_fs::deferring_sync(|| f(fs)));
+    let tried = nitrofs_core_fs::memory_only(|| nitrofs_core_fs::deferring_sync_to(|| f(fs)));
     match tried {
-        Some((out, false)) => out,
-        Some((out, true)) => {
-            blocking(fs, |fs| fs.sync_metadata().map_err(fs_error)).await?;
+        Some((out, None)) => out,
+        Some((out, Some(upto))) => {
+            blocking(fs, move |fs| fs.sync_metadata_to(upto).map_err(fs_error)).await?;
             out
         }
         None => blocking(fs, move |fs| f(fs)).await,

@@ -201,6 +201,35 @@ async fn puts_of_every_size_class_round_trip_and_failed_ones_leave_no_file() {
 }
 
 #[tokio::test]
+async fn an_upload_whose_finishing_task_panics_leaves_no_file() {
+    let h = Harness::new();
+    let vol = h.fs.volume("default").unwrap();
+    // Past inline_max, so a file is made for the body; then the task
+    // that would publish it panics.
+    let data = vec![7u8; h.fs.inline_max() as usize + 10];
+    let upload = crate::body::Upload::new(
+        blob_pieces(&data, 65_537),
+        Some(data.len() as i64),
+        crate::checksum::Expect::default(),
+        None,
+    );
+    let target = crate::body::Target::New {
+        volume: vol.id,
+        mode: 0o644,
+    };
+    let cred = Credentials::root();
+    let r = crate::body::write_body(&h.fs, &cred, target, upload, |_, landed, _, _| {
+        assert!(matches!(landed, crate::body::Landed::File(_)));
+        panic!("injected: the publishing task fails");
+        #[allow(unreachable_code)]
+        Ok(())
+    })
+    .await;
+    assert!(r.is_err(), "a panicked upload must fail");
+    assert_eq!(detached_left(&h), 0, "its file was discarded");
+}
+
+#[tokio::test]
 async fn checksums_are_verified_stored_and_returned_in_checksum_mode() {
     let h = Harness::new();
     let mut input = put("default", "c", b"hello world");
