@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::watch;
 
+/// The name of the syncer thread.
+pub(crate) const THREAD_NAME: &str = "nfs-log-sync";
+
 /// Where the syncs stand, as published after each one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Progress {
@@ -85,7 +88,7 @@ impl LogSyncer {
         let (publish, progress) = watch::channel(Progress::default());
         let mine = shared.clone();
         let thread = std::thread::Builder::new()
-            .name("nfs-log-sync".into())
+            .name(THREAD_NAME.into())
             .spawn(move || run(&mine, &position, &sync, &publish))?;
         Ok(Self {
             shared,

@@ -21,8 +21,7 @@ struct Ledger {
     failing: AtomicBool,
     /// Real syncs run.
     syncs: AtomicU64,
-    /// Syncs asked for outside `deferring_sync` (the syncer thread's, and
-    /// durable commits on the blocking pool), whether or not one was due.
+    /// Syncs the log syncer thread asked for, whether or not one was due.
     asked: AtomicU64,
     /// While set, a real sync reports that it started and waits for the
     /// gate to open.
@@ -100,7 +99,7 @@ impl MetaKv for Ledger {
         self.commits.load(Ordering::SeqCst)
     }
     fn sync_to(&self, upto: u64) -> KvResult<()> {
-        if !nitrofs_metadata::defers_sync() {
+        if std::thread::current().name() == Some(crate::logsync::THREAD_NAME) {
             self.asked.fetch_add(1, Ordering::SeqCst);
         }
         if self.synced.load(Ordering::SeqCst) >= upto {
