@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod drc;
 mod error;
 mod export;
 mod handle;

@@ -11,6 +11,7 @@
 //! [`MAX_IN_FLIGHT`] calls per connection are outstanding before the
 //! reader stops reading.
 
+use crate::drc::{self, Begin, Drc, Slot};
 use crate::export::{ExportOptions, ExportPolicy};
 use crate::logsync::{LogSyncer, Progress};
 use crate::metrics::NfsMetrics;
@@ -73,6 +74,8 @@ pub struct NfsServer {
     /// file ranges with `sendfile` (turned off for good after it fails
     /// once; see `record::write_reply`).
     pub(crate) zero_copy: Arc<AtomicBool>,
+    /// Replies of calls that are not idempotent, for retransmissions.
+    pub(crate) drc: Arc<Drc>,
 }
 
 /// What a procedure knows about its call.
@@ -110,6 +113,7 @@ impl NfsServer {
             idle_timeout: IDLE_TIMEOUT,
             stall: DEFAULT_STALL,
             zero_copy: Arc::new(AtomicBool::new(true)),
+            drc: Arc::new(Drc::default()),
         }
     }
 
@@ -239,6 +243,23 @@ impl NfsServer {
                     break;
                 }
             };
+            let slot = match self.drc_key(peer.ip(), &record).map(|k| self.drc.begin(k)) {
+                None => None,
+                Some(Begin::Run(slot)) => Some(slot),
+                Some(Begin::Replay(reply)) => {
+                    drop(permit);
+                    tracing::debug!(%peer, "retransmitted call answered from the reply cache");
+                    if tx.send(Reply::head(reply.to_vec()).into()).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Some(Begin::Running) => {
+                    drop(permit);
+                    tracing::debug!(%peer, "retransmitted call dropped: the first is running");
+                    continue;
+                }
+            };
             if let Some(proc_num) = self.inline_proc(&record) {
                 // A quick metadata call: answered on this task if every
                 // record it needs is in memory, so the call costs no thread
@@ -259,7 +280,7 @@ impl NfsServer {
                     }
                     Some((Some(reply), None)) => {
                         drop(permit);
-                        if tx.send(reply.into()).await.is_err() {
+                        if tx.send(Outgoing::Now(reply, slot)).await.is_err() {
                             break;
                         }
                         continue;
@@ -269,7 +290,9 @@ impl NfsServer {
                         // writes not yet synced): answered once a log sync
                         // shared with other calls has made that durable,
                         // asked for once the calls already received ran.
-                        unsynced.push(Held::new(reply, 0, proc_num, started, &record, permit));
+                        let mut held = Held::new(reply, 0, proc_num, started, &record, permit);
+                        held.slot = slot;
+                        unsynced.push(held);
                         unsynced_upto = unsynced_upto.max(upto);
                         continue;
                     }
@@ -282,7 +305,7 @@ impl NfsServer {
             // and hands its reply straight to the writer: one thread hop.
             tokio::task::spawn_blocking(move || {
                 let _conn = conn_span.enter();
-                server.run_blocking(peer.ip(), local_port, &record, &tx, permit);
+                server.run_blocking(peer.ip(), local_port, &record, &tx, permit, slot);
             });
         }
         drop(tx);
@@ -390,6 +413,14 @@ impl NfsServer {
 }
 
 impl NfsServer {
+    /// The reply-cache key of `record` if it is an NFSv3 call whose
+    /// reply is kept for retransmissions ([`drc::CACHED_PROCS`]).
+    fn drc_key(&self, peer: IpAddr, record: &[u8]) -> Option<drc::Key> {
+        let proc_num = nfs3_proc(record).filter(|p| drc::CACHED_PROCS.contains(p))?;
+        let xid = header_word(record, 0)?;
+        Some(drc::Key::new(peer, xid, proc_num, record))
+    }
+
     /// The NFSv3 procedure of `record` if it is tried on the connection's
     /// task: one of [`INLINE_PROCS`], or when a log syncer is running one
     /// of [`nfs::SYNC_AFTER_PROCS`], a COMMIT, or a WRITE small enough to
@@ -451,6 +482,7 @@ impl NfsServer {
         record: &[u8],
         tx: &mpsc::Sender<Outgoing>,
         permit: tokio::sync::OwnedSemaphorePermit,
+        slot: Option<Slot>,
     ) {
         let log_sync = self
             .log_sync
@@ -459,7 +491,7 @@ impl NfsServer {
         let Some(log_sync) = log_sync else {
             if let Some(reply) = run_call(self, peer, local_port, record) {
                 // A send error means the connection is closing.
-                let _ = tx.blocking_send(reply.into());
+                let _ = tx.blocking_send(Outgoing::Now(reply, slot));
             }
             return;
         };
@@ -565,13 +597,15 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
 /// What a connection's writer is handed: a reply to send now, or one
 /// held until the log sync of its ticket has finished.
 pub(crate) enum Outgoing {
-    Now(Reply),
+    /// A reply to send now; with the call's place in the reply cache, the
+    /// reply is final (durable if it changed anything) and kept there.
+    Now(Reply, Option<Slot>),
     Held(Held),
 }
 
 impl From<Reply> for Outgoing {
     fn from(reply: Reply) -> Self {
-        Self::Now(reply)
+        Self::Now(reply, None)
     }
 }
 
@@ -587,6 +621,9 @@ pub(crate) struct Held {
     started: std::time::Instant,
     /// The call's place among those in flight, freed once answered.
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The call's place in the reply cache: the reply is kept once its
+    /// sync has succeeded, and forgotten otherwise.
+    slot: Option<Slot>,
 }
 
 impl Held {
@@ -612,6 +649,7 @@ impl Held {
             xid: header_word(record, 0),
             started,
             _permit: permit,
+            slot: None,
         }
     }
 }
@@ -663,7 +701,11 @@ impl Writer {
 
     async fn take(&mut self, msg: Outgoing) -> std::io::Result<()> {
         match msg {
-            Outgoing::Now(reply) => self.send(&reply).await,
+            Outgoing::Now(reply, slot) => {
+                self.send(&reply).await?;
+                keep_reply(slot, &reply);
+                Ok(())
+            }
             Outgoing::Held(held) => {
                 self.held.push_back(held);
                 Ok(())
@@ -696,6 +738,7 @@ impl Writer {
             self.metrics.nfs_call(held.proc_num, held.started.elapsed());
             if durable {
                 self.send(&held.reply).await?;
+                keep_reply(held.slot, &held.reply);
             } else if let Some(xid) = held.xid {
                 let mut out = rpc::success(xid);
                 let reply = match nfs::not_durable(held.proc_num, &mut out) {
@@ -706,6 +749,17 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+/// Keeps a final reply in the reply cache for the call's slot, if it has
+/// one; a reply with a separate payload (READ data, never one of the
+/// cached procedures') is not kept, and its call is forgotten.
+fn keep_reply(slot: Option<Slot>, reply: &Reply) {
+    if let Some(slot) = slot {
+        if reply.data.len() == 0 {
+            slot.answered(&reply.head);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// MemKv that numbers its commits and records how far its real (not
 /// deferred) log syncs reached.
 #[derive(Default)]
-struct Ledger {
+pub(super) struct Ledger {
     inner: MemKv,
     /// Commits so far.
     commits: AtomicU64,
@@ -18,7 +18,7 @@ struct Ledger {
     /// Syncs put off by `deferring_sync` (calls answered on the task).
     deferred: AtomicU64,
     /// Real syncs fail while set.
-    failing: AtomicBool,
+    pub(super) failing: AtomicBool,
     /// Real syncs run.
     syncs: AtomicU64,
     /// Syncs the log syncer thread asked for, whether or not one was due.
@@ -116,7 +116,7 @@ impl MetaKv for Ledger {
     }
 }
 
-async fn start_with_ledger() -> (Harness, Arc<Ledger>) {
+pub(super) async fn start_with_ledger() -> (Harness, Arc<Ledger>) {
     let ledger = Arc::new(Ledger::default());
     let (dir, fs) = test_fs_on(ledger.clone());
     (start_on(dir, fs, ExportPolicy::default()).await, ledger)

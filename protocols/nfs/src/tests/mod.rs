@@ -6,6 +6,7 @@
 mod durability;
 mod files;
 mod policy;
+mod retransmit;
 mod wire;
 
 use crate::export::{ClientSpec, ExportOptions, ExportPolicy};

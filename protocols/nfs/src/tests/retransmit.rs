@@ -1,0 +1,93 @@
+//! Retransmissions of calls that are not idempotent: the same record sent
+//! again (same xid), on a new connection as a client does after its old
+//! one closed, gets the first answer back instead of running twice.
+
+use super::durability::start_with_ledger;
+use super::*;
+use std::sync::atomic::Ordering;
+
+/// Sends `record` on a new connection and returns the raw reply.
+async fn on_new_connection(h: &Harness, record: &[u8]) -> Vec<u8> {
+    let mut c = Client::connect(h.addr).await;
+    c.send_raw(record).await;
+    c.recv_raw().await.expect("reply")
+}
+
+/// The NFS status at the start of an accepted reply's results.
+fn status_of(reply: &[u8]) -> u32 {
+    let (_, answer) = parse_reply(reply);
+    let Answer::Accepted(0, body) = answer else {
+        panic!("call not accepted: {answer:?}");
+    };
+    u32::from_be_bytes(body[..4].try_into().expect("status word"))
+}
+
+const OK: u32 = 0;
+const NOENT: u32 = 2;
+const IO: u32 = 5;
+const EXIST: u32 = 17;
+
+fn remove_args<'a>(dir: &nfs_fh3, name: &'a str) -> REMOVE3args<'a> {
+    REMOVE3args {
+        object: diropargs3 {
+            dir: dir.clone(),
+            name: name.as_bytes().into(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmitted_create_and_remove_get_their_first_answers() {
+    let h = start(ExportPolicy::default()).await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let (_, create) = c.nfs_record(
+        8,
+        &create_args(&root, "f", createhow3::GUARDED(sattr3::default())),
+    );
+    c.send_raw(&create).await;
+    let first = c.recv_raw().await.expect("reply");
+    assert_eq!(status_of(&first), OK);
+    drop(c);
+    // The client saw no reply (its connection closed) and sends the call
+    // again: run twice, a GUARDED CREATE would answer EXIST.
+    let again = on_new_connection(&h, &create).await;
+    assert_eq!(again, first, "the first answer, byte for byte");
+    // A new call (a new xid) with the same arguments runs.
+    let mut c = Client::connect(h.addr).await;
+    let (_, other) = c.nfs_record(
+        8,
+        &create_args(&root, "f", createhow3::GUARDED(sattr3::default())),
+    );
+    c.send_raw(&other).await;
+    assert_eq!(status_of(&c.recv_raw().await.expect("reply")), EXIST);
+    let (_, remove) = c.nfs_record(12, &remove_args(&root, "f"));
+    c.send_raw(&remove).await;
+    let first = c.recv_raw().await.expect("reply");
+    assert_eq!(status_of(&first), OK);
+    let again = on_new_connection(&h, &remove).await;
+    assert_eq!(again, first, "run twice, the REMOVE would answer NOENT");
+    let (_, other) = c.nfs_record(12, &remove_args(&root, "f"));
+    c.send_raw(&other).await;
+    assert_eq!(status_of(&c.recv_raw().await.expect("reply")), NOENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_was_not_durable_is_not_replayed() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    ledger.failing.store(true, Ordering::SeqCst);
+    let (_, create) = c.nfs_record(
+        8,
+        &create_args(&root, "f", createhow3::GUARDED(sattr3::default())),
+    );
+    c.send_raw(&create).await;
+    let first = c.recv_raw().await.expect("reply");
+    assert_eq!(status_of(&first), IO, "the log sync failed");
+    ledger.failing.store(false, Ordering::SeqCst);
+    // The retransmission runs again (the file's entry was committed, so
+    // it exists now) instead of replaying the IO error.
+    let again = on_new_connection(&h, &create).await;
+    assert_eq!(status_of(&again), EXIST);
+}
