@@ -7,15 +7,19 @@
 //! CREATE GUARDED answers EXIST and a REMOVE NOENT for the client's own
 //! change.
 //!
-//! A call is recognised by its client's address (not the port: a new
-//! connection has a new one), its xid, its procedure and a hash of the
-//! whole record. A reply is kept only once it has been sent and its change
-//! is durable, so a replayed answer never promises more than the first
-//! one did; a call whose answer was not durable (NFS3ERR_IO after a failed
-//! log sync) or never sent is forgotten, and its retransmission runs
-//! again. A retransmission that arrives while its call is still running
-//! is dropped: the client sends it again later. Linux knfsd keeps such a
-//! cache for the same procedures.
+//! A call is recognised by its client's address (not the port: a client
+//! such as libnfs reconnects from a new one; Linux knfsd keys on the port
+//! too, as the kernel client reuses its own), its xid, its procedure and a
+//! hash of the whole record (credentials included). A reply is kept once
+//! it is final: when produced if its change was synced by then, else once
+//! the log sync it waits for succeeds, whether or not it reached the
+//! client (a connection that closed first is settled after it). Answers a
+//! retry could change are not kept, and their calls are forgotten: a
+//! failed sync's NFS3ERR_IO, SERVERFAULT, JUKEBOX, an RPC-level failure.
+//! A retransmission that arrives while its call is still running (its
+//! sync not yet done) is dropped: the client sends it again later, and
+//! then gets the kept reply. Linux knfsd keeps such a cache for the same
+//! procedures.
 
 use parking_lot::Mutex;
 use std::collections::hash_map::{DefaultHasher, Entry};
@@ -28,8 +32,9 @@ use std::sync::Arc;
 /// SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK.
 pub(crate) const CACHED_PROCS: [u32; 9] = [2, 8, 9, 10, 11, 12, 13, 14, 15];
 
-/// Replies kept at most (the oldest go first).
-pub(crate) const CAPACITY: usize = 8192;
+/// Replies kept at most (the oldest go first): about 20 MB of replies,
+/// and at 15,000 CREATEs a second the last four seconds of them.
+pub(crate) const CAPACITY: usize = 65_536;
 
 /// One call as a retransmission of it would look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,6 +161,29 @@ impl Drop for Slot {
     }
 }
 
+/// Whether an NFS reply (its RPC header and results) is an answer that
+/// running the call again would give too: accepted with SUCCESS, and an
+/// NFS status other than a transient failure.
+pub(crate) fn is_final(head: &[u8]) -> bool {
+    const IO: u32 = 5;
+    const SERVERFAULT: u32 = 10006;
+    const JUKEBOX: u32 = 10008;
+    let word = |at: usize| {
+        head.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map(u32::from_be_bytes)
+    };
+    // xid, REPLY, MSG_ACCEPTED, the verifier (flavor, length, body).
+    if word(8) != Some(0) {
+        return false;
+    }
+    let Some(verf_len) = word(16).and_then(|n| usize::try_from(n).ok()) else {
+        return false;
+    };
+    let at = 20 + verf_len.div_ceil(4) * 4;
+    word(at) == Some(0) && word(at + 4).is_some_and(|st| ![IO, SERVERFAULT, JUKEBOX].contains(&st))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +209,36 @@ mod tests {
         }
         // The two dropped slots were forgotten.
         assert_eq!(drc.len(), 1);
+    }
+
+    /// An accepted reply with `verf` bytes of verifier and `status`.
+    fn reply(verf: &[u8], status: u32) -> Vec<u8> {
+        let mut r = Vec::new();
+        for w in [7u32, 1, 0, 0, verf.len() as u32] {
+            r.extend_from_slice(&w.to_be_bytes());
+        }
+        r.extend_from_slice(verf);
+        r.resize(r.len().div_ceil(4) * 4, 0);
+        r.extend_from_slice(&0u32.to_be_bytes()); // SUCCESS
+        r.extend_from_slice(&status.to_be_bytes());
+        r
+    }
+
+    #[test]
+    fn only_answers_a_retry_would_give_too_are_final() {
+        assert!(is_final(&reply(&[], 0)), "NFS3_OK");
+        assert!(is_final(&reply(&[], 17)), "NFS3ERR_EXIST");
+        assert!(is_final(&reply(&[1, 2, 3], 2)), "a verifier is skipped");
+        for transient in [5, 10006, 10008] {
+            assert!(!is_final(&reply(&[], transient)), "{transient}");
+        }
+        let mut system_err = reply(&[], 0);
+        system_err[20..24].copy_from_slice(&5u32.to_be_bytes());
+        assert!(!is_final(&system_err), "SYSTEM_ERR");
+        let mut denied = reply(&[], 0);
+        denied[8..12].copy_from_slice(&1u32.to_be_bytes());
+        assert!(!is_final(&denied), "MSG_DENIED");
+        assert!(!is_final(&[0; 10]), "too short");
     }
 
     #[test]

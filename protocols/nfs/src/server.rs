@@ -280,7 +280,10 @@ impl NfsServer {
                     }
                     Some((Some(reply), None)) => {
                         drop(permit);
-                        if tx.send(Outgoing::Now(reply, slot)).await.is_err() {
+                        // Final (nothing owed): kept now, whether or not
+                        // the reply reaches the client.
+                        keep_reply(slot, &reply);
+                        if tx.send(reply.into()).await.is_err() {
                             break;
                         }
                         continue;
@@ -307,6 +310,20 @@ impl NfsServer {
                 let _conn = conn_span.enter();
                 server.run_blocking(peer.ip(), local_port, &record, &tx, permit, slot);
             });
+        }
+        // Calls answered here whose sync was never asked for (the loop
+        // ended between reading them and asking): asked for now, and
+        // settled in the reply cache once it is done (nothing is sent).
+        if let (Some(log_sync), false) = (&self.log_sync, unsynced.is_empty()) {
+            let ticket = log_sync.request_covering(unsynced_upto);
+            let held = unsynced
+                .drain(..)
+                .map(|mut h| {
+                    h.ticket = ticket;
+                    h
+                })
+                .collect();
+            settle_detached(held, Some(log_sync.progress()));
         }
         drop(tx);
         match writer.await {
@@ -491,7 +508,10 @@ impl NfsServer {
         let Some(log_sync) = log_sync else {
             if let Some(reply) = run_call(self, peer, local_port, record) {
                 // A send error means the connection is closing.
-                let _ = tx.blocking_send(Outgoing::Now(reply, slot));
+                // Final: the call synced what it changed. Kept now, so a
+                // retransmission after the connection closed replays it.
+                keep_reply(slot, &reply);
+                let _ = tx.blocking_send(reply.into());
             }
             return;
         };
@@ -597,15 +617,13 @@ fn run_call(server: &NfsServer, peer: IpAddr, local_port: u16, record: &[u8]) ->
 /// What a connection's writer is handed: a reply to send now, or one
 /// held until the log sync of its ticket has finished.
 pub(crate) enum Outgoing {
-    /// A reply to send now; with the call's place in the reply cache, the
-    /// reply is final (durable if it changed anything) and kept there.
-    Now(Reply, Option<Slot>),
+    Now(Reply),
     Held(Held),
 }
 
 impl From<Reply> for Outgoing {
     fn from(reply: Reply) -> Self {
-        Self::Now(reply, None)
+        Self::Now(reply)
     }
 }
 
@@ -674,6 +692,22 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Outgoing>) -> std::io::Result<()> {
+        let out = self.pump(&mut rx).await;
+        // A writer that failed (the peer is gone) leaves held replies,
+        // here and still queued, whose changes its syncs may yet make
+        // durable: their calls are settled in the reply cache then, so a
+        // retransmission on a new connection replays them.
+        rx.close();
+        while let Ok(msg) = rx.try_recv() {
+            if let Outgoing::Held(held) = msg {
+                self.held.push_back(held);
+            }
+        }
+        settle_detached(std::mem::take(&mut self.held), self.synced.take());
+        out
+    }
+
+    async fn pump(&mut self, rx: &mut mpsc::Receiver<Outgoing>) -> std::io::Result<()> {
         let mut reading = true;
         while reading || !self.held.is_empty() {
             tokio::select! {
@@ -701,11 +735,7 @@ impl Writer {
 
     async fn take(&mut self, msg: Outgoing) -> std::io::Result<()> {
         match msg {
-            Outgoing::Now(reply, slot) => {
-                self.send(&reply).await?;
-                keep_reply(slot, &reply);
-                Ok(())
-            }
+            Outgoing::Now(reply) => self.send(&reply).await,
             Outgoing::Held(held) => {
                 self.held.push_back(held);
                 Ok(())
@@ -737,8 +767,9 @@ impl Writer {
             };
             self.metrics.nfs_call(held.proc_num, held.started.elapsed());
             if durable {
-                self.send(&held.reply).await?;
+                // Final now: kept even if it cannot be sent.
                 keep_reply(held.slot, &held.reply);
+                self.send(&held.reply).await?;
             } else if let Some(xid) = held.xid {
                 let mut out = rpc::success(xid);
                 let reply = match nfs::not_durable(held.proc_num, &mut out) {
@@ -753,14 +784,36 @@ impl Writer {
 }
 
 /// Keeps a final reply in the reply cache for the call's slot, if it has
-/// one; a reply with a separate payload (READ data, never one of the
-/// cached procedures') is not kept, and its call is forgotten.
+/// one. Answers a retry could change are not kept, and their calls are
+/// forgotten: a reply with a separate payload (never one of the cached
+/// procedures'), an RPC-level failure (a handler that panicked), and
+/// NFS3ERR_IO, SERVERFAULT or JUKEBOX.
 fn keep_reply(slot: Option<Slot>, reply: &Reply) {
     if let Some(slot) = slot {
-        if reply.data.len() == 0 {
+        if reply.data.len() == 0 && drc::is_final(&reply.head) {
             slot.answered(&reply.head);
         }
     }
+}
+
+/// Settles held replies whose connection is gone: each call's reply is
+/// kept in the reply cache once its log sync succeeds, and forgotten if
+/// it fails or the syncer stops. Nothing is sent.
+fn settle_detached(held: VecDeque<Held>, synced: Option<watch::Receiver<Progress>>) {
+    let held: Vec<Held> = held.into_iter().filter(|h| h.slot.is_some()).collect();
+    let Some(mut synced) = synced.filter(|_| !held.is_empty()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        for h in held {
+            let settled = synced.wait_for(|p| p.outcome(h.ticket).is_some()).await;
+            if let Ok(p) = settled {
+                if p.outcome(h.ticket) == Some(true) {
+                    keep_reply(h.slot, &h.reply);
+                }
+            }
+        }
+    });
 }
 
 /// Waits for the next published sync; true if the syncer has stopped.

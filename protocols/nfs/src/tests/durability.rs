@@ -196,20 +196,20 @@ async fn a_create_whose_log_sync_fails_is_answered_with_an_io_error() {
 /// Holds the ledger's next real sync at its gate until dropped (then
 /// opens it, however the test ends, so the syncer thread joined when the
 /// server drops is never left waiting); `started` hears when it is held.
-struct HeldSync<'a> {
+pub(super) struct HeldSync<'a> {
     ledger: &'a Ledger,
     started: std::sync::mpsc::Receiver<()>,
 }
 
 impl<'a> HeldSync<'a> {
-    fn new(ledger: &'a Ledger) -> Self {
+    pub(super) fn new(ledger: &'a Ledger) -> Self {
         let (tx, started) = std::sync::mpsc::channel();
         *ledger.gate.lock() = Some(tx);
         Self { ledger, started }
     }
 
     /// Waits (bounded) until a sync is held at the gate.
-    async fn wait_started(&self) {
+    pub(super) async fn wait_started(&self) {
         let waited = tokio::task::block_in_place(|| {
             self.started
                 .recv_timeout(std::time::Duration::from_secs(60))

@@ -2,7 +2,7 @@
 //! again (same xid), on a new connection as a client does after its old
 //! one closed, gets the first answer back instead of running twice.
 
-use super::durability::start_with_ledger;
+use super::durability::{start_with_ledger, HeldSync};
 use super::*;
 use std::sync::atomic::Ordering;
 
@@ -11,6 +11,21 @@ async fn on_new_connection(h: &Harness, record: &[u8]) -> Vec<u8> {
     let mut c = Client::connect(h.addr).await;
     c.send_raw(record).await;
     c.recv_raw().await.expect("reply")
+}
+
+/// Sends `record` on a new connection as a client retransmits: again
+/// after a second without a reply (a copy that arrives while the first
+/// call still runs is dropped), at most 60 times.
+async fn retransmitted(h: &Harness, record: &[u8]) -> Vec<u8> {
+    let mut c = Client::connect(h.addr).await;
+    for _ in 0..60 {
+        c.send_raw(record).await;
+        let wait = std::time::Duration::from_secs(1);
+        if let Ok(reply) = tokio::time::timeout(wait, c.recv_raw()).await {
+            return reply.expect("reply");
+        }
+    }
+    panic!("no reply to a retransmission in 60 tries");
 }
 
 /// The NFS status at the start of an accepted reply's results.
@@ -90,4 +105,46 @@ async fn an_answer_that_was_not_durable_is_not_replayed() {
     // it exists now) instead of replaying the IO error.
     let again = on_new_connection(&h, &create).await;
     assert_eq!(status_of(&again), EXIST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_connection_closed_before_its_sync_is_replayed_once_durable() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let held = HeldSync::new(&ledger);
+    let (_, create) = c.nfs_record(
+        8,
+        &create_args(&root, "f", createhow3::GUARDED(sattr3::default())),
+    );
+    c.send_raw(&create).await;
+    // The CREATE committed and its sync is held: the client resets the
+    // connection before any reply, so the server's write of it fails.
+    held.wait_started().await;
+    // A zero linger resets at once (tokio deprecates it for blocking on
+    // drop, which a zero linger never does).
+    #[allow(deprecated)]
+    c.sock
+        .set_linger(Some(std::time::Duration::ZERO))
+        .expect("linger");
+    drop(c);
+    drop(held);
+    let again = retransmitted(&h, &create).await;
+    assert_eq!(status_of(&again), OK, "the first answer, not EXIST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remove_answered_with_an_io_error_runs_again() {
+    let (h, ledger) = start_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    c.create_file(&root, "f").await;
+    ledger.failing.store(true, Ordering::SeqCst);
+    let (_, remove) = c.nfs_record(12, &remove_args(&root, "f"));
+    c.send_raw(&remove).await;
+    assert_eq!(status_of(&c.recv_raw().await.expect("reply")), IO);
+    ledger.failing.store(false, Ordering::SeqCst);
+    // Not replayed: it runs again (the entry's removal was committed).
+    let again = on_new_connection(&h, &remove).await;
+    assert_eq!(status_of(&again), NOENT);
 }
