@@ -36,6 +36,10 @@ pub(crate) const CACHED_PROCS: [u32; 9] = [2, 8, 9, 10, 11, 12, 13, 14, 15];
 /// and at 15,000 CREATEs a second the last four seconds of them.
 pub(crate) const CAPACITY: usize = 65_536;
 
+/// Bytes of a record hashed for its key: more than a SYMLINK with a
+/// 4 KiB target and its header.
+const HASHED: usize = 8192;
+
 /// One call as a retransmission of it would look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
@@ -48,9 +52,11 @@ pub(crate) struct Key {
 
 impl Key {
     /// The key of `record`, an NFS call of `proc_num` with `xid`, from `peer`.
+    /// At most [`HASHED`] bytes are hashed (with the length): the cached
+    /// procedures' calls are far shorter, and a garbage one costs no more.
     pub(crate) fn new(peer: IpAddr, xid: u32, proc_num: u32, record: &[u8]) -> Self {
         let mut h = DefaultHasher::new();
-        record.hash(&mut h);
+        record[..record.len().min(HASHED)].hash(&mut h);
         Self {
             peer,
             xid,

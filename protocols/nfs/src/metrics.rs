@@ -15,6 +15,8 @@ pub struct NfsMetrics {
     micros: [AtomicU64; PROCS],
     refused: AtomicU64,
     other_calls: AtomicU64,
+    replayed: AtomicU64,
+    dropped_duplicates: AtomicU64,
 }
 
 impl NfsMetrics {
@@ -36,6 +38,16 @@ impl NfsMetrics {
     /// program or procedure, authentication).
     pub(crate) fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one retransmitted call answered from the reply cache.
+    pub(crate) fn replayed(&self) {
+        self.replayed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one retransmitted call dropped while the first still ran.
+    pub(crate) fn dropped_duplicate(&self) {
+        self.dropped_duplicates.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends the metrics in Prometheus text format to `out`.
@@ -79,6 +91,18 @@ impl NfsMetrics {
             "nitrofs_nfs_refused_calls_total {}",
             self.refused.load(Ordering::Relaxed)
         );
+        let _ = writeln!(out, "# HELP nitrofs_nfs_retransmissions_total Retransmitted calls that are not idempotent, by what the reply cache did: replayed the first answer, or dropped the copy while the first still ran.");
+        let _ = writeln!(out, "# TYPE nitrofs_nfs_retransmissions_total counter");
+        for (outcome, n) in [
+            ("replayed", &self.replayed),
+            ("dropped", &self.dropped_duplicates),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "nitrofs_nfs_retransmissions_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
     }
 }
 
@@ -93,8 +117,17 @@ mod tests {
         m.nfs_call(1, Duration::from_micros(500));
         m.nfs_call(99, Duration::from_secs(1)); // out of range: ignored
         m.refused();
+        m.replayed();
         let mut out = String::new();
         m.render(&mut out);
+        assert!(
+            out.contains("nitrofs_nfs_retransmissions_total{outcome=\"replayed\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("nitrofs_nfs_retransmissions_total{outcome=\"dropped\"} 0"),
+            "{out}"
+        );
         assert!(
             out.contains("nitrofs_nfs_calls_total{proc=\"GETATTR\"} 2"),
             "{out}"

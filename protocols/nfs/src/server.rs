@@ -248,6 +248,7 @@ impl NfsServer {
                 Some(Begin::Run(slot)) => Some(slot),
                 Some(Begin::Replay(reply)) => {
                     drop(permit);
+                    self.metrics.replayed();
                     tracing::debug!(%peer, "retransmitted call answered from the reply cache");
                     if tx.send(Reply::head(reply.to_vec()).into()).await.is_err() {
                         break;
@@ -256,6 +257,7 @@ impl NfsServer {
                 }
                 Some(Begin::Running) => {
                     drop(permit);
+                    self.metrics.dropped_duplicate();
                     tracing::debug!(%peer, "retransmitted call dropped: the first is running");
                     continue;
                 }
