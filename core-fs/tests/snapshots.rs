@@ -443,9 +443,6 @@ impl MetaKv for Counting {
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
         self.inner.scan(start, end, limit)
     }
-    fn sync(&self) -> KvResult<()> {
-        self.inner.sync()
-    }
     fn log_position(&self) -> u64 {
         self.inner.log_position()
     }

@@ -249,7 +249,9 @@ pub trait MetaKv: Send + Sync {
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>>;
 
     /// Makes every committed transaction durable (fsync of the log).
-    fn sync(&self) -> KvResult<()>;
+    fn sync(&self) -> KvResult<()> {
+        self.sync_to(self.log_position())
+    }
 
     /// How far the log is: a position that grows with every commit. A
     /// sync of the log that starts once this has been read makes every

@@ -72,10 +72,6 @@ impl MetaKv for MemKv {
         Ok(range(&self.state.lock(), start, end, limit))
     }
 
-    fn sync(&self) -> KvResult<()> {
-        self.sync_to(self.log_position())
-    }
-
     fn log_position(&self) -> u64 {
         self.state.lock().seq
     }

@@ -242,10 +242,6 @@ impl MetaKv for RocksKv {
         collect(it, limit, error)
     }
 
-    fn sync(&self) -> KvResult<()> {
-        self.sync_to(self.log_position())
-    }
-
     fn log_position(&self) -> u64 {
         self.committed.load(Ordering::SeqCst)
     }

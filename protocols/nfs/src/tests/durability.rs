@@ -92,9 +92,6 @@ impl MetaKv for Ledger {
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
         self.inner.scan(start, end, limit)
     }
-    fn sync(&self) -> KvResult<()> {
-        self.sync_to(self.log_position())
-    }
     fn log_position(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
     }
