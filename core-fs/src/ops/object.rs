@@ -314,32 +314,19 @@ impl FileSystem {
         xattrs: &[(Vec<u8>, Vec<u8>)],
         cond: PublishIf,
     ) -> FsResult<Attr> {
-        let (name, dirs) = self.object_path(root, path)?;
+        let place = self.place(root, path)?;
         for data in self.read_inode(ino)?.data_inodes() {
             self.chunks.sync(data)?;
         }
-        let new_dirs = self.alloc_inodes(dirs.len())?;
-        let now = Timestamp::now();
-        let (attr, gc) = self.transact(true, |txn| {
-            let mut rec = require_detached(txn, ino)?;
+        self.publish_at(cred, &place, xattrs, cond, Timestamp::now(), |txn| {
+            let rec = require_detached(txn, ino)?;
             let xp = keys::xattr_prefix(ino);
             for (k, _) in txn.scan(&xp, &prefix_end(&xp), usize::MAX)? {
                 txn.delete(&k)?;
             }
             forget_pending(txn, ino)?;
-            let place = Place {
-                root,
-                dirs,
-                name,
-                new_dirs: &new_dirs,
-            };
-            let gc = self.link_object(txn, cred, &mut rec, &place, xattrs, cond, now)?;
-            Ok::<_, FsError>((rec.attr(), gc))
-        })?;
-        for d in gc {
-            self.delete_chunks(d);
-        }
-        Ok(attr)
+            Ok(rec)
+        })
     }
 
     /// A new regular file of `volume` holding `data`, made visible as
@@ -364,9 +351,8 @@ impl FileSystem {
         if data.len() as u64 > u64::from(self.opts.inline_max) {
             return Err(FsError::Invalid("too large to publish from memory"));
         }
-        let (name, dirs) = self.object_path(root, path)?;
+        let place = self.place(root, path)?;
         let ino = self.alloc_inode()?;
-        let new_dirs = self.alloc_inodes(dirs.len())?;
         let now = Timestamp::now();
         let mut fresh = self.new_record(
             ino,
@@ -379,33 +365,18 @@ impl FileSystem {
         );
         fresh.size = data.len() as u64;
         let xattrs = xattrs(&fresh.attr());
-        let (attr, gc) = self.transact(true, |txn| {
-            let mut rec = fresh.clone();
+        self.publish_at(cred, &place, &xattrs, cond, now, |txn| {
             if !data.is_empty() {
                 txn.put(&keys::inline(ino), data)?;
             }
-            let place = Place {
-                root,
-                dirs,
-                name,
-                new_dirs: &new_dirs,
-            };
-            let gc = self.link_object(txn, cred, &mut rec, &place, &xattrs, cond, now)?;
-            Ok::<_, FsError>((rec.attr(), gc))
-        })?;
-        for d in gc {
-            self.delete_chunks(d);
-        }
-        Ok(attr)
+            Ok(fresh.clone())
+        })
     }
 
-    /// Splits an object path into its final name and its directories,
-    /// refusing `.`, `..`, bad names and paths into `.snapshot/`.
-    fn object_path<'p>(
-        &self,
-        root: InodeId,
-        path: &'p [Vec<u8>],
-    ) -> FsResult<(&'p [u8], &'p [Vec<u8>])> {
+    /// Where `root/path…` names an object: its final name and its
+    /// directories, with inode numbers for those a publish may create.
+    /// Refuses `.`, `..`, bad names and paths into `.snapshot/`.
+    fn place<'p>(&self, root: InodeId, path: &'p [Vec<u8>]) -> FsResult<Place<'p>> {
         let Some((name, dirs)) = path.split_last() else {
             return Err(FsError::Invalid("empty object path"));
         };
@@ -422,12 +393,37 @@ impl FileSystem {
                 return Err(FsError::ReadOnly);
             }
         }
-        Ok((name, dirs))
+        Ok(Place {
+            root,
+            dirs,
+            name,
+            new_dirs: (0..dirs.len())
+                .map(|_| self.alloc_inode())
+                .collect::<FsResult<_>>()?,
+        })
     }
 
-    /// Inode numbers for directories a publish may create.
-    fn alloc_inodes(&self, n: usize) -> FsResult<Vec<u64>> {
-        (0..n).map(|_| self.alloc_inode()).collect()
+    /// Names the file `prepare` readies inside one durable transaction at
+    /// `place` ([`FileSystem::link_object`]), then deletes the data of the
+    /// file it replaced.
+    fn publish_at(
+        &self,
+        cred: &Credentials,
+        place: &Place<'_>,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+        cond: PublishIf,
+        now: Timestamp,
+        mut prepare: impl FnMut(&mut dyn Txn) -> FsResult<InodeRecord>,
+    ) -> FsResult<Attr> {
+        let (attr, gc) = self.transact(true, |txn| {
+            let mut rec = prepare(txn)?;
+            let gc = self.link_object(txn, cred, &mut rec, place, xattrs, cond, now)?;
+            Ok::<_, FsError>((rec.attr(), gc))
+        })?;
+        for d in gc {
+            self.delete_chunks(d);
+        }
+        Ok(attr)
     }
 
     /// Names file `rec` (not yet named anywhere) at `place` inside `txn`: creates
@@ -449,7 +445,7 @@ impl FileSystem {
         if dir.volume != rec.volume {
             return Err(FsError::CrossDevice);
         }
-        for (comp, new_ino) in place.dirs.iter().zip(place.new_dirs) {
+        for (comp, new_ino) in place.dirs.iter().zip(&place.new_dirs) {
             perm::check_search(txn, &dir, cred)?;
             dir = match record::get_dentry(txn, dir.ino, comp)? {
                 Some(e) if e.kind == FileType::Directory => record::load_inode(txn, e.ino)?,
@@ -521,5 +517,5 @@ struct Place<'p> {
     root: InodeId,
     dirs: &'p [Vec<u8>],
     name: &'p [u8],
-    new_dirs: &'p [u64],
+    new_dirs: Vec<u64>,
 }
