@@ -328,15 +328,12 @@ impl KvConfig {
         }
         let frame_timeout = timeout_secs("kv.frame_timeout_secs", self.frame_timeout_secs)?;
         let idle_timeout = timeout_secs("kv.idle_timeout_secs", self.idle_timeout_secs)?;
-        if self.max_connections == 0 {
-            return Err(invalid("kv.max_connections", "must be at least 1"));
-        }
         Ok(KvSettings {
             addr,
             advertise: self.advertise,
             frame_timeout,
             idle_timeout,
-            max_connections: self.max_connections,
+            max_connections: connections("kv.max_connections", self.max_connections)?,
         })
     }
 }
@@ -433,10 +430,7 @@ impl Config {
         let nfs_limits = NfsLimits {
             stall_timeout: timeout_secs("nfs.stall_timeout_secs", self.nfs.stall_timeout_secs)?,
             idle_timeout: timeout_secs("nfs.idle_timeout_secs", self.nfs.idle_timeout_secs)?,
-            max_connections: match self.nfs.max_connections {
-                0 => return Err(invalid("nfs.max_connections", "must be at least 1")),
-                n => n,
-            },
+            max_connections: connections("nfs.max_connections", self.nfs.max_connections)?,
         };
         let admin_addr = socket_addr("admin.addr", &self.admin.addr)?;
         let chunk_size = self.core.chunk_size;
@@ -548,6 +542,14 @@ impl S3Config {
             stall_timeout: timeout_secs("s3.stall_timeout_secs", self.stall_timeout_secs)?,
         })
     }
+}
+
+/// A connection count setting: at least 1.
+fn connections(field: &str, n: usize) -> Result<usize, ConfigError> {
+    if n == 0 {
+        return Err(invalid(field, "must be at least 1"));
+    }
+    Ok(n)
 }
 
 /// A timeout setting of `secs` seconds: from 1 second to a day.

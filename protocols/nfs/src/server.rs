@@ -295,8 +295,7 @@ impl NfsServer {
                         // writes not yet synced): answered once a log sync
                         // shared with other calls has made that durable,
                         // asked for once the calls already received ran.
-                        let mut held = Held::new(reply, 0, proc_num, started, &record, permit);
-                        held.slot = slot;
+                        let held = Held::new(reply, 0, proc_num, started, &record, permit, slot);
                         unsynced.push(held);
                         unsynced_upto = unsynced_upto.max(upto);
                         continue;
@@ -528,10 +527,13 @@ impl NfsServer {
         let (reply, owed) =
             nitrofs_core_fs::deferring_sync(|| run_call(self, peer, local_port, record));
         let out = match reply {
-            Some(reply) if owed => {
-                Outgoing::Held(Held::new(reply, ticket, COMMIT, started, record, permit))
+            Some(reply) if owed => Outgoing::Held(Held::new(
+                reply, ticket, COMMIT, started, record, permit, slot,
+            )),
+            Some(reply) => {
+                keep_reply(slot, &reply);
+                reply.into()
             }
-            Some(reply) => reply.into(),
             None => return,
         };
         let _ = tx.blocking_send(out);
@@ -653,7 +655,7 @@ impl Held {
     /// then. The ticket must be asked for after that commit: calls
     /// answered on the connection's task get theirs later, in
     /// `ask_sync`, and hold 0 (which no sync settles as a success) until
-    /// then.
+    /// then. `slot` is the call's place in the reply cache, if it has one.
     fn new(
         reply: Reply,
         ticket: u64,
@@ -661,6 +663,7 @@ impl Held {
         started: std::time::Instant,
         record: &[u8],
         permit: tokio::sync::OwnedSemaphorePermit,
+        slot: Option<Slot>,
     ) -> Self {
         Self {
             ticket,
@@ -669,7 +672,7 @@ impl Held {
             xid: header_word(record, 0),
             started,
             _permit: permit,
-            slot: None,
+            slot,
         }
     }
 }

@@ -246,10 +246,10 @@ where
             return Err(e);
         }
     };
-    let fs2 = Arc::clone(fs);
+    let shared = Arc::clone(fs);
     let cred = cred.clone();
     let finished = tokio::task::spawn_blocking(move || {
-        let fs = fs2;
+        let fs = &*shared;
         let Tail {
             hashers: Hashers {
                 mut md5,
@@ -262,18 +262,16 @@ where
             md5.update(data);
             others.update(data);
         }
-        let result = dest.land_last(&fs, &cred, last).and_then(|landed| {
-            let written = Written {
-                size,
-                md5: md5.finalize(),
-                checksum: others.finalize(),
-            };
-            // The body has ended: its trailer, if any, has arrived.
-            let trailer = trailers.as_ref().and_then(|t| t.take());
-            let verified = expect.verify(&written.md5, &written.checksum, trailer.as_ref())?;
-            finish(&fs, landed, written, verified)
-        });
-        result
+        let landed = dest.land_last(fs, &cred, last)?;
+        let written = Written {
+            size,
+            md5: md5.finalize(),
+            checksum: others.finalize(),
+        };
+        // The body has ended: its trailer, if any, has arrived.
+        let trailer = trailers.as_ref().and_then(|t| t.take());
+        let verified = expect.verify(&written.md5, &written.checksum, trailer.as_ref())?;
+        finish(fs, landed, written, verified)
     })
     .await
     .map_err(internal)
