@@ -1,5 +1,5 @@
 //! Exports and volumes: export options from the TOML config (root_squash,
-//! all_squash, read_only, allowed clients, per-volume entries), subdirectory
+//! all_squash, read_only, async_metadata, allowed clients, per-volume entries), subdirectory
 //! mounts, the boundary between volumes, and volume deletion.
 
 mod common;
@@ -342,5 +342,43 @@ fn deleting_a_volume_makes_its_handles_stale() {
             Some(nfsstat3::NFS3ERR_STALE),
             "the root handle of a deleted volume"
         );
+    });
+}
+
+/// An export that answers metadata changes before their log sync serves
+/// like any other, and what its COMMITs acknowledged (the files' bytes
+/// and their names) is there after `kill -9` and a restart.
+#[test]
+fn an_async_metadata_export_keeps_what_commit_acknowledged_across_kill_9() {
+    let mut server = Server::start_with_config("[nfs.exports.default]\nasync_metadata = true\n");
+    let files: Vec<(String, Vec<u8>)> = (0..40u8)
+        .map(|i| (format!("f{i}"), vec![i; 1000 + 500 * usize::from(i)]))
+        .collect();
+    block_on(LIMIT, async {
+        let mut c = mount(&server, 0, 0).await;
+        let root = c.root_nfs_fh3();
+        let dir = mkdir(&mut c, &root, "run", 0o755).await;
+        for (name, data) in &files {
+            let fh = create_file(&mut c, &dir, name, 0o644).await;
+            write_all(&mut c, &fh, 0, data, 4096, stable_how::UNSTABLE).await;
+            commit(&mut c, &fh).await.expect("COMMIT");
+        }
+        // A file never written: its COMMIT makes its name durable too.
+        let empty = create_file(&mut c, &dir, "empty", 0o600).await;
+        commit(&mut c, &empty).await.expect("COMMIT");
+    });
+    server.kill9();
+    server.restart();
+    block_on(LIMIT, async {
+        let mut c = mount(&server, 0, 0).await;
+        let root = c.root_nfs_fh3();
+        let dir = lookup(&mut c, &root, "run").await.expect("the directory");
+        for (name, data) in &files {
+            let fh = lookup(&mut c, &dir, name).await.expect("a committed file");
+            assert_eq!(&read_all(&mut c, &fh, data.len() + 1).await, data, "{name}");
+        }
+        let empty = lookup(&mut c, &dir, "empty").await.expect("the empty file");
+        let a = getattr(&mut c, &empty).await.expect("GETATTR");
+        assert_eq!((a.size, a.mode & 0o777), (0, 0o600));
     });
 }

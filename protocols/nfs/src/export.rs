@@ -157,6 +157,21 @@ pub struct ExportOptions {
     pub anonuid: u32,
     /// Group id of anonymous (AUTH_NONE) and squashed callers.
     pub anongid: u32,
+    /// Answer CREATE, MKDIR, SYMLINK, MKNOD, LINK and SETATTR once their
+    /// change is committed, before the metadata log is synced, instead of
+    /// after (RFC 1813 asks for the latter; this is the trade Linux
+    /// knfsd's `async` export makes, and what a server that leaves its
+    /// namespace to a local filesystem's journal does). Such a change
+    /// becomes durable with the next log sync: a COMMIT on this export
+    /// (which syncs everything committed before it, so a file is durable
+    /// with its name once COMMIT answers), any FILE_SYNC WRITE or other
+    /// synced change on the server, or the background sync at most about a
+    /// second later. A crash in between loses it. Data keeps its
+    /// guarantees: an UNSTABLE WRITE is durable once COMMIT answers, a
+    /// FILE_SYNC WRITE when it is answered; REMOVE, RMDIR and RENAME (which
+    /// free data after their change is durable) and calls that had to
+    /// wait for the disk are still answered after their sync.
+    pub async_metadata: bool,
 }
 
 impl Default for ExportOptions {
@@ -168,6 +183,7 @@ impl Default for ExportOptions {
             all_squash: false,
             anonuid: NOBODY,
             anongid: NOBODY,
+            async_metadata: false,
         }
     }
 }
@@ -231,6 +247,11 @@ impl ExportPolicy {
     /// The options that apply to `volume`.
     pub fn options_for(&self, volume: &str) -> &ExportOptions {
         self.volumes.get(volume).unwrap_or(&self.default)
+    }
+
+    /// Whether any export answers metadata changes before their log sync.
+    pub fn any_async_metadata(&self) -> bool {
+        self.default.async_metadata || self.volumes.values().any(|o| o.async_metadata)
     }
 }
 

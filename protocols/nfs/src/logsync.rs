@@ -18,10 +18,16 @@
 //! call spawns a task of its own. A call owing only changes committed
 //! before the running sync started (a COMMIT of an inline file's earlier
 //! WRITEs, mostly) takes that sync's ticket instead of the next one's.
+//!
+//! With an interval (exports whose metadata changes are answered before
+//! their sync, `async_metadata`), the thread also syncs by itself when
+//! that long has passed without a sync while the log has grown: what no
+//! call asked to be synced is durable at most about that long later.
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The name of the syncer thread.
@@ -76,10 +82,13 @@ struct State {
 impl LogSyncer {
     /// Starts the thread. `position` says how far the log is (it grows
     /// with every commit); `sync(p)` makes everything committed before the
-    /// log reached `p` durable, or says why it could not.
+    /// log reached `p` durable, or says why it could not. With `every`,
+    /// the thread also syncs when that long has passed with no sync while
+    /// the log grew past what the last one covered.
     pub(crate) fn start(
         position: impl Fn() -> u64 + Send + 'static,
         sync: impl Fn(u64) -> Result<(), String> + Send + 'static,
+        every: Option<Duration>,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -89,7 +98,7 @@ impl LogSyncer {
         let mine = shared.clone();
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn(move || run(&mine, &position, &sync, &publish))?;
+            .spawn(move || run(&mine, &position, &sync, &publish, every))?;
         Ok(Self {
             shared,
             progress,
@@ -143,15 +152,25 @@ fn run(
     position: &dyn Fn() -> u64,
     sync: &dyn Fn(u64) -> Result<(), String>,
     publish: &watch::Sender<Progress>,
+    every: Option<Duration>,
 ) {
     let mut progress = Progress::default();
     loop {
         let (number, covers) = {
             let mut state = shared.state.lock();
             while state.wanted <= state.started && !state.stop {
-                shared.wake.wait(&mut state);
+                let Some(every) = every else {
+                    shared.wake.wait(&mut state);
+                    continue;
+                };
+                // Quiet for `every`: sync what the log holds past the last
+                // sync, which no call may ever ask for.
+                if shared.wake.wait_for(&mut state, every).timed_out() && position() > state.covers
+                {
+                    break;
+                }
             }
-            if state.wanted <= state.started {
+            if state.wanted <= state.started && state.stop {
                 return;
             }
             // Numbered before it starts: every ticket up to this number
@@ -197,11 +216,15 @@ mod tests {
         let covered = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let (c, d) = (committed.clone(), covered.clone());
         let position = move || c.load(Ordering::SeqCst);
-        let syncer = LogSyncer::start(position, move |upto| {
-            std::thread::yield_now();
-            d.lock().push(upto);
-            Ok(())
-        })
+        let syncer = LogSyncer::start(
+            position,
+            move |upto| {
+                std::thread::yield_now();
+                d.lock().push(upto);
+                Ok(())
+            },
+            None,
+        )
         .expect("start");
         let mut progress = syncer.progress();
         let mut tickets = Vec::new();
@@ -244,6 +267,7 @@ mod tests {
                 let _ = started_tx.send(upto);
                 gate_rx.lock().recv().map_err(|e| e.to_string())
             },
+            None,
         )
         .expect("start");
         let mut progress = syncer.progress();
@@ -289,6 +313,7 @@ mod tests {
                     Ok(())
                 }
             },
+            None,
         )
         .expect("start");
         let mut progress = syncer.progress();
@@ -318,6 +343,7 @@ mod tests {
                 n.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             },
+            None,
         )
         .expect("start");
         let mut progress = syncer.progress();
@@ -326,6 +352,44 @@ mod tests {
         assert_eq!(progress.borrow_and_update().outcome(ticket), Some(true));
         assert!(syncs.load(Ordering::SeqCst) >= 1);
         assert!(progress.has_changed().is_err(), "the thread has stopped");
+    }
+
+    #[test]
+    fn with_an_interval_the_log_grown_past_the_last_sync_is_synced_unasked() {
+        let committed = Arc::new(AtomicU64::new(0));
+        let (c, tx) = (committed.clone(), parking_lot::Mutex::new(None));
+        let (synced_tx, synced) = std::sync::mpsc::channel();
+        *tx.lock() = Some(synced_tx);
+        let syncer = LogSyncer::start(
+            move || c.load(Ordering::SeqCst),
+            move |upto| {
+                if let Some(tx) = tx.lock().as_ref() {
+                    let _ = tx.send(upto);
+                }
+                Ok(())
+            },
+            Some(Duration::from_millis(20)),
+        )
+        .expect("start");
+        // Nothing committed: quiet intervals pass without a sync.
+        let quiet = synced.recv_timeout(Duration::from_millis(100));
+        assert!(quiet.is_err(), "synced {quiet:?} with nothing to sync");
+        // Commits nobody asks a sync for are synced within an interval or so.
+        committed.store(3, Ordering::SeqCst);
+        let upto = synced
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a sync, unasked");
+        assert_eq!(upto, 3, "it covers what the log holds");
+        // And only once, until the log grows again.
+        let again = synced.recv_timeout(Duration::from_millis(100));
+        assert!(again.is_err(), "synced {again:?} again with nothing new");
+        committed.store(4, Ordering::SeqCst);
+        assert_eq!(synced.recv_timeout(Duration::from_secs(10)), Ok(4));
+        // Asked-for syncs still run, and stopping is still prompt.
+        let mut progress = syncer.progress();
+        let ticket = syncer.request();
+        drop(syncer);
+        assert_eq!(progress.borrow_and_update().outcome(ticket), Some(true));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 use crate::drc::{self, Begin, Drc, Slot};
 use crate::export::{ExportOptions, ExportPolicy};
+use crate::handle::FileHandle;
 use crate::logsync::{LogSyncer, Progress};
 use crate::metrics::NfsMetrics;
 use crate::record::{read_record, whole_record_buffered, write_reply, ReplyOut, MAX_RECORD};
@@ -49,6 +50,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// long is closed, with the calls it has in flight (`[nfs]
 /// stall_timeout_secs`).
 pub const DEFAULT_STALL: Duration = Duration::from_secs(120);
+
+/// With an `async_metadata` export, the longest the metadata log goes
+/// unsynced while it has changes no call asked to be synced.
+pub const BACKGROUND_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The NFSv3 + MOUNT v3 + PORTMAP v2 server over one filesystem.
 pub struct NfsServer {
@@ -97,7 +102,12 @@ impl NfsServer {
         let (syncing, positions) = (fs.clone(), fs.clone());
         let position = move || positions.log_position();
         let sync = move |upto| syncing.sync_metadata_to(upto).map_err(|e| e.to_string());
-        let log_sync = LogSyncer::start(position, sync)
+        // Exports answering changes before their sync get them synced by
+        // the syncer's thread when no call has asked for a while.
+        let every = policy
+            .any_async_metadata()
+            .then_some(BACKGROUND_SYNC_INTERVAL);
+        let log_sync = LogSyncer::start(position, sync, every)
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "no NFS log sync thread: metadata changes will use the blocking pool");
             })
@@ -280,17 +290,9 @@ impl NfsServer {
                         drop(permit);
                         continue;
                     }
-                    Some((Some(reply), None)) => {
-                        drop(permit);
-                        // Final (nothing owed): kept now, whether or not
-                        // the reply reaches the client.
-                        keep_reply(slot, &reply);
-                        if tx.send(reply.into()).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    Some((Some(reply), Some(upto))) => {
+                    Some((Some(reply), Some(upto)))
+                        if !self.answered_before_sync(proc_num, &record) =>
+                    {
                         // It changed metadata (or a COMMIT found its
                         // writes not yet synced): answered once a log sync
                         // shared with other calls has made that durable,
@@ -298,6 +300,22 @@ impl NfsServer {
                         let held = Held::new(reply, 0, proc_num, started, &record, permit, slot);
                         unsynced.push(held);
                         unsynced_upto = unsynced_upto.max(upto);
+                        continue;
+                    }
+                    Some((Some(reply), owed)) => {
+                        drop(permit);
+                        if owed.is_some() {
+                            // An `async_metadata` export's change: answered
+                            // now, durable with the next log sync. (Calls
+                            // owing a sync are counted when answered.)
+                            self.metrics.nfs_call(proc_num, started.elapsed());
+                        }
+                        // Final (nothing owed, or nothing awaited): kept
+                        // now, whether or not the reply reaches the client.
+                        keep_reply(slot, &reply);
+                        if tx.send(reply.into()).await.is_err() {
+                            break;
+                        }
                         continue;
                     }
                 }
@@ -437,6 +455,25 @@ impl NfsServer {
         let proc_num = nfs3_proc(record).filter(|p| drc::CACHED_PROCS.contains(p))?;
         let xid = header_word(record, 0)?;
         Some(drc::Key::new(peer, xid, proc_num, record))
+    }
+
+    /// Whether a call run on the connection's task that changed metadata
+    /// is answered before its log sync: one of [`nfs::SYNC_AFTER_PROCS`]
+    /// (whose commit is the last thing they do) on an `async_metadata`
+    /// export, read from the call's first file handle.
+    fn answered_before_sync(&self, proc_num: u32, record: &[u8]) -> bool {
+        if !nfs::SYNC_AFTER_PROCS.contains(&proc_num) || !self.policy.any_async_metadata() {
+            return false;
+        }
+        let mut args = XdrReader::new(record);
+        if rpc::parse_call(&mut args).is_err() {
+            return false;
+        }
+        let Ok(Ok(handle)) = nfs::fh(&mut args).map(FileHandle::decode) else {
+            return false;
+        };
+        self.options_for_volume(handle.volume)
+            .is_ok_and(|o| o.async_metadata)
     }
 
     /// The NFSv3 procedure of `record` if it is tried on the connection's

@@ -16,6 +16,7 @@ use nfs3_types::nfs3::{
     WRITE3resfail, WRITE3resok,
 };
 use nfs3_types::xdr_codec::Opaque;
+use nitrofs_core_fs::{FsResult, InodeId, Wcc};
 use std::sync::atomic::Ordering;
 
 /// READLINK.
@@ -159,6 +160,19 @@ pub(super) fn write(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>
 
 /// COMMIT: makes every earlier write to the file durable (the range is
 /// not needed: the whole file is committed).
+/// Makes a file's unstable writes durable. On an `async_metadata` export
+/// the metadata log is synced as far as it is now, too: the file's name,
+/// and every change answered before its sync, are then durable with it.
+/// (Inside `deferring_sync` that sync is owed by the call like any other.)
+fn commit_file(call: &Call<'_>, ino: InodeId, whole_log: bool) -> FsResult<Wcc> {
+    let fs = &call.server.fs;
+    let w = fs.commit(ino)?;
+    if whole_log {
+        fs.sync_metadata_to(fs.log_position())?;
+    }
+    Ok(w)
+}
+
 pub(super) fn commit(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
     let file = fh(args)?;
     let _offset = args.u64()?;
@@ -170,7 +184,7 @@ pub(super) fn commit(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8
                 file_wcc: Default::default(),
             },
         )),
-        Ok(t) => match call.server.fs.commit(t.attr.ino) {
+        Ok(t) => match commit_file(call, t.attr.ino, t.opts.async_metadata) {
             Ok(w) => Nfs3Result::Ok(COMMIT3resok {
                 file_wcc: wcc(&w),
                 verf: writeverf3(call.server.write_verf),

@@ -571,3 +571,92 @@ async fn a_create_followed_by_part_of_another_call_is_answered_without_the_rest(
     let reply = c.recv_raw().await.expect("reply");
     assert_created(&reply, xids[1]);
 }
+
+/// A server on a ledger whose exports answer metadata changes before
+/// their log sync.
+async fn start_async_with_ledger() -> (Harness, Arc<Ledger>) {
+    let ledger = Arc::new(Ledger::default());
+    let (dir, fs) = test_fs_on(ledger.clone());
+    let policy = ExportPolicy {
+        default: ExportOptions {
+            async_metadata: true,
+            ..ExportOptions::default()
+        },
+        ..ExportPolicy::default()
+    };
+    (start_on(dir, fs, policy).await, ledger)
+}
+
+/// Bounds a call that must be answered while every log sync is held.
+async fn answered_unsynced<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(30), call)
+        .await
+        .unwrap_or_else(|_| panic!("the {what} waited for a log sync"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_async_metadata_export_changes_are_answered_before_their_log_sync() {
+    let (_h, ledger) = start_async_with_ledger().await;
+    let mut c = Client::connect(_h.addr).await;
+    let root = c.root().await;
+    let synced = ledger.synced.load(Ordering::SeqCst);
+    // No log sync can finish while this is held: every answer below was
+    // sent before its change was durable.
+    let held = HeldSync::new(&ledger);
+    let f = answered_unsynced("CREATE", c.create_file(&root, "f")).await;
+    let res = answered_unsynced("MKDIR", c.mkdir(&root, "d")).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+    let chmod = SETATTR3args {
+        object: f.clone(),
+        new_attributes: sattr3 {
+            mode: Nfs3Option::Some(0o600),
+            ..sattr3::default()
+        },
+        guard: Nfs3Option::None,
+    };
+    let res: SETATTR3res = answered_unsynced("SETATTR", c.nfs(2, &chmod)).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+    assert_eq!(ledger.synced.load(Ordering::SeqCst), synced);
+    assert!(ledger.commits.load(Ordering::SeqCst) >= synced + 3);
+    drop(held);
+    // Data keeps its guarantee, and a COMMIT of a file never written
+    // makes its name (and every change answered before) durable too.
+    let made = ledger.commits.load(Ordering::SeqCst);
+    let (body, _) = answered_after_held_sync(&mut c, &ledger, 21, &commit_args(&f), "COMMIT").await;
+    let (res, _) = COMMIT3res::unpack(&mut &body[..]).expect("decode");
+    assert!(matches!(res, Nfs3Result::Ok(_)), "COMMIT refused: {res:?}");
+    assert!(
+        ledger.synced.load(Ordering::SeqCst) >= made,
+        "COMMIT answered before the CREATE, MKDIR and SETATTR were synced"
+    );
+    // REMOVE frees data once its change is durable: still answered after.
+    let remove = REMOVE3args {
+        object: diropargs3 {
+            dir: root.clone(),
+            name: b"f".as_slice().into(),
+        },
+    };
+    let (body, made) = answered_after_held_sync(&mut c, &ledger, 12, &remove, "REMOVE").await;
+    let (res, _) = REMOVE3res::unpack(&mut &body[..]).expect("decode");
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+    // (Deleting the GC record after the file's chunks commits once more.)
+    assert!(ledger.synced.load(Ordering::SeqCst) >= made);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_metadata_change_no_call_syncs_is_synced_in_the_background() {
+    let (h, ledger) = start_async_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    c.create_file(&root, "f").await;
+    let made = ledger.commits.load(Ordering::SeqCst);
+    // About BACKGROUND_SYNC_INTERVAL later; bounded well past it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ledger.synced.load(Ordering::SeqCst) < made {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CREATE was never synced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
