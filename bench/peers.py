@@ -24,6 +24,9 @@ ACCESS_KEY = "NITROBENCHKEY"
 SECRET_KEY = "nitrobench-" + secrets.token_hex(12)
 REGION = "us-east-1"
 BUCKET = "bench"
+# NitroFS's volume exported with `async_metadata = true`, and its name in reports.
+ASYNC_BUCKET = "bench-async"
+ASYNC_NAME = "NitroFS async_metadata"
 
 
 @dataclass
@@ -75,7 +78,11 @@ class NitroFS:
         env.setdefault("RUST_LOG", "warn")
         self.env = env
         log_path = self.dir / "serve.log"
-        cmd = [self.bin, "serve", "--data-dir", self.data_dir]
+        # A second volume whose export answers metadata changes before their
+        # log sync (`async_metadata`), measured beside the default one.
+        config = self.dir / "nitrofs.toml"
+        config.write_text(f"[nfs.exports.volumes.{ASYNC_BUCKET}]\nasync_metadata = true\n")
+        cmd = [self.bin, "serve", "--config", config, "--data-dir", self.data_dir]
         for flag in ("--nfs-addr", "--s3-addr", "--admin-addr", "--kv-addr"):
             cmd += [flag, "127.0.0.1:0"]
         self.proc = procs.start("nitrofs", cmd, log_path, env=env)
@@ -88,7 +95,9 @@ class NitroFS:
         self.nfs_port, self.s3_port, self.admin_port, self.kv_port = (
             ports["nfs"], ports["s3"], ports["admin"], ports["kv"])
         self.admin("volume", "create", BUCKET)
+        self.admin("volume", "create", ASYNC_BUCKET)
         self.nfs = NfsTarget(self.name, self.nfs_port, self.nfs_port, f"/{BUCKET}")
+        self.nfs_async = NfsTarget(ASYNC_NAME, self.nfs_port, self.nfs_port, f"/{ASYNC_BUCKET}")
         self.s3 = S3Target(self.name, f"http://127.0.0.1:{self.s3_port}")
         log(f"NitroFS pid {self.proc.pid}: nfs {self.nfs_port} s3 {self.s3_port} kv {self.kv_port}")
 

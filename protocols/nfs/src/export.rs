@@ -161,7 +161,7 @@ pub struct ExportOptions {
     /// change is committed, before the metadata log is synced, instead of
     /// after (RFC 1813 asks for the latter; this is the trade Linux
     /// knfsd's `async` export makes, and what a server that leaves its
-    /// namespace to a local filesystem's journal does). Such a change
+    /// namespace to a local filesystem until an fsync does). Such a change
     /// becomes durable with the next log sync: a COMMIT on this export
     /// (which syncs everything committed before it, so a file is durable
     /// with its name once COMMIT answers), any FILE_SYNC WRITE or other
