@@ -345,9 +345,12 @@ fn deleting_a_volume_makes_its_handles_stale() {
     });
 }
 
-/// An export that answers metadata changes before their log sync serves
-/// like any other, and what its COMMITs acknowledged (the files' bytes
-/// and their names) is there after `kill -9` and a restart.
+/// An export that answers metadata changes before their log sync, set in
+/// the config file, serves like any other, and what its COMMITs
+/// acknowledged (the files' bytes and their names) is there after `kill
+/// -9` and a restart. (`kill -9` keeps what the kernel already holds, so
+/// this cannot tell a synced log from an unsynced one; the NFS crate's
+/// durability tests count the syncs.)
 #[test]
 fn an_async_metadata_export_keeps_what_commit_acknowledged_across_kill_9() {
     let mut server = Server::start_with_config("[nfs.exports.default]\nasync_metadata = true\n");

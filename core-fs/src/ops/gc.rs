@@ -3,9 +3,11 @@
 //! The unlink transaction writes a `GC` record; chunks are deleted after
 //! the commit and the record goes last. A crash in between leaves the
 //! record, and the next start finishes the job. Chunk data of inodes that
-//! never reached metadata (a crash between chunk write and create commit
-//! cannot happen — creates come first — but a crash during deletion can
-//! leave partial directories) is found by the orphan scan at start.
+//! never reached metadata (creates come first, but a create answered
+//! before its log sync, on an NFS `async_metadata` export, can be lost by
+//! a crash after its file's chunks were written, and a crash during
+//! deletion can leave partial directories) is found by the orphan scan at
+//! start.
 
 use crate::{FileSystem, FsResult};
 use nitrofs_metadata::{keys, prefix_end};

@@ -11,8 +11,9 @@
 //! such as libnfs reconnects from a new one; Linux knfsd keys on the port
 //! too, as the kernel client reuses its own), its xid, its procedure and a
 //! hash of the whole record (credentials included). A reply is kept once
-//! it is final: when produced if its change was synced by then, else once
-//! the log sync it waits for succeeds, whether or not it reached the
+//! it is final: when produced if its change was synced by then (or, on an
+//! `async_metadata` export, was answered without waiting for its sync),
+//! else once the log sync it waits for succeeds, whether or not it reached the
 //! client (a connection that closed first is settled after it). Answers a
 //! retry could change are not kept, and their calls are forgotten: a
 //! failed sync's NFS3ERR_IO, SERVERFAULT, JUKEBOX, an RPC-level failure.

@@ -128,6 +128,12 @@ impl LogSyncer {
         ticket
     }
 
+    /// Whether a sync has failed (the log is not trusted again until a
+    /// restart, so changes must not be answered before a sync).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.shared.state.lock().last_failed > 0
+    }
+
     /// The syncs' progress, to wait on for tickets. Once the thread has
     /// stopped, waiting on it fails.
     pub(crate) fn progress(&self) -> watch::Receiver<Progress> {
@@ -159,17 +165,23 @@ fn run(
         let (number, covers) = {
             let mut state = shared.state.lock();
             while state.wanted <= state.started && !state.stop {
-                let Some(every) = every else {
-                    shared.wake.wait(&mut state);
-                    continue;
-                };
-                // Quiet for `every`: sync what the log holds past the last
-                // sync, which no call may ever ask for.
-                if shared.wake.wait_for(&mut state, every).timed_out() && position() > state.covers
-                {
-                    break;
+                match every {
+                    None => shared.wake.wait(&mut state),
+                    // Quiet for `every`: sync what the log holds past the
+                    // last sync, which no call may ever ask for (unless a
+                    // sync failed: none will succeed before a restart).
+                    Some(every) => {
+                        if shared.wake.wait_for(&mut state, every).timed_out()
+                            && state.last_failed == 0
+                            && position() > state.covers
+                        {
+                            break;
+                        }
+                    }
                 }
             }
+            // Out of the wait without a ticket to sync: stopping, or (not
+            // stopping) the background sync above.
             if state.wanted <= state.started && state.stop {
                 return;
             }

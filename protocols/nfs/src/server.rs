@@ -465,6 +465,11 @@ impl NfsServer {
         if !nfs::SYNC_AFTER_PROCS.contains(&proc_num) || !self.policy.any_async_metadata() {
             return false;
         }
+        // After a failed log sync nothing becomes durable: the change waits
+        // for its sync and is answered NFS3ERR_IO, as on any export.
+        if self.log_sync.as_ref().is_none_or(LogSyncer::has_failed) {
+            return false;
+        }
         let mut args = XdrReader::new(record);
         if rpc::parse_call(&mut args).is_err() {
             return false;

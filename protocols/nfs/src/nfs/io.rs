@@ -158,8 +158,6 @@ pub(super) fn write(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>
     reply(out, &res)
 }
 
-/// COMMIT: makes every earlier write to the file durable (the range is
-/// not needed: the whole file is committed).
 /// Makes a file's unstable writes durable. On an `async_metadata` export
 /// the metadata log is synced as far as it is now, too: the file's name,
 /// and every change answered before its sync, are then durable with it.
@@ -173,6 +171,8 @@ fn commit_file(call: &Call<'_>, ino: InodeId, whole_log: bool) -> FsResult<Wcc> 
     Ok(w)
 }
 
+/// COMMIT: makes every earlier write to the file durable (the range is
+/// not needed: the whole file is committed).
 pub(super) fn commit(call: &Call<'_>, args: &mut XdrReader<'_>, out: &mut Vec<u8>) -> ProcResult {
     let file = fh(args)?;
     let _offset = args.u64()?;

@@ -660,3 +660,23 @@ async fn an_async_metadata_change_no_call_syncs_is_synced_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_log_sync_an_async_metadata_export_answers_changes_with_io_errors() {
+    let (h, ledger) = start_async_with_ledger().await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    ledger.failing.store(true, Ordering::SeqCst);
+    // Answered before any sync was tried, so before one failed.
+    let f = c.create_file(&root, "f").await;
+    // The COMMIT's sync fails: so does the COMMIT.
+    let res: COMMIT3res = c.nfs(21, &commit_args(&f)).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+    // From then on a change waits for its sync, which fails too.
+    let res = c
+        .create(&root, "g", createhow3::GUARDED(sattr3::default()))
+        .await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+    let res = c.mkdir(&root, "d").await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3ERR_IO);
+}
