@@ -369,15 +369,13 @@ mod tests {
     #[test]
     fn with_an_interval_the_log_grown_past_the_last_sync_is_synced_unasked() {
         let committed = Arc::new(AtomicU64::new(0));
-        let (c, tx) = (committed.clone(), parking_lot::Mutex::new(None));
+        let c = committed.clone();
         let (synced_tx, synced) = std::sync::mpsc::channel();
-        *tx.lock() = Some(synced_tx);
+        let tx = parking_lot::Mutex::new(synced_tx);
         let syncer = LogSyncer::start(
             move || c.load(Ordering::SeqCst),
             move |upto| {
-                if let Some(tx) = tx.lock().as_ref() {
-                    let _ = tx.send(upto);
-                }
+                let _ = tx.lock().send(upto);
                 Ok(())
             },
             Some(Duration::from_millis(20)),

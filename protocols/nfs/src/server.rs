@@ -75,6 +75,8 @@ pub struct NfsServer {
     /// and for COMMIT (without it those run on the blocking pool and sync
     /// there).
     log_sync: Option<LogSyncer>,
+    /// Some export is `async_metadata` (the policy never changes).
+    async_exports: bool,
     /// READ replies of at least `nfs::io::ZERO_COPY_MIN` bytes send chunk
     /// file ranges with `sendfile` (turned off for good after it fails
     /// once; see `record::write_reply`).
@@ -104,9 +106,8 @@ impl NfsServer {
         let sync = move |upto| syncing.sync_metadata_to(upto).map_err(|e| e.to_string());
         // Exports answering changes before their sync get them synced by
         // the syncer's thread when no call has asked for a while.
-        let every = policy
-            .any_async_metadata()
-            .then_some(BACKGROUND_SYNC_INTERVAL);
+        let async_exports = policy.any_async_metadata();
+        let every = async_exports.then_some(BACKGROUND_SYNC_INTERVAL);
         let log_sync = LogSyncer::start(position, sync, every)
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "no NFS log sync thread: metadata changes will use the blocking pool");
@@ -114,6 +115,7 @@ impl NfsServer {
             .ok();
         Self {
             log_sync,
+            async_exports,
             fs,
             policy,
             volume_names: RwLock::new(HashMap::new()),
@@ -462,7 +464,7 @@ impl NfsServer {
     /// (whose commit is the last thing they do) on an `async_metadata`
     /// export, read from the call's first file handle.
     fn answered_before_sync(&self, proc_num: u32, record: &[u8]) -> bool {
-        if !nfs::SYNC_AFTER_PROCS.contains(&proc_num) || !self.policy.any_async_metadata() {
+        if !self.async_exports || !nfs::SYNC_AFTER_PROCS.contains(&proc_num) {
             return false;
         }
         // After a failed log sync nothing becomes durable: the change waits
