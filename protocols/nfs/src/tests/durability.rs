@@ -616,8 +616,17 @@ async fn on_an_async_metadata_export_changes_are_answered_before_their_log_sync(
     };
     let res: SETATTR3res = answered_unsynced("SETATTR", c.nfs(2, &chmod)).await;
     assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+    let link = LINK3args {
+        file: f.clone(),
+        link: diropargs3 {
+            dir: root.clone(),
+            name: b"hard".as_slice().into(),
+        },
+    };
+    let res: LINK3res = answered_unsynced("LINK", c.nfs(15, &link)).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
     assert_eq!(ledger.synced.load(Ordering::SeqCst), synced);
-    assert!(ledger.commits.load(Ordering::SeqCst) >= synced + 3);
+    assert!(ledger.commits.load(Ordering::SeqCst) >= synced + 4);
     drop(held);
     // Data keeps its guarantee, and a COMMIT of a file never written
     // makes its name (and every change answered before) durable too.
@@ -641,6 +650,51 @@ async fn on_an_async_metadata_export_changes_are_answered_before_their_log_sync(
     assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
     // (Deleting the GC record after the file's chunks commits once more.)
     assert!(ledger.synced.load(Ordering::SeqCst) >= made);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_async_metadata_volume_leaves_the_other_exports_synced() {
+    let ledger = Arc::new(Ledger::default());
+    let (dir, fs) = test_fs_on(ledger.clone());
+    fs.create_volume("scratch").expect("volume");
+    let policy = ExportPolicy {
+        volumes: HashMap::from([(
+            "scratch".to_string(),
+            ExportOptions {
+                async_metadata: true,
+                ..ExportOptions::default()
+            },
+        )]),
+        ..ExportPolicy::default()
+    };
+    let h = start_on(dir, fs, policy).await;
+    let mut c = Client::connect(h.addr).await;
+    let root = c.root().await;
+    let scratch = match c.mount("/scratch").await {
+        mountres3::Ok(ok) => nfs_fh3 {
+            data: Opaque::owned(ok.fhandle.0.to_vec()),
+        },
+        mountres3::Err(e) => panic!("mount /scratch failed: {e}"),
+    };
+    // The same connection, one log: a change on the async volume is
+    // answered while the sync is held, one on the default export is not.
+    let synced = ledger.synced.load(Ordering::SeqCst);
+    let held = HeldSync::new(&ledger);
+    answered_unsynced("CREATE on /scratch", c.create_file(&scratch, "f")).await;
+    assert_eq!(ledger.synced.load(Ordering::SeqCst), synced);
+    drop(held);
+    let args = create_args(&root, "g", createhow3::GUARDED(sattr3::default()));
+    let (body, made) = answered_after_held_sync(&mut c, &ledger, 8, &args, "CREATE").await;
+    let (res, _) = CREATE3res::unpack(&mut &body[..]).expect("decode");
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
+    assert!(
+        ledger.synced.load(Ordering::SeqCst) >= made,
+        "the default export's CREATE was answered before its sync"
+    );
+    // And the async volume still answers before the sync afterwards.
+    let _held = HeldSync::new(&ledger);
+    let res = answered_unsynced("MKDIR on /scratch", c.mkdir(&scratch, "d")).await;
+    assert_eq!(stat_of(&res), nfsstat3::NFS3_OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
