@@ -6,6 +6,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/setup.sh"
-# cargo reads .cargo/config.toml (ROCKSDB_LIB_DIR) from the repository.
+# cargo reads .cargo/config.toml (the CPU features RocksDB is compiled with) from the
+# repository. The first build compiles RocksDB too: about 10 minutes on 2 cores.
 (cd "$root" && cargo build --release -p nitrofs)
 exec "${CARGO_TARGET_DIR:-$root/target}/release/nitrofs" serve "$@"

@@ -3,7 +3,7 @@
 # Targets Debian 12; idempotent; silent when everything is already there.
 #
 #   clang, libclang-dev   bindgen for the RocksDB bindings
-#   librocksdb-dev        RocksDB 7.8, linked instead of compiled (see README)
+#   g++                   RocksDB's C++, compiled by librocksdb-sys (see README)
 #   pkg-config            locating system libraries
 #   libnfs-utils          nfs-ls / nfs-cp / nfs-cat, used by the interop tests
 #   libnfs-dev            libnfs headers
@@ -16,7 +16,7 @@
 # tests drive (interop-tests/python): awscli boto3 s3cmd pytest requests.
 set -euo pipefail
 
-packages=(clang libclang-dev librocksdb-dev pkg-config libnfs-utils libnfs-dev python3-pip
+packages=(clang libclang-dev g++ pkg-config libnfs-utils libnfs-dev python3-pip
     cmake libnl-3-dev libnl-route-3-dev libibverbs-dev ibverbs-providers rdma-core)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -5,7 +5,7 @@ use crate::{KvError, KvPair, KvResult, MetaKv, Txn};
 use nitrofs_common::group_sync::GroupSync;
 use rocksdb::{
     BlockBasedOptions, Cache, OptimisticTransactionDB, OptimisticTransactionOptions, Options,
-    ReadOptions, Transaction, WriteOptions,
+    ReadOptions, ReadTier, Transaction, WriteOptions,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,28 +45,10 @@ fn engine(e: rocksdb::Error) -> KvError {
     KvError::Engine(e.into_string())
 }
 
-/// `rocksdb::ReadTier::BlockCache` (reads from the memtable and block
-/// cache only). rocksdb 0.20 takes a `ReadTier` in
-/// `ReadOptions::set_read_tier` but does not export the type, so it is
-/// named through its serde form; later versions export it, and this goes
-/// when the crate is upgraded. `None` would mean the variant was renamed:
-/// the test `memory_only_reads_answer_from_memory…` then fails. The
-/// variant is read straight from its name (no text format to parse: this
-/// runs for every memory-only read).
-fn block_cache_tier<T: serde::de::DeserializeOwned>() -> Option<T> {
-    use serde::de::IntoDeserializer;
-    let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
-        "BlockCache".into_deserializer();
-    T::deserialize(name).ok()
-}
-
-/// Read options that answer from memory only, or an error if this build
-/// of the crate cannot say so.
+/// Read options that answer from the memtables and the block cache only
+/// (a read that needs a file fails with `Incomplete`).
 fn memory_read_options(mut ro: ReadOptions) -> KvResult<ReadOptions> {
-    let tier = block_cache_tier().ok_or_else(|| {
-        KvError::Engine("this rocksdb crate cannot limit a read to memory".into())
-    })?;
-    ro.set_read_tier(tier);
+    ro.set_read_tier(ReadTier::BlockCache);
     Ok(ro)
 }
 
@@ -114,7 +96,7 @@ impl RocksKv {
         // namespace, and let whole-key bloom filters skip files (and the
         // memtable) that cannot hold a key.
         let mut table = BlockBasedOptions::default();
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES).map_err(engine)?;
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         table.set_block_cache(&cache);
         table.set_bloom_filter(10.0, false);
         table.set_cache_index_and_filter_blocks(true);
@@ -132,6 +114,13 @@ impl RocksKv {
         // files) are compacted soon, not only when a compaction happens by.
         opts.set_blob_gc_force_threshold(0.5);
         opts.set_memtable_prefix_bloom_ratio(0.05);
+        // Reuse old log files (overwriting them) instead of appending to
+        // new ones: an fdatasync then flushes the data alone, with no
+        // inode update for the file's growth (16 KiB + fdatasync on the
+        // test machine's ext4: 146-202 us against 234-315 us appended).
+        // With point-in-time recovery since RocksDB 9 (a recycled file's
+        // old records are told apart by their log number).
+        opts.set_recycle_log_file_num(4);
         let db = OptimisticTransactionDB::open(&opts, dir).map_err(engine)?;
         Ok(Self {
             db,
