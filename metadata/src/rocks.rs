@@ -47,9 +47,9 @@ fn engine(e: rocksdb::Error) -> KvError {
 
 /// Read options that answer from the memtables and the block cache only
 /// (a read that needs a file fails with `Incomplete`).
-fn memory_read_options(mut ro: ReadOptions) -> KvResult<ReadOptions> {
+fn memory_read_options(mut ro: ReadOptions) -> ReadOptions {
     ro.set_read_tier(ReadTier::BlockCache);
-    Ok(ro)
+    ro
 }
 
 /// How a read's engine errors become [`KvError`]s.
@@ -57,11 +57,11 @@ type ErrorMap = fn(rocksdb::Error) -> KvError;
 
 /// `ro`, limited to memory inside [`crate::memory_only`], with the error
 /// mapping that goes with it.
-fn read_options_for(ro: ReadOptions) -> KvResult<(ReadOptions, ErrorMap)> {
+fn read_options_for(ro: ReadOptions) -> (ReadOptions, ErrorMap) {
     if crate::reads_from_memory_only() {
-        Ok((memory_read_options(ro)?, memory_error))
+        (memory_read_options(ro), memory_error)
     } else {
-        Ok((ro, engine))
+        (ro, engine)
     }
 }
 
@@ -220,12 +220,12 @@ impl MetaKv for RocksKv {
         if !crate::reads_from_memory_only() {
             return self.db.get(key).map_err(engine);
         }
-        let ro = memory_read_options(ReadOptions::default())?;
+        let ro = memory_read_options(ReadOptions::default());
         self.db.get_opt(key, &ro).map_err(memory_error)
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
-        let (ro, error) = read_options_for(bounded(end))?;
+        let (ro, error) = read_options_for(bounded(end));
         let mut it = self.db.raw_iterator_opt(ro);
         it.seek(start);
         collect(it, limit, error)
@@ -256,7 +256,7 @@ impl Txn for RocksTxn<'_> {
         if !crate::reads_from_memory_only() {
             return self.txn.get_for_update(key, true).map_err(engine);
         }
-        let ro = memory_read_options(ReadOptions::default())?;
+        let ro = memory_read_options(ReadOptions::default());
         self.txn
             .get_for_update_opt(key, true, &ro)
             .map_err(memory_error)
@@ -271,7 +271,7 @@ impl Txn for RocksTxn<'_> {
     }
 
     fn scan(&mut self, start: &[u8], end: &[u8], limit: usize) -> KvResult<Vec<KvPair>> {
-        let (ro, error) = read_options_for(bounded(end))?;
+        let (ro, error) = read_options_for(bounded(end));
         let mut it = self.txn.raw_iterator_opt(ro);
         it.seek(start);
         collect(it, limit, error)
