@@ -201,5 +201,55 @@ def percentile(sorted_xs, q):
     return sorted_xs[k]
 
 
+def listening_pids(port):
+    """The processes holding a socket that listens on TCP `port` (any
+    address, IPv4 or IPv6): a server's own process, or all of its worker
+    processes when they share the socket (nginx). Read from /proc, so it
+    sees this network namespace's sockets and needs to be able to read the
+    other processes' fd tables (the harness runs as root in its namespace)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            # local address "HEX_IP:HEX_PORT", state 0A = LISTEN, inode in column 10
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == int(port):
+                inodes.add(f"socket:[{f[9]}]")
+    pids = set()
+    if not inodes:
+        return pids
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    pids.add(int(pid))
+                    break
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_seconds(pids):
+    """User plus system CPU time used so far by every thread of `pids`
+    (processes that have exited count nothing)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # The fields after the command name, which may hold spaces: utime and stime are 14 and 15.
+        f = stat.rsplit(")", 1)[1].split()
+        ticks += int(f[11]) + int(f[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 MiB = 1 << 20
 GiB = 1 << 30

@@ -108,6 +108,9 @@ class NitroFS:
         env = dict(self.env, NITROFS_ACCESS_KEY=ACCESS_KEY, NITROFS_SECRET_KEY=SECRET_KEY)
         return [self.bin, "kv", "--addr", f"127.0.0.1:{self.kv_port}", *args], env
 
+    def server_pids(self):
+        return {self.proc.pid}
+
 
 # -- nfs-ganesha (VFS FSAL) -------------------------------------------------------
 
@@ -437,6 +440,9 @@ class Redis:
         poll(lambda: run([cli, "-p", self.port, "ping"], timeout=5).stdout.strip() == "PONG", 30, "redis", self.proc)
         log(f"Redis pid {self.proc.pid}: port {self.port}")
 
+    def server_pids(self):
+        return {self.proc.pid}
+
 
 # -- Mooncake Store (TCP transfer engine) --------------------------------------------------
 
@@ -473,6 +479,9 @@ class Mooncake:
         ], self.dir / "store.log", env=self.env)
         poll(lambda: tcp_open(self.client_port), 60, "mooncake_client store", self.store)
         log(f"Mooncake master pid {self.master.pid}, store pid {self.store.pid}")
+
+    def server_pids(self):
+        return {self.master.pid, self.store.pid}
 
 
 def remove_tree(path):

@@ -20,13 +20,15 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lib import GiB, MiB, REPO, Procs, Unavailable, find_tool, free_port, log, median, poll, run, tcp_open  # noqa: E402
+from lib import (GiB, MiB, REPO, Procs, Unavailable, cpu_seconds, find_tool, free_port, listening_pids, log,  # noqa: E402
+                 median, poll, run, tcp_open)
 import peers  # noqa: E402
 
 SECTIONS = ("nfs", "s3", "kv", "smallfiles", "meta")
@@ -85,6 +87,9 @@ class Report:
     def __init__(self):
         self.rows, self.order, self.unavailable, self.notes = [], [], {}, []
         self.machine = {}
+        # What each system's server processes spent per repetition of a
+        # workload: label -> system -> [CPU seconds].
+        self.cpu = {}
 
     def row(self, workload, metric, unit, higher_better, cmd, limit=None, ceiling=None):
         for r in self.rows:
@@ -99,6 +104,9 @@ class Report:
 
     def fail(self, row, system, reason):
         row.errors[system] = reason
+
+    def add_cpu(self, label, system, seconds):
+        self.cpu.setdefault(label, {}).setdefault(system, []).append(seconds)
 
 
 def fmt(v, unit):
@@ -188,7 +196,18 @@ def start_peer(report, procs, cls, *args):
     return None
 
 
-def interleave(report, reps, systems, rows_fn, measure, prepare=None):
+def server_pids(target):
+    """The processes serving `target`: whoever listens on an NFS or S3
+    target's port (so a peer's worker processes count too), else the
+    system's own processes (the KV servers)."""
+    if isinstance(target, peers.NfsTarget):
+        return listening_pids(target.nfs_port)
+    if isinstance(target, peers.S3Target):
+        return listening_pids(urllib.parse.urlsplit(target.endpoint).port)
+    return set(target.server_pids()) if hasattr(target, "server_pids") else set()
+
+
+def interleave(report, reps, systems, rows_fn, measure, prepare=None, cpu_label=None, cleanup=None, cpu_work=None):
     """For each repetition, measures every system in turn, the order rotated
     by one each time (A B C, B C A, C A B, ...): no system always runs first,
     right after the previous workload.
@@ -198,7 +217,14 @@ def interleave(report, reps, systems, rows_fn, measure, prepare=None):
     server that leaves its writes to the kernel's writeback would otherwise
     have them land in the next system's timed run (the first NitroFS
     repetition of the S3 small-file phase, right after ganesha's NFS one,
-    ran 35-40% below its next two)."""
+    ran 35-40% below its next two).
+
+    The CPU time the system's server processes spend during each
+    measurement is recorded under `cpu_label` (all of the measurement's
+    phases: they run in one go), divided by `cpu_work(name)` if given (when
+    the systems do different amounts of work); `cleanup(name, target, rep)`, if given,
+    runs after it is taken (housekeeping the harness imposes, such as
+    SeaweedFS's vacuum, is not the workload's cost)."""
     present = [(name, target) for name, target in systems if target is not None]
     for rep in range(reps):
         turn = rep % len(present) if present else 0
@@ -207,8 +233,16 @@ def interleave(report, reps, systems, rows_fn, measure, prepare=None):
                 if prepare:
                     prepare(name, target, rep)
                 os.sync()
-                for (row, value) in measure(name, target, rep):
+                pids = server_pids(target) if cpu_label else set()
+                cpu0 = cpu_seconds(pids)
+                results = measure(name, target, rep)
+                if pids:
+                    work = cpu_work(name) if cpu_work else 1
+                    report.add_cpu(cpu_label, name, (cpu_seconds(pids) - cpu0) / work)
+                for (row, value) in results:
                     report.add(row, name, value)
+                if cleanup:
+                    cleanup(name, target, rep)
             except Exception as e:  # noqa: BLE001 - recorded in the table
                 log(f"{name} rep {rep}: {type(e).__name__}: {e}")
                 for row in rows_fn():
@@ -230,7 +264,7 @@ def checkpoint_nfs(report, sizes, reps, nitro, ganesha, base):
         log(f"checkpoint NFS {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
         return [(rw, r["write"]), (rr, r["read"])]
 
-    interleave(report, reps, systems, lambda: [rw, rr], measure)
+    interleave(report, reps, systems, lambda: [rw, rr], measure, cpu_label=f"checkpoint NFS: {rw.metric}, then {rr.metric}")
 
 
 def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, null, base):
@@ -269,11 +303,14 @@ def checkpoint_s3(report, sizes, reps, nitro, seaweed, rclone, null, base):
         def measure(name, target, rep, workload=workload, rw=rw, rr=rr, mod=mod):
             r = mod.checkpoint(target, w, s, f"r{rep}")
             log(f"{workload} {name} rep {rep}: write {r['write'] / MiB:.0f} MiB/s read {r['read'] / MiB:.0f} MiB/s")
-            if name == "SeaweedFS":
-                seaweed.reclaim(w * s)
             return [(rw, r["write"]), (rr, r["read"])]
 
-        interleave(report, reps, systems, lambda rw=rw, rr=rr: [rw, rr], measure, prepare)
+        def cleanup(name, target, rep):
+            if name == "SeaweedFS":
+                seaweed.reclaim(w * s)
+
+        interleave(report, reps, systems, lambda rw=rw, rr=rr: [rw, rr], measure, prepare,
+                   cpu_label=f"{workload}: {rw.metric}, then {rr.metric}", cleanup=cleanup)
 
 
 def checkpoint_native(report, sizes, reps, nitro, base):
@@ -367,7 +404,11 @@ def kvcache(report, sizes, reps, nitro, redis, mooncake, base):
                 out.append((r_bw, r["gib_s"] * GiB))
             return out
 
-        interleave(report, reps, systems, lambda rows=rows: rows, measure)
+        interleave(report, reps, systems, lambda rows=rows: rows, measure,
+                   cpu_label=f"KVCache {name}: per 1,000 keys",
+                   # Mooncake's one run is both its throughput and its latency sample.
+                   cpu_work=lambda sysname, count=count, batch=batch: (
+                       count if sysname == "Mooncake Store" else count + max(10, count // 2)) * batch / 1000)
 
 
 ASYNC_NOTE = (f"; NitroFS here: volume /{peers.ASYNC_BUCKET}, exported with async_metadata = true "
@@ -421,7 +462,8 @@ def small_files(report, sizes, reps, nitro, ganesha, seaweed, rclone):
             log(f"small files {proto} {name} rep {rep}: " + " ".join(f"{k} {v:.0f}/s" for k, v in r.items()))
             return [(rows[ph], r[ph]) for ph in rows]
 
-        interleave(report, reps, systems, lambda rows=rows: list(rows.values()), measure)
+        interleave(report, reps, systems, lambda rows=rows: list(rows.values()), measure,
+                   cpu_label=f"small files {proto}: {n}×16 KiB created, stat, read and listed")
         if proto == "NFS":
             split_async(report, rows.values(), "nfs-ganesha")
 
@@ -472,7 +514,8 @@ def metadata(report, sizes, reps, nitro, ganesha):
             log(f"metadata {name} @ {files} rep {rep}: " + " ".join(f"{k} {v:.0f}" for k, v in r.items()))
             return [(rows[k], r[k]) for k in rows]
 
-        interleave(report, reps, systems, lambda rows=rows: list(rows.values()), measure)
+        interleave(report, reps, systems, lambda rows=rows: list(rows.values()), measure,
+                   cpu_label=f"metadata: {sizes.meta_samples} LOOKUPs and GETATTRs @ {label}")
         if nitro is not None and have.get("NitroFS") == files:
             r_snap = report.row("metadata", f"snapshot create @ {label}", "ms", False,
                                 "PUT /v1/volumes/bench/snapshots/NAME on the admin API (nitrofs admin snapshot create), then DELETE")
@@ -554,6 +597,7 @@ def render(report, args, sizes, started, elapsed):
                 rtxt = f"**{rtxt}**"
             lines.append(f"| {row.workload} | {row.metric} | {n_txt} | {p} | {fmt(p_med, row.unit)} | {rtxt} | {lim} | {cref} |")
     lines.append("")
+    lines.extend(render_cpu(report))
     lines.append("## Commands")
     lines.append("")
     for i, c in enumerate(cmds):
@@ -574,6 +618,38 @@ def render(report, args, sizes, started, elapsed):
             lines.append(f"{row.workload} | {row.metric} | {s}: " + ", ".join(f"{x:.6g}" for x in v))
     lines.append("```")
     return "\n".join(lines) + "\n"
+
+
+def num(v):
+    """Three significant digits, without exponents."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def render_cpu(report):
+    """The server CPU table: what each system's server processes spent on
+    the same work, median of the repetitions."""
+    if not report.cpu:
+        return []
+    lines = ["## Server CPU", "",
+             "User plus system CPU time of each system's server processes (whoever listens on its NFS or S3 "
+             "port, the KV servers' own processes) while the workload ran, all its phases, median of the "
+             "repetitions; the clients' CPU is not in it. On a machine whose cores the clients share, what a "
+             "server spends is what its clients do not get. NitroFS's includes its background work (log "
+             "syncs, RocksDB flushes and compactions), also what earlier workloads left behind. "
+             "**< 1 means NitroFS spent less.**", "",
+             "| work | system | server CPU | NitroFS ÷ system | runs |", "|---|---|---|---|---|"]
+    for label, by_system in report.cpu.items():
+        mine = median(by_system.get("NitroFS", []))
+        unit = "ms" if "per 1,000 keys" in label else "s"
+        scale = 1e3 if unit == "ms" else 1.0
+        for system in sorted(by_system, key=lambda x: x != "NitroFS"):
+            vals = by_system[system]
+            med = median(vals)
+            ratio = f"{mine / med:.2f}" if system != "NitroFS" and mine and med else "–"
+            runs = ", ".join(num(scale * v) for v in vals)
+            lines.append(f"| {label} | {system} | {num(scale * med)} {unit} | {ratio} | {runs} |")
+    lines.append("")
+    return lines
 
 
 PEERS_FOR = {
