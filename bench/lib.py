@@ -237,9 +237,10 @@ def listening_pids(port):
 
 
 def cpu_seconds(pids):
-    """User plus system CPU time used so far by every thread of `pids`
-    (processes that have exited count nothing)."""
-    ticks = 0
+    """User plus system CPU time used so far by every thread of each of
+    `pids`, by pid (a process that has exited, or cannot be read, is left
+    out). The kernel counts it in clock ticks (10 ms here)."""
+    out = {}
     for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -247,8 +248,15 @@ def cpu_seconds(pids):
             continue
         # The fields after the command name, which may hold spaces: utime and stime are 14 and 15.
         f = stat.rsplit(")", 1)[1].split()
-        ticks += int(f[11]) + int(f[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        out[pid] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_spent(before, after):
+    """CPU seconds spent between two `cpu_seconds` samples by the
+    processes present in both (one that exited in between counts nothing
+    rather than a negative amount)."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 MiB = 1 << 20
