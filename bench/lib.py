@@ -259,5 +259,34 @@ def cpu_spent(before, after):
     return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
+def block_device(path):
+    """The name of the block device (or partition) holding `path`, as
+    /proc/diskstats names it; None if it has none (tmpfs, overlay)."""
+    try:
+        dev = os.stat(path).st_dev
+        uevent = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/uevent").read_text()
+    except OSError:
+        return None
+    for line in uevent.splitlines():
+        if line.startswith("DEVNAME="):
+            return line.split("=", 1)[1]
+    return None
+
+
+def disk_bytes(dev):
+    """(bytes read, bytes written) so far on block device `dev`, all
+    processes and the kernel's writeback together; None if not found."""
+    try:
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        # major minor name reads merged sectors_read ms writes merged sectors_written ...
+        if len(f) > 9 and f[2] == dev:
+            return int(f[5]) * 512, int(f[9]) * 512
+    return None
+
+
 MiB = 1 << 20
 GiB = 1 << 30

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lib import (GiB, MiB, REPO, Procs, Unavailable, cpu_seconds, cpu_spent, find_tool, free_port, listening_pids, log,  # noqa: E402
+from lib import (GiB, MiB, REPO, Procs, Unavailable, block_device, cpu_seconds, cpu_spent, disk_bytes, find_tool, free_port, listening_pids, log,  # noqa: E402
                  median, poll, run, tcp_open)
 import peers  # noqa: E402
 
@@ -91,6 +91,11 @@ class Report:
         # What each system's server processes spent per repetition of a
         # workload: label -> system -> [CPU seconds].
         self.cpu = {}
+        # The block device the servers' data is on (None: not sampled), and
+        # what was read from and written to it in the same windows: label ->
+        # system -> [(bytes read, bytes written)].
+        self.disk = None
+        self.io = {}
 
     def row(self, workload, metric, unit, higher_better, cmd, limit=None, ceiling=None):
         for r in self.rows:
@@ -108,6 +113,9 @@ class Report:
 
     def add_cpu(self, label, system, seconds):
         self.cpu.setdefault(label, {}).setdefault(system, []).append(seconds)
+
+    def add_io(self, label, system, read, written):
+        self.io.setdefault(label, {}).setdefault(system, []).append((read, written))
 
 
 def fmt(v, unit):
@@ -236,11 +244,19 @@ def interleave(report, reps, systems, rows_fn, measure, prepare=None, cpu_label=
                     prepare(name, target, rep)
                 os.sync()
                 pids, cpu0 = sample_cpu(target) if cpu_label else (set(), {})
+                io0 = disk_bytes(report.disk) if cpu_label and report.disk else None
                 try:
                     results = measure(name, target, rep)
                     if pids:
                         spent = cpu_spent(cpu0, sample_cpu(target, pids)[1])
                         report.add_cpu(cpu_label, name, spent / (cpu_work(name) if cpu_work else 1))
+                    if io0:
+                        # What the system left in the page cache is its writing too (the next
+                        # measurement's sync would write it out anyway); the sync is untimed.
+                        os.sync()
+                        io1 = disk_bytes(report.disk)
+                        if io1:
+                            report.add_io(cpu_label, name, io1[0] - io0[0], io1[1] - io0[1])
                 finally:
                     if cleanup:
                         try:
@@ -681,8 +697,11 @@ def render_cpu(report):
              "unmeasured loads of the key space before a get or prefix_match run included. The kernel "
              "counts in 10 ms ticks. **Peer ÷ NitroFS: > 1 means NitroFS spent less**, as > 1 means ahead "
              "in the main table; a peer's figure is also set against each NitroFS variant measured beside "
-             "it (the `async_metadata` export).", "",
-             "| work | system | server CPU | peer ÷ NitroFS | runs |", "|---|---|---|---|---|"]
+             f"it (the `async_metadata` export). Disk read / written: what the data disk (`{report.disk}`) read "
+             "and wrote in the same window, whoever did it, followed by a sync that writes out what the "
+             "system left in the page cache (median MiB; reads near 0 mean the data came from memory).", "",
+             "| work | system | server CPU | peer ÷ NitroFS | runs | disk read / written |",
+             "|---|---|---|---|---|---|"]
     for label, by_system in report.cpu.items():
         unit = "ms" if "per 1,000 keys" in label else "s"
         scale = 1e3 if unit == "ms" else 1.0
@@ -698,7 +717,10 @@ def render_cpu(report):
                 ratio = f"{med / mine:.2f}" if mine else "–"
                 ratio += "".join(f"; {med / v:.2f} against {name}" for name, v in variants if v)
             runs = ", ".join(num(scale * v) for v in vals)
-            lines.append(f"| {label} | {system} | {num(scale * med)} {unit} | {ratio} | {runs} |")
+            io = report.io.get(label, {}).get(system)
+            disk = (f"{num(median([r for r, _ in io]) / MiB)} / {num(median([w for _, w in io]) / MiB)} MiB"
+                    if io else "–")
+            lines.append(f"| {label} | {system} | {num(scale * med)} {unit} | {ratio} | {runs} | {disk} |")
     lines.append("")
     return lines
 
@@ -789,6 +811,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="nitrobench-", dir=args.workdir))
     log(f"work dir {work}")
     report = Report()
+    report.disk = block_device(work)
     procs = Procs()
     try:
         machine_info(report, work, args.binary)
