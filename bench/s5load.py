@@ -45,6 +45,24 @@ def keys(writers, tag):
     return [f"ckpt5/{tag}-w{i}.bin" for i in range(writers)]
 
 
+def _warm(paths, size):
+    """Fills `paths` with `size` bytes each and removes them, untimed, right
+    before the download writes as much into /dev/shm: the download then gets
+    memory this guest has just used. Otherwise it may get pages the VM's
+    host took back while they were free (free page reporting), and faulting
+    those in cost s5cmd itself most of a core: `perf record -a` of an
+    `--only s3` run put 43.5% of s5cmd's samples in the copy into shmem
+    pages during a slow repetition (498 MiB/s, the server at 17% of the
+    samples) and too few to rank in a fast one (916 MiB/s). Which system's
+    repetition caught that was chance; the client's memory is not part of
+    what is measured."""
+    zeros = bytes(BLOCK)
+    for p in paths:
+        write_sized(p, size, zeros)
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
 def checkpoint(target, writers, size, tag, part_mib=16, concurrency=4, timeout=1800):
     """`writers` objects of `size` bytes up, then down. Returns bytes/s of each phase."""
     src = SHM / f"nitrobench-s5-src-{os.getpid()}.bin"
@@ -54,6 +72,7 @@ def checkpoint(target, writers, size, tag, part_mib=16, concurrency=4, timeout=1
     try:
         write_sized(src, size, os.urandom(BLOCK))
         up = _timed_run(target, [f"cp {flags} {src} {k}" for k in urls], writers, timeout)
+        _warm(dsts, size)
         down = _timed_run(target, [f"cp {flags} {k} {d}" for k, d in zip(urls, dsts)], writers, timeout)
         for d in dsts:
             got = d.stat().st_size
